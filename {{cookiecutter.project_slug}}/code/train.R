@@ -1,0 +1,36 @@
+#!/usr/bin/env Rscript
+# Training script: SageMaker runs it as `train.R --maxdepth 5 --cp 0.01` (see entrypoint.R), with
+# the job's settings in SM_* environment variables, as aws/sagemaker-training-toolkit sets them:
+#   SM_HPS              the hyperparameters as JSON (typed: numbers, booleans, strings, lists)
+#   SM_CHANNEL_<NAME>   the directory of each input channel, e.g. SM_CHANNEL_TRAIN
+#   SM_MODEL_DIR        where to save the model (SageMaker uploads it as model.tar.gz)
+#   SM_CHECKPOINT_DIR   checkpoints kept across Spot interruptions
+# The files in this folder are copied to SM_MODEL_DIR/code after training, so the model is served
+# by the deploy.R it was trained with.
+library(rpart)
+
+hyperparameters <- jsonlite::fromJSON(Sys.getenv("SM_HPS", "{}"))
+setting <- function(name, default) if (is.null(hyperparameters[[name]])) default else hyperparameters[[name]]
+
+train_dir <- Sys.getenv("SM_CHANNEL_TRAIN")
+model_dir <- Sys.getenv("SM_MODEL_DIR")
+target <- setting("target", "Species")
+
+files <- list.files(train_dir, pattern = "\\.csv$", full.names = TRUE)
+if (length(files) == 0) stop("no .csv files in the train channel (", train_dir, ")")
+data <- do.call(rbind, lapply(files, utils::read.csv, stringsAsFactors = TRUE))
+if (!target %in% names(data)) stop("target column '", target, "' is not in the training data")
+features <- setdiff(names(data), target)
+data[[target]] <- as.factor(data[[target]])
+
+fit <- rpart(
+  stats::reformulate(features, response = target),
+  data = data,
+  method = "class",
+  control = rpart.control(maxdepth = setting("maxdepth", 5), cp = setting("cp", 0.01), minsplit = setting("minsplit", 10))
+)
+accuracy <- mean(predict(fit, data, type = "class") == data[[target]])
+cat(sprintf("train_accuracy=%.4f;\n", accuracy))
+
+saveRDS(list(fit = fit, features = features, target = target), file.path(model_dir, "model.rds"))
+cat("Model saved to", file.path(model_dir, "model.rds"), "\n")

@@ -1,0 +1,128 @@
+#!/usr/bin/env bash
+# The image's entry point. SageMaker runs `docker run IMAGE train` or `docker run IMAGE serve`.
+#
+# train: runs `entrypoint.R train` in its own process group. R installs no SIGTERM handler, so a
+#        stopped job would die without cleanup (or, as PID 1, ignore the signal until SIGKILL).
+#        SIGTERM is turned into SIGINT for the group: R raises an interrupt, the user's on.exit /
+#        tryCatch(interrupt = ) code can save a checkpoint, and the job ends within seconds.
+# serve: N R workers (entrypoint.R serve) on unix sockets behind nginx, which owns the port,
+#        answers /ping itself (so a busy worker cannot make a health check time out), enforces the
+#        payload limit and the request timeout, and keeps TCP_NODELAY on client connections.
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+entrypoint="$here/entrypoint.R"
+log() { echo "run.sh: $*" >&2; }
+
+usage() {
+  echo "usage: run.sh train | serve" >&2
+  echo "  train  run the training job described under /opt/ml/input" >&2
+  echo "  serve  serve /opt/ml/model on port \${SAGEMAKER_BIND_TO_PORT:-8080}" >&2
+  exit 2
+}
+
+# Wait for a child, re-waiting when a trapped signal interrupts `wait`; return its exit status.
+wait_for() {
+  local pid=$1 status=0
+  while true; do
+    wait "$pid" && status=0 || status=$?
+    kill -0 "$pid" 2>/dev/null || return "$status"
+  done
+}
+
+train() {
+  setsid Rscript "$entrypoint" train &
+  local child=$!
+  trap 'log "SIGTERM: interrupting training (R sees an interrupt)"; kill -INT -- "-$child" 2>/dev/null || true' TERM INT
+  local status=0
+  wait_for "$child" || status=$?
+  exit "$status"
+}
+
+serve_settings() {
+  port=${SAGEMAKER_BIND_TO_PORT:-8080}
+  workers=${SAGEMAKER_MODEL_SERVER_WORKERS:-$(nproc)}
+  timeout=${SAGEMAKER_MODEL_SERVER_TIMEOUT:-60}
+  max_mb=6
+  if [[ ${SAGEMAKER_BATCH:-} == true && -n ${SAGEMAKER_MAX_PAYLOAD_IN_MB:-} ]]; then
+    max_mb=$SAGEMAKER_MAX_PAYLOAD_IN_MB
+  fi
+  for setting in port workers timeout max_mb; do
+    if ! [[ ${!setting} =~ ^[1-9][0-9]*$ ]]; then
+      log "invalid $setting '${!setting}': expected a positive whole number"
+      exit 2
+    fi
+  done
+  rundir=${SAGEMAKER_SERVE_DIR:-/tmp/sagemaker-serve}
+  export SAGEMAKER_MODEL_SERVER_WORKERS=$workers
+}
+
+write_nginx_conf() {
+  local servers="" i
+  for ((i = 1; i <= workers; i++)); do
+    servers+="    server unix:$rundir/worker-$i.sock max_fails=1 fail_timeout=1s;"$'\n'
+  done
+  sed -e "s|@RUNDIR@|$rundir|g" -e "s|@PORT@|$port|g" -e "s|@TIMEOUT@|$timeout|g" \
+    -e "s|@MAX_MB@|$max_mb|g" "$here/sagemaker/nginx.conf.template" |
+    awk -v servers="$servers" '{ if ($0 ~ /@SERVERS@/) printf "%s", servers; else print }' \
+      >"$rundir/nginx.conf"
+}
+
+# One worker slot: start the worker, restart it if it dies after it was ready. A worker that dies
+# before it is ready could not load the model: that ends the container with its status.
+worker_slot() {
+  local i=$1 pid=0 status
+  trap 'kill -TERM "$pid" 2>/dev/null; exit 0' TERM
+  while true; do
+    rm -f "$rundir/worker-$i.ready" "$rundir/worker-$i.sock"
+    Rscript "$entrypoint" serve --socket "$rundir/worker-$i.sock" \
+      --ready "$rundir/worker-$i.ready" --ready "$rundir/ready" &
+    pid=$!
+    status=0
+    wait "$pid" || status=$?
+    if [[ ! -e $rundir/worker-$i.ready ]]; then
+      log "worker $i (pid $pid) exited with status $status before it was ready"
+      exit $((status == 0 ? 1 : status))
+    fi
+    log "worker $i (pid $pid) exited with status $status; restarting it"
+  done
+}
+
+serve() {
+  serve_settings
+  rm -rf "$rundir"
+  mkdir -p "$rundir"
+  write_nginx_conf
+  local slots=() i
+  for ((i = 1; i <= workers; i++)); do
+    worker_slot "$i" &
+    slots+=("$!")
+  done
+  nginx -c "$rundir/nginx.conf" &
+  local nginx_pid=$!
+  log "serving on port $port: nginx (pid $nginx_pid) in front of $workers R worker(s), timeout ${timeout}s, max payload ${max_mb} MB"
+
+  stopping=0
+  # SIGTERM: nginx stops accepting and finishes the requests in flight (SIGQUIT), then the workers go.
+  trap 'stopping=1; log "SIGTERM: draining requests in flight"; kill -QUIT "$nginx_pid" 2>/dev/null || true' TERM INT
+  local status=0
+  wait -n "$nginx_pid" "${slots[@]}" || status=$?
+  while [[ $stopping == 1 ]] && kill -0 "$nginx_pid" 2>/dev/null; do
+    wait "$nginx_pid" || true
+  done
+  kill -TERM "${slots[@]}" 2>/dev/null || true
+  wait "${slots[@]}" 2>/dev/null || true
+  if [[ $stopping == 1 ]]; then
+    log "stopped"
+    exit 0
+  fi
+  kill -QUIT "$nginx_pid" 2>/dev/null || true
+  log "a server process exited (status $status); stopping"
+  exit $((status == 0 ? 1 : status))
+}
+
+case "${1:-}" in
+  train) train ;;
+  serve) serve ;;
+  *) usage ;;
+esac

@@ -1,0 +1,28 @@
+# Errors that end a job, and the file SageMaker reads their reason from.
+#
+# A job fails with a classed condition (kind + message). The reason written to /opt/ml/output/failure
+# starts with the kind and the message, because SageMaker keeps only its first 1024 characters as the
+# job's FailureReason.
+
+sagemaker_error <- function(kind, message) {
+  structure(
+    class = c(kind, "sagemaker_error", "error", "condition"),
+    list(message = message, call = NULL)
+  )
+}
+
+# Stop the job with a reason, e.g. fail("MissingChannel", "channel 'train' has no directory").
+fail <- function(kind, ...) {
+  stop(sagemaker_error(kind, paste0(...)))
+}
+
+failure_reason <- function(condition) {
+  kind <- if (inherits(condition, "sagemaker_error")) class(condition)[[1]] else "AlgorithmError"
+  paste0(kind, ": ", conditionMessage(condition))
+}
+
+write_failure <- function(path, reason) {
+  dir.create(dirname(path), recursive = TRUE, showWarnings = FALSE)
+  writeLines(enc2utf8(reason), path, useBytes = TRUE)
+  message("Failure reason written to ", path, ":\n", reason)
+}

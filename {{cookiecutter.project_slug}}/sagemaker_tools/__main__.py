@@ -1,0 +1,25 @@
+"""Command line: python -m sagemaker_tools COMMAND (the Makefile's targets call these)."""
+
+import argparse
+import importlib
+import sys
+
+# Each module adds its commands with register(subparsers); a command's handler returns an exit code.
+MODULES = ("local", "ecr", "remote", "bench")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m sagemaker_tools", description=__doc__)
+    subparsers = parser.add_subparsers(dest="command", required=True)
+    for name in MODULES:
+        importlib.import_module(f"sagemaker_tools.{name}").register(subparsers)
+    args = parser.parse_args(argv)
+    try:
+        return args.handler(args) or 0
+    except KeyboardInterrupt:
+        print("Interrupted.", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,64 @@
+"""Shared fixtures of the contract tests: the container engine and the images under test.
+
+The images come from the environment (`make test` sets TRAINING_IMAGE and PROCESSING_IMAGE from
+the Makefile); build them first with `make build`. Without a container engine the tests that need
+one are skipped with the reason on a laptop, and fail under CI=true, where nothing may be skipped.
+"""
+
+import os
+import shutil
+from pathlib import Path
+
+import docker
+import pytest
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def unavailable(reason):
+    """Skip on a laptop; fail in CI, where every test must run."""
+    if IN_CI:
+        pytest.fail(f"{reason} (CI=true: nothing may be skipped)")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def docker_client():
+    try:
+        client = docker.from_env(timeout=300)
+        client.ping()
+    except Exception as error:  # noqa: BLE001 - any failure means "no engine"
+        unavailable(f"no container engine reachable through DOCKER_HOST: {error}")
+    yield client
+    client.close()
+
+
+def _image(docker_client, variable):
+    ref = os.environ.get(variable)
+    if not ref:
+        unavailable(f"{variable} is not set: run the tests through `make test`")
+    try:
+        docker_client.images.get(ref)
+    except docker.errors.ImageNotFound:
+        unavailable(f"{variable}={ref} is not built: run `make build` first")
+    return ref
+
+
+@pytest.fixture(scope="session")
+def training_image(docker_client):
+    return _image(docker_client, "TRAINING_IMAGE")
+
+
+@pytest.fixture(scope="session")
+def processing_image(docker_client):
+    return _image(docker_client, "PROCESSING_IMAGE")
+
+
+@pytest.fixture(scope="session")
+def rscript():
+    """Rscript on the host, for the fast tests of the R plumbing against a temporary /opt/ml."""
+    path = shutil.which("Rscript")
+    if not path:
+        unavailable("Rscript is not installed on this machine (apt-get install r-base-core r-cran-jsonlite)")
+    return path
