@@ -2,7 +2,7 @@
 
 Deterministic and offline (no git init, no timestamps, no network), so `cruft update` can re-run it.
 Make targets and workflow jobs of an image that was not chosen are left out by the templates
-themselves ({% if %} blocks); this removes the files.
+themselves (Jinja if-blocks); this removes the files.
 """
 
 import json

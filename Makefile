@@ -1,0 +1,39 @@
+# r-sagemaker: the cookiecutter template. `make` lists the targets.
+.DEFAULT_GOAL := help
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+
+VENV := .venv
+PYTHON := $(VENV)/bin/python
+PYTEST_ARGS ?=
+
+.PHONY: help
+help: ## Show this help
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-8s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+.PHONY: setup
+setup: $(VENV)/.installed ## Install the host packages (Debian) and the Python environment
+	@bash scripts/host-packages.sh
+
+$(VENV)/.installed: pyproject.toml
+	@echo "==> Creating $(VENV) with the suite's pinned dependencies"
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet -e .
+	@touch $@
+
+.PHONY: test
+test: setup ## Run the template's suite: bake, lint, build and run the images (PYTEST_ARGS=...)
+	bash scripts/engine.sh run $(PYTHON) -m pytest $(PYTEST_ARGS)
+
+.PHONY: lint
+lint: setup ## Lint the template's own files (hooks, tests, scripts, workflows)
+	$(VENV)/bin/ruff check hooks tests
+	$(VENV)/bin/ruff format --check hooks tests
+	$(VENV)/bin/shellcheck scripts/*.sh .ci/run
+	$(VENV)/bin/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
+	$(VENV)/bin/zizmor --offline --min-severity low .github/workflows
+
+.PHONY: demo
+demo: setup ## Bake the default project into build/demo and run it: build, process, train, serve, predict
+	bash scripts/engine.sh run bash scripts/demo.sh

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Install the Debian packages the template's suite and demo need on this machine (as root, or
+# through sudo): podman (the container engine when no Docker engine runs), debootstrap (the
+# stand-in base image), R with the packages the host-side R tests use, docker-registry (push
+# tests), wrk (benchmark). Skips apt entirely when everything is already installed.
+#   usage: scripts/host-packages.sh
+set -euo pipefail
+
+# netavark aardvark-dns iptables catatonit uidmap: podman's networking (-p) and init, pulled in
+# only as Recommends otherwise.
+PACKAGES="podman runc netavark aardvark-dns iptables catatonit uidmap debootstrap
+  r-base-core r-cran-jsonlite r-cran-httpuv r-cran-rpart r-cran-lintr r-cran-plumber
+  docker-registry wrk make git python3-venv curl ca-certificates"
+
+log() { printf '==> %s\n' "$*" >&2; }
+
+read -r -d '' -a packages <<<"$PACKAGES" || true # split on blanks and newlines
+# The docker CLI: Debian ships it only in docker.io (with dockerd, which is not started).
+command -v docker >/dev/null 2>&1 || packages+=(docker.io)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if ((${#missing[@]} == 0)); then
+  log "host packages already installed (${#packages[@]})"
+  exit 0
+fi
+SUDO=()
+if [[ $(id -u) -ne 0 ]]; then
+  command -v sudo >/dev/null 2>&1 || { echo "host-packages.sh: need root (or sudo) for apt-get" >&2; exit 1; }
+  SUDO=(sudo)
+fi
+log "apt-get update"
+"${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
+log "apt-get install ${missing[*]}"
+"${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+  "${missing[@]}" >/dev/null
+log "host packages installed"

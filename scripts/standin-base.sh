@@ -1,0 +1,157 @@
+#!/usr/bin/env bash
+# Build a stand-in for the r-base image where Docker Hub is out of reach:
+# a debootstrapped Debian bookworm with R from Debian (r-base-core).
+#
+#   scripts/standin-base.sh [IMAGE]     (default: localhost/r-sagemaker-standin:bookworm)
+#
+# Does nothing when IMAGE already exists in the engine (STANDIN_REBUILD=1 forces
+# a rebuild). The debootstrap root filesystem is cached in
+# $ENGINE_STATE_DIR/standin-rootfs.tar, so a rebuild skips debootstrap.
+# Needs root (debootstrap). Uses scripts/engine.sh for the engine.
+set -euo pipefail
+
+IMAGE=${1:-localhost/r-sagemaker-standin:bookworm}
+ROOTFS_IMAGE=${STANDIN_ROOTFS_IMAGE:-localhost/r-sagemaker-standin-rootfs:bookworm}
+SUITE=bookworm
+
+SCRIPT_DIR=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)
+REPO_ROOT=$(git -C "$SCRIPT_DIR" rev-parse --show-toplevel 2>/dev/null || dirname -- "$SCRIPT_DIR")
+export ENGINE_STATE_DIR=${ENGINE_STATE_DIR:-$REPO_ROOT/.engine}
+mkdir -p -- "$ENGINE_STATE_DIR"
+ENGINE_STATE_DIR=$(cd -- "$ENGINE_STATE_DIR" && pwd)
+ROOTFS_TAR=$ENGINE_STATE_DIR/standin-rootfs.tar
+
+log() { printf '==> %s\n' "$*" >&2; }
+die() { printf 'standin-base.sh: error: %s\n' "$*" >&2; exit 1; }
+
+START=$SECONDS
+elapsed() { printf '%ss' "$((SECONDS - START))"; }
+
+# --- engine -------------------------------------------------------------------
+# engine.sh ensure prints the export lines for podman (nothing for a real Docker).
+engine_env=$("$SCRIPT_DIR/engine.sh" ensure)
+eval "$engine_env"
+
+if [[ ${STANDIN_REBUILD:-0} != 1 ]] && docker image inspect "$IMAGE" >/dev/null 2>&1; then
+  log "$IMAGE already present; nothing to do (STANDIN_REBUILD=1 rebuilds)"
+  exit 0
+fi
+
+# --- apt sources of the host ------------------------------------------------------
+# Prints the first URI of the host's apt sources for SUITE (deb822 *.sources first,
+# then one-line sources.list files).
+host_mirror_for() {
+  local suite=$1 f
+  shopt -s nullglob
+  for f in /etc/apt/sources.list.d/*.sources; do
+    awk -v suite="$suite" '
+      function flush() { if (is_deb && has_suite && uri != "") { print uri; found = 1; exit } }
+      /^[ \t]*$/ { flush(); is_deb = 0; has_suite = 0; uri = ""; next }
+      /^[ \t]*#/ { next }
+      tolower($1) == "types:"  { for (i = 2; i <= NF; i++) if ($i == "deb") is_deb = 1 }
+      tolower($1) == "uris:"   { uri = $2 }
+      tolower($1) == "suites:" { for (i = 2; i <= NF; i++) if ($i == suite) has_suite = 1 }
+      END { if (!found) flush() }
+    ' "$f"
+  done
+  for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
+    [[ -f $f ]] || continue
+    # deb [options] URI SUITE COMPONENTS...
+    sed -E 's/\[[^]]*\]//' "$f" | awk -v suite="$suite" '$1 == "deb" && $3 == suite { print $2; exit }'
+  done
+  shopt -u nullglob
+}
+
+MIRROR=${STANDIN_MIRROR:-$(host_mirror_for "$SUITE" | head -n 1)}
+MIRROR=${MIRROR:-http://deb.debian.org/debian}
+SECURITY_MIRROR=${STANDIN_SECURITY_MIRROR:-$(host_mirror_for "$SUITE-security" | head -n 1)}
+SECURITY_MIRROR=${SECURITY_MIRROR:-http://deb.debian.org/debian-security}
+
+# --- root filesystem (cached) ---------------------------------------------------------
+build_rootfs() {
+  [[ $(id -u) -eq 0 ]] || die "debootstrap needs root (or provide $ROOTFS_TAR)"
+  if ! command -v debootstrap >/dev/null 2>&1 && [[ ! -x /usr/sbin/debootstrap ]]; then
+    command -v apt-get >/dev/null 2>&1 || die "debootstrap is missing and apt-get is not available"
+    log "installing debootstrap with apt-get"
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends debootstrap >/dev/null
+  fi
+  local keyring_opt=()
+  if [[ -f /usr/share/keyrings/debian-archive-keyring.gpg ]]; then
+    keyring_opt=(--keyring=/usr/share/keyrings/debian-archive-keyring.gpg)
+  fi
+
+  local dir
+  dir=$(mktemp -d "$ENGINE_STATE_DIR/rootfs.XXXXXX")
+  # shellcheck disable=SC2064  # expand $dir now
+  trap "rm -rf -- '$dir' '$ROOTFS_TAR.partial'" EXIT
+
+  log "debootstrap --variant=minbase $SUITE from $MIRROR ($(elapsed); log: $ENGINE_STATE_DIR/debootstrap.log)"
+  if ! PATH=$PATH:/usr/sbin:/sbin debootstrap --variant=minbase "${keyring_opt[@]}" \
+    "$SUITE" "$dir" "$MIRROR" >"$ENGINE_STATE_DIR/debootstrap.log" 2>&1; then
+    tail -n 20 -- "$ENGINE_STATE_DIR/debootstrap.log" >&2
+    die "debootstrap failed"
+  fi
+
+  log "writing apt sources ($SUITE, $SUITE-updates, $SUITE-security) into the rootfs"
+  rm -f -- "$dir/etc/apt/sources.list"
+  cat >"$dir/etc/apt/sources.list.d/debian.sources" <<EOF
+Types: deb
+URIs: $MIRROR
+Suites: $SUITE $SUITE-updates
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+
+Types: deb
+URIs: $SECURITY_MIRROR
+Suites: $SUITE-security
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+EOF
+  # Keep the host's tolerance for a frozen (snapshot) mirror, if it has one.
+  if apt-config dump 2>/dev/null | grep -q '^Acquire::Check-Valid-Until "false"'; then
+    printf 'Acquire::Check-Valid-Until "false";\nAcquire::Check-Date "false";\n' \
+      >"$dir/etc/apt/apt.conf.d/99standin-snapshot"
+  fi
+  # The engine provides these at run time.
+  : >"$dir/etc/resolv.conf"
+  : >"$dir/etc/hostname"
+  rm -rf -- "$dir"/var/cache/apt/archives/*.deb "$dir"/var/lib/apt/lists/* "$dir"/tmp/*
+
+  log "packing rootfs into $ROOTFS_TAR ($(elapsed))"
+  tar --numeric-owner --xattrs -C "$dir" -cf "$ROOTFS_TAR.partial" .
+  mv -f -- "$ROOTFS_TAR.partial" "$ROOTFS_TAR"
+  rm -rf -- "$dir"
+  trap - EXIT
+}
+
+if [[ -f $ROOTFS_TAR ]]; then
+  log "using cached rootfs $ROOTFS_TAR"
+else
+  build_rootfs
+fi
+
+log "importing rootfs as $ROOTFS_IMAGE ($(elapsed))"
+docker import - "$ROOTFS_IMAGE" <"$ROOTFS_TAR" >/dev/null
+
+# --- R on top -------------------------------------------------------------------
+ctx=$(mktemp -d)
+trap 'rm -rf -- "$ctx"' EXIT
+cat >"$ctx/Dockerfile" <<EOF
+FROM $ROOTFS_IMAGE
+ENV LANG=C.UTF-8
+RUN apt-get update \\
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends r-base-core ca-certificates \\
+ && rm -rf /var/lib/apt/lists/*
+CMD ["R"]
+EOF
+
+log "building $IMAGE (r-base-core from Debian; $(elapsed))"
+build_log=$ENGINE_STATE_DIR/standin-build.log
+if ! docker build -t "$IMAGE" "$ctx" >"$build_log" 2>&1; then
+  tail -n 30 -- "$build_log" >&2
+  die "docker build failed (log: $build_log)"
+fi
+
+size=$(docker image inspect --format '{{.Size}}' "$IMAGE")
+log "built $IMAGE ($((size / 1000000)) MB) in $(elapsed)"

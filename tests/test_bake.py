@@ -1,0 +1,134 @@
+"""Bake every combination of the choice options and check what comes out."""
+
+import json
+import re
+
+import pytest
+
+TEMPLATE_CONFIG = json.loads((__import__("conftest").TEMPLATE / "cookiecutter.json").read_text())
+BASE_IMAGES = TEMPLATE_CONFIG["base_image"]
+IMAGE_CHOICES = TEMPLATE_CONFIG["images"]
+
+# Every file of a bake with both images; the other choices drop the files of the image left out.
+COMMON_FILES = {
+    ".dockerignore",
+    ".gitignore",
+    ".hadolint.yaml",
+    ".lintr",
+    ".shellcheckrc",
+    "Makefile",
+    "README.md",
+    "pyproject.toml",
+    "data/train/iris.csv",
+    "images/install-r-packages.sh",
+    "sagemaker_tools/__init__.py",
+    "sagemaker_tools/__main__.py",
+    "sagemaker_tools/local.py",
+    "sagemaker_tools/ecr.py",
+    "sagemaker_tools/remote.py",
+    "tests/conftest.py",
+}
+PROCESSING_FILES = {
+    "images/processing/Dockerfile",
+    "images/processing/packages.txt",
+    "code/preprocess.R",
+    "tests/test_processing.py",
+}
+TRAINING_FILES = {
+    "images/training/Dockerfile",
+    "images/training/packages.txt",
+    "images/training/run.sh",
+    "images/training/entrypoint.R",
+    "images/training/sagemaker/environment.R",
+    "images/training/sagemaker/errors.R",
+    "images/training/sagemaker/training.R",
+    "images/training/sagemaker/serving.R",
+    "images/training/sagemaker/user_profile.R",
+    "images/training/sagemaker/fetch_code.py",
+    "images/training/sagemaker/nginx.conf.template",
+    "code/train.R",
+    "code/deploy.R",
+    "config/hyperparameters.json",
+    "sagemaker_tools/bench.py",
+}
+
+
+def expected_files(images):
+    files = set(COMMON_FILES)
+    if images in ("both", "processing"):
+        files |= PROCESSING_FILES
+    if images in ("both", "training"):
+        files |= TRAINING_FILES
+    return files
+
+
+def project_files(root):
+    return {str(path.relative_to(root)) for path in root.rglob("*") if path.is_file()}
+
+
+COMBINATIONS = [
+    pytest.param(images, base, id=f"{images}-{base.split('/')[-1]}") for images in IMAGE_CHOICES for base in BASE_IMAGES
+]
+
+
+@pytest.mark.parametrize(("images", "base_image"), COMBINATIONS)
+def test_bake_combination(cookies, images, base_image):
+    result = cookies.bake(extra_context={"images": images, "base_image": base_image})
+    assert result.exit_code == 0, result.exception
+    # pytest-cookies drops unknown keys silently: the answers must show up in the context.
+    assert result.context["images"] == images
+    assert result.context["base_image"] == base_image
+    root = result.project_path
+    assert root.name == "r-on-sagemaker"
+
+    missing = expected_files(images) - project_files(root)
+    assert not missing, f"missing from the bake: {sorted(missing)}"
+    unexpected = {
+        path
+        for path in project_files(root) - expected_files(images)
+        if not path.startswith((".github/", "tests/", "sagemaker_tools/", "bench/", "config/", ".pre-commit", ".cruft"))
+    }
+    assert not unexpected, f"unexpected files: {sorted(unexpected)}"
+    if images == "training":
+        assert not (root / "images/processing").exists()
+    if images == "processing":
+        assert not (root / "images/training").exists()
+
+    makefile = (root / "Makefile").read_text()
+    assert f"BASE_IMAGE ?= {base_image}" in makefile
+    for dockerfile in root.glob("images/*/Dockerfile"):
+        assert f"ARG BASE_IMAGE={base_image}" in dockerfile.read_text()
+    # Make targets of the image left out are gone too.
+    assert ("local-process:" in makefile) == (images != "training")
+    assert ("local-train:" in makefile) == (images != "processing")
+
+
+@pytest.mark.parametrize(("images", "base_image"), COMBINATIONS)
+def test_no_template_syntax_left(cookies, images, base_image):
+    result = cookies.bake(extra_context={"images": images, "base_image": base_image})
+    assert result.exit_code == 0, result.exception
+    leftovers = re.compile(r"cookiecutter\.|\{%|%\}")
+    for path in result.project_path.rglob("*"):
+        if path.is_file() and path.suffix not in {".csv"}:
+            text = path.read_text(errors="replace")
+            found = leftovers.search(text)
+            assert not found, f"{path.relative_to(result.project_path)}: unrendered {found.group()!r}"
+
+
+def test_slug_is_derived_from_the_name(cookies):
+    result = cookies.bake(extra_context={"project_name": "Churn Model_v2"})
+    assert result.exit_code == 0, result.exception
+    assert result.context["project_slug"] == "churn-model-v2"
+    assert result.project_path.name == "churn-model-v2"
+    assert "PROJECT := churn-model-v2" in (result.project_path / "Makefile").read_text()
+
+
+def test_make_images_lists_each_chosen_image(cookies):
+    import subprocess
+
+    for images, expected in [("both", ["processing", "training"]), ("training", ["training"])]:
+        result = cookies.bake(extra_context={"images": images, "project_slug": f"p-{images}"})
+        out = subprocess.run(
+            ["make", "-s", "-C", str(result.project_path), "images", "TAG=t1"], capture_output=True, text=True, check=True
+        ).stdout.split()
+        assert out == [f"{image}=p-{images}-{image}:t1" for image in expected]

@@ -1,0 +1,76 @@
+"""Smoke-build the default bake on the base image and run each image the way SageMaker does."""
+
+import json
+import shutil
+import time
+
+import pytest
+import requests
+
+pytestmark = pytest.mark.slow
+
+
+def test_processing_image_runs_rscript(engine, built_project):
+    _, images = built_project
+    output = engine.containers.run(images["processing"], ["-e", "cat(sum(1:10), R.version$major)"], remove=True)
+    assert output.decode().split()[0] == "55"
+    config = engine.images.get(images["processing"]).attrs["Config"]
+    assert config["Entrypoint"] == ["Rscript"]
+
+
+def test_training_image_trains_then_serves_predictions(engine, built_project, tmp_path):
+    project, images = built_project
+    opt_ml = tmp_path / "opt_ml"
+    (opt_ml / "input/config").mkdir(parents=True)
+    shutil.copytree(project / "data/train", opt_ml / "input/data/train")
+    (opt_ml / "input/config/hyperparameters.json").write_text(json.dumps({"maxdepth": "4"}))
+    (opt_ml / "input/config/inputdataconfig.json").write_text(
+        json.dumps({"train": {"TrainingInputMode": "File", "S3DistributionType": "FullyReplicated"}})
+    )
+    (opt_ml / "input/config/resourceconfig.json").write_text(
+        json.dumps({"current_host": "algo-1", "hosts": ["algo-1"], "network_interface_name": "eth0"})
+    )
+    engine.containers.run(
+        images["training"], ["train"], remove=True, volumes={str(opt_ml): {"bind": "/opt/ml", "mode": "rw"}}
+    )
+    assert (opt_ml / "model/model.rds").is_file()
+    assert (opt_ml / "model/code/deploy.R").is_file()
+
+    container = engine.containers.run(
+        images["training"],
+        ["serve"],
+        detach=True,
+        ports={"8080/tcp": ("127.0.0.1", None)},
+        volumes={str(opt_ml / "model"): {"bind": "/opt/ml/model", "mode": "ro"}},
+    )
+    try:
+        container.reload()
+        port = container.attrs["NetworkSettings"]["Ports"]["8080/tcp"][0]["HostPort"]
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if requests.get(f"{url}/ping", timeout=2).status_code == 200:
+                    break
+            except requests.ConnectionError:
+                pass
+            assert time.monotonic() < deadline, container.logs().decode()
+            time.sleep(0.2)
+        rows = (project / "data/train/iris.csv").read_text().splitlines()[1:]
+        sample = "\n".join(",".join(row.split(",")[:4]) for row in (rows[0], rows[-1]))
+        answer = requests.post(f"{url}/invocations", data=sample, headers={"Content-Type": "text/csv"}, timeout=30)
+        assert answer.status_code == 200, answer.text
+        assert answer.headers["Content-Type"].startswith("text/csv")
+        assert [line.strip('"') for line in answer.text.split()] == ["setosa", "virginica"]
+    finally:
+        container.remove(force=True)
+
+
+def test_generated_contract_suite_passes(built_project):
+    """The bake's own contract tests (`make test`) against the images just built."""
+    from conftest import make
+
+    project, _ = built_project
+    result = make(project, "test")
+    summary = result.stdout.strip().splitlines()[-1]
+    assert " passed" in summary and "skipped" not in summary and "failed" not in summary, result.stdout[-3000:]

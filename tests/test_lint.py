@@ -1,0 +1,24 @@
+"""Each bake passes its own `make lint`: hadolint, shellcheck, R parse + lintr, ruff, workflow checks."""
+
+import pytest
+
+from conftest import bake, make
+
+
+@pytest.mark.parametrize("images", ["both", "training", "processing"])
+def test_generated_project_passes_its_own_lint(tmp_path, images):
+    project = bake(tmp_path, images=images)
+    result = make(project, "lint")
+    for linter in ("hadolint", "shellcheck", "lintr", "ruff", "workflows"):
+        assert f"==> {linter}" in result.stdout
+    assert "==> lint passed" in result.stdout
+
+
+def test_lint_catches_a_bad_dockerfile(tmp_path):
+    """The lint target really fails: a Dockerfile with a floating base tag is refused."""
+    project = bake(tmp_path, images="processing")
+    dockerfile = project / "images/processing/Dockerfile"
+    dockerfile.write_text(dockerfile.read_text() + "\nRUN cd /tmp && apt-get install -y curl\n")
+    result = make(project, "lint", check=False)
+    assert result.returncode != 0
+    assert "DL3003" in result.stdout + result.stderr
