@@ -30,9 +30,11 @@ def test_training_image_trains_then_serves_predictions(engine, built_project, tm
     (opt_ml / "input/config/resourceconfig.json").write_text(
         json.dumps({"current_host": "algo-1", "hosts": ["algo-1"], "network_interface_name": "eth0"})
     )
-    engine.containers.run(
-        images["training"], ["train"], remove=True, volumes={str(opt_ml): {"bind": "/opt/ml", "mode": "rw"}}
-    )
+    # SageMaker mounts input/, model/ and output/ but leaves the image's /opt/ml/code visible.
+    for folder in ("model", "output"):
+        (opt_ml / folder).mkdir()
+    mounts = {str(opt_ml / folder): {"bind": f"/opt/ml/{folder}", "mode": "rw"} for folder in ("input", "model", "output")}
+    engine.containers.run(images["training"], ["train"], remove=True, volumes=mounts)
     assert (opt_ml / "model/model.rds").is_file()
     assert (opt_ml / "model/code/deploy.R").is_file()
 
