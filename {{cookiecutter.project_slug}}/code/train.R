@@ -4,13 +4,27 @@
 #   SM_HPS              the hyperparameters as JSON (typed: numbers, booleans, strings, lists)
 #   SM_CHANNEL_<NAME>   the directory of each input channel, e.g. SM_CHANNEL_TRAIN
 #   SM_MODEL_DIR        where to save the model (SageMaker uploads it as model.tar.gz)
-#   SM_CHECKPOINT_DIR   checkpoints kept across Spot interruptions
+#   SM_CHECKPOINT_DIR   checkpoints kept across Spot interruptions (synced with checkpoint_s3_uri)
+#   SM_HOSTS, SM_CURRENT_HOST, SM_HOST_RANK   the job's hosts, this host, its 0-based rank
+# A stopped job (SIGTERM) reaches this script as an R interrupt: catch it with
+# tryCatch(..., interrupt = function(e) ...) or on.exit() to save a partial model or checkpoint.
 # The files in this folder are copied to SM_MODEL_DIR/code after training, so the model is served
 # by the deploy.R it was trained with.
 library(rpart)
 
 hyperparameters <- jsonlite::fromJSON(Sys.getenv("SM_HPS", "{}"))
 setting <- function(name, default) if (is.null(hyperparameters[[name]])) default else hyperparameters[[name]]
+
+# Checkpoints: a restarted Spot job finds the previous run's files in SM_CHECKPOINT_DIR.
+checkpoint_dir <- Sys.getenv("SM_CHECKPOINT_DIR")
+checkpoint_file <- file.path(checkpoint_dir, "checkpoint.rds")
+checkpoint <- if (file.exists(checkpoint_file)) readRDS(checkpoint_file) else list(runs = 0L)
+if (checkpoint$runs > 0) {
+  cat(sprintf("Resuming from checkpoint %s: %d earlier run(s), last accuracy %.4f\n",
+    checkpoint_file, checkpoint$runs, checkpoint$accuracy))
+}
+cat(sprintf("Host %s, rank %s of %d\n", Sys.getenv("SM_CURRENT_HOST"), Sys.getenv("SM_HOST_RANK"),
+  length(jsonlite::fromJSON(Sys.getenv("SM_HOSTS", "[]")))))
 
 train_dir <- Sys.getenv("SM_CHANNEL_TRAIN")
 model_dir <- Sys.getenv("SM_MODEL_DIR")
@@ -27,10 +41,17 @@ fit <- rpart(
   stats::reformulate(features, response = target),
   data = data,
   method = "class",
-  control = rpart.control(maxdepth = setting("maxdepth", 5), cp = setting("cp", 0.01), minsplit = setting("minsplit", 10))
+  control = rpart.control(
+    maxdepth = setting("maxdepth", 5), cp = setting("cp", 0.01), minsplit = setting("minsplit", 10)
+  )
 )
 accuracy <- mean(predict(fit, data, type = "class") == data[[target]])
 cat(sprintf("train_accuracy=%.4f;\n", accuracy))
 
 saveRDS(list(fit = fit, features = features, target = target), file.path(model_dir, "model.rds"))
 cat("Model saved to", file.path(model_dir, "model.rds"), "\n")
+if (nzchar(checkpoint_dir)) {
+  dir.create(checkpoint_dir, recursive = TRUE, showWarnings = FALSE)
+  saveRDS(list(runs = checkpoint$runs + 1L, accuracy = accuracy), checkpoint_file)
+  cat("Checkpoint saved to", checkpoint_file, "\n")
+}

@@ -18,6 +18,7 @@ import shutil
 import sys
 import tarfile
 import tempfile
+import zlib
 from urllib.parse import unquote, urlparse
 
 
@@ -40,6 +41,9 @@ def download_s3(uri, dest_file):
     try:
         s3.download_file(bucket, key, dest_file)
     except botocore.exceptions.ClientError as error:
+        code = error.response.get("Error", {}).get("Code", "")
+        if code in ("404", "NoSuchKey", "NoSuchBucket"):
+            raise FetchError(f"{uri} does not exist (bucket or key not found: {code})") from None
         raise FetchError(f"cannot download {uri}: {error}") from None
     except botocore.exceptions.BotoCoreError as error:
         raise FetchError(f"cannot download {uri}: {error}") from None
@@ -64,11 +68,15 @@ def check_member(member, root):
     if member.issym():
         link_target = posixpath.normpath(posixpath.join(posixpath.dirname(target), member.linkname))
         if member.linkname.startswith("/") or not link_target.startswith(root + "/"):
-            raise FetchError(f"unsafe member {name!r}: symbolic link to {member.linkname!r} leaves the code directory")
+            raise FetchError(
+                f"unsafe member {name!r}: symbolic link to {member.linkname!r} leaves the code directory"
+            )
     if member.islnk():
         link_target = posixpath.normpath(posixpath.join(root, member.linkname))
         if member.linkname.startswith("/") or not link_target.startswith(root + "/"):
-            raise FetchError(f"unsafe member {name!r}: hard link to {member.linkname!r} leaves the code directory")
+            raise FetchError(
+                f"unsafe member {name!r}: hard link to {member.linkname!r} leaves the code directory"
+            )
     if not (member.isfile() or member.isdir() or member.issym() or member.islnk()):
         raise FetchError(f"unsafe member {name!r}: unsupported type")
 
@@ -85,8 +93,10 @@ def extract_tarball(tarball, staging):
                 member.uid = member.gid = 0
                 member.uname = member.gname = "root"
                 member.mode = (member.mode & 0o755) | (0o700 if member.isdir() else 0o600)
-            archive.extractall(staging, members=members)
-    except tarfile.TarError as error:
+            # The checks above are the guard; Python's own "tar" filter (3.11.4+) is a second one.
+            options = {"filter": "tar"} if hasattr(tarfile, "tar_filter") else {}
+            archive.extractall(staging, members=members, **options)
+    except (tarfile.TarError, EOFError, zlib.error) as error:
         raise FetchError(f"{tarball} is not a readable tar archive: {error}") from None
     except OSError as error:
         raise FetchError(f"cannot read {tarball}: {error}") from None
@@ -139,7 +149,8 @@ def main(argv):
     try:
         fetch(argv[1], argv[2])
     except FetchError as error:
-        print(error, file=sys.stderr)
+        # One line: the caller puts the last line of the output into /opt/ml/output/failure.
+        print(str(error).replace("\n", " "), file=sys.stderr)
         return 1
     return 0
 

@@ -1,15 +1,24 @@
 # `docker run IMAGE train`: fetch the user's code, export the toolkit's environment, run the
 # program named by sagemaker_program, and leave the model with its inference code in /opt/ml/model.
+# Any failure ends with its reason in /opt/ml/output/failure and a non-zero exit.
 
 plumbing_dir <- function() Sys.getenv("SAGEMAKER_PLUMBING_DIR", "/opt/sagemaker/sagemaker")
 
-# Where the code comes from: sagemaker_submit_directory (s3://, file:// or a path), else the `code`
-# channel of a network-isolated job, else the code baked into the image (nothing to fetch).
+# run.sh creates this file when SageMaker sends SIGTERM (StopTrainingJob, MaxRuntime), before it
+# interrupts the R processes, so that an ending program is reported as stopped, not as failed.
+stop_requested <- function() {
+  marker <- Sys.getenv("SAGEMAKER_STOP_MARKER")
+  nzchar(marker) && file.exists(marker)
+}
+
+# Where the code comes from: sagemaker_submit_directory (s3://, file:// or a path, to a
+# sourcedir.tar.gz or a directory), else the `code` channel of a network-isolated job, else the
+# code baked into the image (nothing to fetch).
 code_source <- function(env) {
-  submit <- env$sagemaker_parameters$sagemaker_submit_directory
+  submit <- env$submit_directory
   if (!is.null(submit)) {
-    if (!is.character(submit) || length(submit) != 1 || !nzchar(submit)) {
-      fail("InvalidHyperparameters", "sagemaker_submit_directory must be a non-empty string")
+    if (!is.character(submit) || inherits(submit, "py_int") || !nzchar(submit)) {
+      fail("InvalidHyperparameters", "sagemaker_submit_directory must be an s3:// URI, a file:// URI or a path")
     }
     return(submit)
   }
@@ -19,72 +28,81 @@ code_source <- function(env) {
 
 fetch_code <- function(source, code_dir) {
   python <- Sys.getenv("SAGEMAKER_PYTHON", "python3")
-  output <- suppressWarnings(system2(python, c(file.path(plumbing_dir(), "fetch_code.py"), source, code_dir),
-    stdout = TRUE, stderr = TRUE
-  ))
+  # R's own LD_LIBRARY_PATH (set by its start-up script) is not Python's: a Python built against
+  # other libraries would load the wrong ones.
+  args <- c("-u", "LD_LIBRARY_PATH", python, file.path(plumbing_dir(), "fetch_code.py"), source, code_dir)
+  output <- suppressWarnings(system2("env", shQuote(args), stdout = TRUE, stderr = TRUE))
   if (length(output) > 0) message(paste(output, collapse = "\n"))
   status <- attr(output, "status") %||% 0L
   if (status != 0) {
     reason <- if (length(output) > 0) output[[length(output)]] else paste("exit status", status)
-    fail("CodeFetchError", "cannot fetch code from ", source, ": ", reason)
+    fail("CodeFetchError", "cannot fetch the code from ", source, ": ", reason)
   }
 }
 
 check_channels <- function(env) {
   for (name in env$channels) {
-    mode <- env$input_data_config[[name]]$TrainingInputMode %||% "File"
+    mode <- env$input_data_config[[name]][["TrainingInputMode"]] %||% "File"
     if (identical(mode, "Pipe")) next # FIFOs <channel>_<epoch> appear while the job runs
     if (!dir.exists(env$channel_dirs[[name]])) {
-      fail("MissingChannel", "channel '", name, "' is configured but ", env$channel_dirs[[name]], " does not exist")
+      fail(
+        "MissingChannel", "channel '", name, "' is in inputdataconfig.json but ", env$channel_dirs[[name]],
+        " does not exist"
+      )
     }
   }
 }
 
-# How a program runs, by its extension; R scripts through Rscript, so a shebang is optional.
+# How a program runs: R scripts through Rscript (so a shebang is optional), Python and shell
+# scripts through their interpreters, anything else executed directly as the toolkit does.
 program_command <- function(path) {
-  ext <- tolower(tools::file_ext(path))
-  switch(ext,
+  switch(tolower(tools::file_ext(path)),
     r = c(file.path(R.home("bin"), "Rscript"), path),
     py = c(Sys.getenv("SAGEMAKER_PYTHON", "python3"), path),
     sh = c("bash", path),
-    path
+    {
+      Sys.chmod(path, mode = "0755", use_umask = FALSE)
+      path
+    }
   )
 }
 
 run_program <- function(env) {
   program <- env$program
-  if (!is.character(program) || length(program) != 1 || !nzchar(program)) {
+  if (!is.character(program) || inherits(program, "py_int") || !nzchar(program)) {
     fail("InvalidHyperparameters", "sagemaker_program must be a script name such as \"train.R\"")
   }
   path <- file.path(env$code_dir, program)
-  if (!file.exists(path)) {
+  if (!file.exists(path) || dir.exists(path)) {
+    found <- utils::head(list.files(env$code_dir, recursive = TRUE), 10)
     fail(
       "ProgramNotFound", "sagemaker_program '", program, "' is not in ", env$code_dir,
-      " (found: ", paste(utils::head(list.files(env$code_dir), 10), collapse = ", "), ")"
+      " (found: ", if (length(found) > 0) paste(found, collapse = ", ") else "nothing", ")"
     )
   }
-  # R_PROFILE_USER makes the user's R process record its own error message for the failure file.
+  # R_PROFILE_USER makes the program's R process record its own error message for the failure file.
   error_file <- tempfile("user-error-")
   on.exit(unlink(error_file), add = TRUE)
   Sys.setenv(R_PROFILE_USER = file.path(plumbing_dir(), "user_profile.R"), SAGEMAKER_USER_ERROR_FILE = error_file)
-  command <- program_command(path)
-  args <- shQuote(c(command[-1], user_args(env$hyperparameters)))
-  message("Running: ", paste(c(command[[1]], args), collapse = " "))
+  on.exit(Sys.unsetenv(c("R_PROFILE_USER", "SAGEMAKER_USER_ERROR_FILE")), add = TRUE)
+  command <- c(program_command(path), user_args(env$hyperparameters))
+  message("Running: ", paste(shQuote(command), collapse = " "))
   owd <- setwd(env$code_dir)
   on.exit(setwd(owd), add = TRUE)
-  status <- system2(command[[1]], args)
-  Sys.unsetenv(c("R_PROFILE_USER", "SAGEMAKER_USER_ERROR_FILE"))
+  # `exec` replaces the shell system2 goes through, so the status is the program's own and a
+  # signal reaches the program directly. R itself ignores SIGINT while it waits here.
+  status <- system2("exec", shQuote(command))
   if (status != 0) {
     detail <- if (file.exists(error_file)) trimws(paste(readLines(error_file, warn = FALSE), collapse = "\n")) else ""
     fail(
       "ExecuteUserScriptError", program, " exited with status ", status,
-      if (nzchar(detail)) paste0(": ", detail) else ""
+      if (nzchar(detail)) paste0(": ", detail) else " (see the job's log)"
     )
   }
 }
 
-# The model ships with the code that serves it: everything in the code directory goes to
-# /opt/ml/model/code unless the program already put its own inference code there.
+# The model ships with the code that serves it: the code directory goes to /opt/ml/model/code
+# unless the program already put its own inference code there. Archives are left out.
 save_inference_code <- function(env) {
   target <- file.path(env$model_dir, "code")
   if (dir.exists(target)) {
@@ -93,9 +111,17 @@ save_inference_code <- function(env) {
   }
   dir.create(target, recursive = TRUE)
   entries <- list.files(env$code_dir, all.files = TRUE, no.. = TRUE, full.names = TRUE)
+  entries <- entries[!grepl("\\.(tar\\.gz|tgz|tar)$", entries)]
   ok <- file.copy(entries, target, recursive = TRUE, copy.date = TRUE)
   if (!all(ok)) fail("ModelSaveError", "cannot copy ", paste(entries[!ok], collapse = ", "), " to ", target)
   message("Inference code copied to ", target, ": ", paste(basename(entries), collapse = ", "))
+}
+
+stopped_reason <- function(detail) {
+  paste0(
+    "Stopped: SIGTERM received (StopTrainingJob or MaxRuntime); ", detail,
+    ". What the program saved in /opt/ml/model and /opt/ml/checkpoints is kept."
+  )
 }
 
 train <- function() {
@@ -105,29 +131,39 @@ train <- function() {
     {
       env <- training_environment()
       source <- code_source(env)
-      if (!is.null(source)) fetch_code(source, env$code_dir)
+      if (is.null(source)) {
+        message("Using the code baked into the image at ", env$code_dir)
+      } else {
+        fetch_code(source, env$code_dir)
+      }
       check_channels(env)
       vars <- toolkit_env_vars(env)
       do.call(Sys.setenv, as.list(vars))
-      dir.create(env$model_dir, recursive = TRUE, showWarnings = FALSE)
-      dir.create(env$output_data_dir, recursive = TRUE, showWarnings = FALSE)
-      dir.create(env$checkpoint_dir, recursive = TRUE, showWarnings = FALSE)
+      for (dir in c(env$model_dir, env$output_data_dir, env$checkpoint_dir)) {
+        dir.create(dir, recursive = TRUE, showWarnings = FALSE)
+      }
       message(
         "Training on host ", env$current_host, " (rank ", env$host_rank, " of ", length(env$hosts),
-        "), channels: ", paste(env$channels, collapse = ", ")
+        " hosts), channels: ", paste(env$channels, collapse = ", ")
       )
       run_program(env)
       save_inference_code(env)
-      message("Training complete; model in ", env$model_dir)
-      0L
+      if (stop_requested()) {
+        write_failure(failure_file, stopped_reason(paste(env$program, "ended after the interrupt")))
+        143L
+      } else {
+        message("Training complete: model in ", env$model_dir, ", inference code in ", file.path(env$model_dir, "code"))
+        0L
+      }
     },
     interrupt = function(e) {
-      write_failure(failure_file, "Stopped: the job received SIGTERM before training finished")
+      write_failure(failure_file, stopped_reason("training was interrupted"))
       143L
     },
     error = function(e) {
-      write_failure(failure_file, failure_reason(e))
-      1L
+      reason <- failure_reason(e)
+      write_failure(failure_file, if (stop_requested()) stopped_reason(reason) else reason)
+      if (stop_requested()) 143L else 1L
     }
   )
   quit(save = "no", status = status)

@@ -1,0 +1,194 @@
+"""Container tests of `docker run TRAINING_IMAGE train`: what needs the real image (baked code, the
+signal path through run.sh, S3 from inside the container). The R logic is covered on the host in
+test_training_units.py."""
+
+import os
+import shutil
+import time
+
+import pytest
+from training_support import (
+    PROJECT_ROOT,
+    S3_CREDENTIALS,
+    OptMl,
+    encode_script_mode,
+    make_tarball,
+    run_s3_server,
+    upload,
+)
+
+# A long training loop that saves a partial model when interrupted (SIGTERM reaches R as an
+# interrupt) and a checkpoint from on.exit.
+LONG_PROGRAM = """
+train_loop <- function() {
+  on.exit(writeLines(sprintf("epoch %d", epoch), file.path(Sys.getenv("SM_CHECKPOINT_DIR"), "checkpoint.txt")))
+  epoch <- 0
+  cat("training started\\n")
+  tryCatch(
+    repeat {
+      epoch <- epoch + 1
+      Sys.sleep(0.2)
+    },
+    interrupt = function(e) {
+      cat("interrupted: saving the partial model\\n")
+      Sys.sleep(1) # saving takes a moment; the container must wait for it
+      writeLines(sprintf("partial after %d epochs", epoch), file.path(Sys.getenv("SM_MODEL_DIR"), "partial.txt"))
+    }
+  )
+}
+train_loop()
+"""
+
+
+def opt_ml_mounts(opt_ml, parts=("input", "model", "output", "checkpoints")):
+    """Mount /opt/ml/<part> one by one, as SageMaker does: /opt/ml/code stays the image's."""
+    mounts = {}
+    for part in parts:
+        opt_ml.path(part).mkdir(parents=True, exist_ok=True)
+        mounts[str(opt_ml.path(part))] = {"bind": f"/opt/ml/{part}", "mode": "rw"}
+    return mounts
+
+
+def run_container(docker_client, image, opt_ml, **options):
+    """`docker run IMAGE train`, detached, with the job's /opt/ml mounted."""
+    return docker_client.containers.run(
+        image, ["train"], detach=True, volumes=opt_ml_mounts(opt_ml), **options
+    )
+
+
+def finish(container, timeout=300):
+    try:
+        status = container.wait(timeout=timeout)["StatusCode"]
+        logs = container.logs().decode(errors="replace")
+    finally:
+        container.remove(force=True)
+    return status, logs
+
+
+def test_no_argument_prints_usage_and_exits_2(docker_client, training_image):
+    container = docker_client.containers.run(training_image, [], detach=True)
+    status, logs = finish(container, timeout=60)
+    assert status == 2
+    assert "usage: run.sh train | serve" in logs
+
+
+def test_training_with_the_baked_code(docker_client, training_image, tmp_path):
+    """The default job: the image's code/train.R on the project's iris data, as SageMaker runs it."""
+    opt_ml = OptMl(tmp_path / "opt_ml")
+    shutil.copytree(PROJECT_ROOT / "data" / "train", opt_ml.path("input", "data", "train"))
+    opt_ml.channels({"train": {"ContentType": "text/csv", "TrainingInputMode": "File"}}, create=False)
+    opt_ml.hyperparameters(encode_script_mode({"maxdepth": 4, "cp": 0.02}))
+    opt_ml.hosts("algo-1", ["algo-1"])
+    status, logs = finish(run_container(docker_client, training_image, opt_ml))
+    assert status == 0, logs
+    assert "train_accuracy=" in logs and "Training complete" in logs
+    assert sorted(os.listdir(opt_ml.path("model"))) == ["code", "model.rds"]
+    code = set(os.listdir(opt_ml.path("model", "code")))
+    assert {"deploy.R", "train.R"} <= code and not any(n.endswith((".tar.gz", ".csv")) for n in code)
+    assert opt_ml.path("checkpoints", "checkpoint.rds").exists()
+    assert not opt_ml.path("output", "failure").exists()
+
+
+def test_sigterm_stops_training_within_seconds_keeping_the_partial_model(
+    docker_client, training_image, tmp_path
+):
+    opt_ml = OptMl(tmp_path / "opt_ml")
+    source = tmp_path / "src"
+    source.mkdir()
+    (source / "long.R").write_text(LONG_PROGRAM)
+    opt_ml.hyperparameters(
+        encode_script_mode({"sagemaker_program": "long.R", "sagemaker_submit_directory": "/opt/ml/code"})
+    )
+    volumes = opt_ml_mounts(opt_ml)
+    volumes[str(source)] = {"bind": "/opt/ml/code", "mode": "rw"}  # SDK local mode: the code mounted in place
+    container = docker_client.containers.run(training_image, ["train"], detach=True, volumes=volumes)
+    try:
+        deadline = time.monotonic() + 60
+        while "training started" not in container.logs().decode(errors="replace"):
+            assert time.monotonic() < deadline, container.logs().decode(errors="replace")
+            time.sleep(0.2)
+        time.sleep(1)
+        started = time.monotonic()
+        container.stop(timeout=30)  # SIGTERM, SIGKILL after 30 s
+        elapsed = time.monotonic() - started
+        container.reload()
+        status = container.attrs["State"]["ExitCode"]
+        logs = container.logs().decode(errors="replace")
+    finally:
+        container.remove(force=True)
+    assert elapsed < 10, f"stopping took {elapsed:.1f} s: SIGTERM did not reach R\n{logs}"
+    assert "interrupted: saving the partial model" in logs, logs
+    assert opt_ml.path("model", "partial.txt").read_text().startswith("partial after")
+    assert opt_ml.path("checkpoints", "checkpoint.txt").read_text().startswith("epoch")
+    assert status == 143, logs
+    assert opt_ml.path("output", "failure").read_text().startswith("Stopped: SIGTERM received")
+    assert (opt_ml.path("model", "code") / "long.R").exists(), "the partial model keeps its code"
+
+
+@pytest.fixture(scope="module")
+def s3_server():
+    yield from run_s3_server()
+
+
+def test_code_from_s3_inside_the_container(docker_client, training_image, tmp_path, s3_server):
+    """The image's boto3 fetches sourcedir.tar.gz from the loopback S3 server (host networking)."""
+    program = (
+        'writeLines(Sys.getenv("SM_HP_GREETING"), file.path(Sys.getenv("SM_MODEL_DIR"), "greeting.txt"))\n'
+    )
+    tarball = make_tarball(tmp_path / "sourcedir.tar.gz", {"fit.R": program, "deploy.R": "# serving\n"})
+    upload(s3_server, "container-bucket", "code/sourcedir.tar.gz", tarball)
+    opt_ml = OptMl(tmp_path / "opt_ml")
+    opt_ml.hyperparameters(
+        encode_script_mode(
+            {
+                "sagemaker_program": "fit.R",
+                "sagemaker_submit_directory": "s3://container-bucket/code/sourcedir.tar.gz",
+                "greeting": "hello from s3",
+            }
+        )
+    )
+    environment = {**S3_CREDENTIALS, "AWS_ENDPOINT_URL_S3": s3_server}
+    container = run_container(
+        docker_client, training_image, opt_ml, network_mode="host", environment=environment
+    )
+    status, logs = finish(container)
+    assert status == 0, logs
+    assert opt_ml.path("model", "greeting.txt").read_text().strip() == "hello from s3"
+    assert sorted(os.listdir(opt_ml.path("model", "code"))) == ["deploy.R", "fit.R"]
+
+    # A missing object: the failure file names it.
+    opt_ml = OptMl(tmp_path / "opt_ml_missing")
+    opt_ml.hyperparameters(
+        encode_script_mode(
+            {
+                "sagemaker_program": "fit.R",
+                "sagemaker_submit_directory": "s3://container-bucket/nope/sourcedir.tar.gz",
+            }
+        )
+    )
+    status, logs = finish(
+        run_container(docker_client, training_image, opt_ml, network_mode="host", environment=environment)
+    )
+    assert status != 0
+    failure = opt_ml.path("output", "failure").read_text()
+    assert (
+        failure.startswith("CodeFetchError:")
+        and "s3://container-bucket/nope/sourcedir.tar.gz does not exist" in failure
+    )
+
+
+def test_error_in_user_code_in_the_container(docker_client, training_image, tmp_path):
+    opt_ml = OptMl(tmp_path / "opt_ml")
+    # A network-isolated job: the code arrives as the `code` channel.
+    opt_ml.channels({"code": {"TrainingInputMode": "File"}})
+    make_tarball(
+        opt_ml.path("input", "data", "code", "sourcedir.tar.gz"), {"bad.R": 'stop("the data has no rows")\n'}
+    )
+    opt_ml.hyperparameters(encode_script_mode({"sagemaker_program": "bad.R"}))
+    status, logs = finish(run_container(docker_client, training_image, opt_ml))
+    assert status == 1, logs
+    failure = opt_ml.path("output", "failure").read_text()
+    assert (
+        failure.startswith("ExecuteUserScriptError: bad.R exited with status 1")
+        and "the data has no rows" in failure
+    )

@@ -1,0 +1,440 @@
+"""Fast tests of the training plumbing: `entrypoint.R train` run with Rscript on the host against a
+temporary /opt/ml (SAGEMAKER_BASE_DIR), no container. The container tests are in test_training.py."""
+
+import json
+import os
+import shutil
+import tarfile
+from pathlib import Path
+
+import pytest
+from training_support import (
+    DUMP_PROGRAM,
+    PROJECT_ROOT,
+    S3_CREDENTIALS,
+    OptMl,
+    encode_script_mode,
+    make_tarball,
+    run_s3_server,
+    run_train,
+    toolkit_env_vars,
+    toolkit_python,
+    upload,
+)
+from training_toolkit_snapshot import SNAPSHOT_CPUS, SNAPSHOT_ENV_VARS
+
+# Hyperparameters of every type, as the SDK sends them in script mode (JSON-encoded) ...
+USER_HYPERPARAMETERS = {
+    "epochs": 10,
+    "alpha": 1.0,
+    "learning_rate": 0.001,
+    "tiny": 1e-07,
+    "huge": 1e300,
+    "big": 12345678901234567890,
+    "flag": True,
+    "off": False,
+    "name": "rpart model",
+    "quote": 'it\'s "quoted"',
+    "unicode": "café ü",
+    "list": [1, 2.5, "a", True, None, "it's"],
+    "obj": {"b": [1, 2], "a": "x", "c": {"d": None}},
+    "nothing": None,
+    "empty": "",
+    "k": "short",
+    "Zeta": "upper",
+}
+# ... and values that are not JSON, which arrive raw (hyperparameters given without source_dir).
+RAW_HYPERPARAMETERS = {"raw": "just text", "raw_brace": "{not json", "raw_number": "1.2.3"}
+
+
+def comparison_tree(tmp_path):
+    """The /opt/ml of a script-mode job on host algo-2 of three, with two channels."""
+    opt_ml = OptMl(tmp_path / "opt_ml")
+    tarball = make_tarball(tmp_path / "sourcedir.tar.gz", {"dump.R": DUMP_PROGRAM})
+    sagemaker = {
+        "sagemaker_program": "dump.R",
+        "sagemaker_submit_directory": f"file://{tarball}",
+        "sagemaker_region": "eu-west-1",
+        "sagemaker_job_name": "job-1",
+        "sagemaker_container_log_level": 20,
+        "sagemaker_custom_flag": True,  # a framework parameter: SM_FRAMEWORK_PARAMS
+        "_tuning_objective_metric": "validation:accuracy",
+    }
+    opt_ml.hyperparameters(
+        {**encode_script_mode({**sagemaker, **USER_HYPERPARAMETERS}), **RAW_HYPERPARAMETERS}
+    )
+    opt_ml.channels(
+        {
+            "train": {
+                "ContentType": "text/csv",
+                "TrainingInputMode": "File",
+                "S3DistributionType": "FullyReplicated",
+                "RecordWrapperType": "None",
+            },
+            "validation": {
+                "TrainingInputMode": "File",
+                "S3DistributionType": "ShardedByS3Key",
+                "RecordWrapperType": "None",
+            },
+        }
+    )
+    group = {
+        "instance_group_name": "homogeneousCluster",
+        "instance_type": "ml.m5.xlarge",
+        "hosts": ["algo-1", "algo-2", "algo-3"],
+    }
+    opt_ml.hosts(
+        "algo-2",
+        ["algo-1", "algo-2", "algo-3"],
+        network_interface_name="eth1",
+        current_instance_type="ml.m5.xlarge",
+        current_group_name="homogeneousCluster",
+        instance_groups=[group],
+    )
+    return opt_ml
+
+
+def expected_toolkit_vars(opt_ml):
+    """The toolkit's SM_* variables for opt_ml: computed by sagemaker-training when it is importable,
+    else the snapshot it produced for this same tree (tests/training_toolkit_snapshot.py)."""
+    python = toolkit_python()
+    if python:
+        return toolkit_env_vars(python, opt_ml, TRAINING_JOB_NAME="job-1")
+    base = str(opt_ml.root)
+    tarball = str(opt_ml.root.parent / "sourcedir.tar.gz")
+    expected = {}
+    for key, value in SNAPSHOT_ENV_VARS.items():
+        value = value.replace("{base}", base).replace("{tarball}", tarball)
+        # The snapshot's CPU count is the machine it was taken on; the toolkit counts this one.
+        value = value.replace(f'"num_cpus":{SNAPSHOT_CPUS}', f'"num_cpus":{os.cpu_count()}')
+        expected[key] = str(os.cpu_count()) if key == "SM_NUM_CPUS" else value
+    return expected
+
+
+def test_sm_variables_and_arguments_match_the_training_toolkit(rscript, tmp_path):
+    opt_ml = comparison_tree(tmp_path)
+    done = run_train(rscript, opt_ml, TRAINING_JOB_NAME="job-1")
+    assert done.returncode == 0, done.stderr
+    seen = opt_ml.dump()
+    expected = expected_toolkit_vars(opt_ml)
+    ours = {key: value for key, value in seen["env"].items() if key.startswith("SM_")}
+
+    # Every variable the toolkit exports, with the same text (JSON byte for byte).
+    for key, value in sorted(expected.items()):
+        assert ours.get(key) == value, f"{key}: ours {ours.get(key)!r} != toolkit {value!r}"
+    # Ours on top, documented: the host's rank and the checkpoint directory.
+    assert set(ours) - set(expected) == {"SM_HOST_RANK", "SM_CHECKPOINT_DIR"}
+    assert ours["SM_HOST_RANK"] == "1"
+    assert ours["SM_CHECKPOINT_DIR"] == str(opt_ml.path("checkpoints"))
+    # SM_TRAINING_ENV: every key of the toolkit's dict(Environment()).
+    assert json.loads(ours["SM_TRAINING_ENV"]) == json.loads(expected["SM_TRAINING_ENV"])
+    # The program's arguments are the toolkit's to_cmd_args(): str() of each value.
+    assert seen["args"] == json.loads(expected["SM_USER_ARGS"])
+    # Variables the toolkit sets in its own process, inherited by the program.
+    assert seen["env"]["CURRENT_HOST"] == "algo-2"
+    assert seen["env"]["SAGEMAKER_JOB_NAME"] == "job-1"
+    assert seen["env"]["SAGEMAKER_REGION"] == "eu-west-1"
+    assert seen["cwd"] == str(opt_ml.path("code"))
+
+
+def test_hyperparameter_decoding_by_type(rscript, tmp_path):
+    """Script-mode values are JSON-decoded (typed), other values arrive raw; the program sees them
+    in SM_HPS / SM_HP_<NAME> (compact JSON, strings as they are) and as arguments (Python str())."""
+    opt_ml = comparison_tree(tmp_path)
+    done = run_train(rscript, opt_ml)
+    assert done.returncode == 0, done.stderr
+    seen = opt_ml.dump()
+    hps = json.loads(seen["env"]["SM_HPS"])
+    assert hps == {**USER_HYPERPARAMETERS, **RAW_HYPERPARAMETERS}
+    assert isinstance(hps["epochs"], int) and isinstance(hps["alpha"], float)
+    env = seen["env"]
+    assert env["SM_HP_EPOCHS"] == "10"
+    assert env["SM_HP_ALPHA"] == "1.0"
+    assert env["SM_HP_LEARNING_RATE"] == "0.001"
+    assert env["SM_HP_TINY"] == "1e-07"
+    assert env["SM_HP_HUGE"] == "1e+300"
+    assert env["SM_HP_BIG"] == "12345678901234567890"
+    assert env["SM_HP_FLAG"] == "true"
+    assert env["SM_HP_NAME"] == "rpart model"
+    assert env["SM_HP_UNICODE"] == "café ü"
+    assert env["SM_HP_LIST"] == '[1,2.5,"a",true,null,"it\'s"]'
+    assert env["SM_HP_OBJ"] == '{"a":"x","b":[1,2],"c":{"d":null}}'
+    assert env["SM_HP_NOTHING"] == ""
+    assert env["SM_HP_RAW"] == "just text"
+    assert env["SM_HP_RAW_NUMBER"] == "1.2.3"
+    args = seen["args"]
+    pairs = dict(zip(args[::2], args[1::2]))
+    assert pairs["--epochs"] == "10"
+    assert pairs["--flag"] == "True" and pairs["--off"] == "False"
+    assert pairs["--list"] == "[1, 2.5, 'a', True, None, \"it's\"]"
+    assert pairs["--obj"] == "a=x,b=[1, 2],c={'d': None}"
+    assert pairs["--nothing"] == ""
+    assert pairs["-k"] == "short"
+    assert pairs["--quote"] == 'it\'s "quoted"'
+    assert list(pairs) == sorted(pairs, key=lambda a: a.lstrip("-"))
+    assert "--sagemaker_program" not in pairs and "--_tuning_objective_metric" not in pairs
+
+
+def test_single_host_defaults_and_rank(rscript, tmp_path):
+    """Without resourceconfig.json the job is one host, algo-1, rank 0."""
+    opt_ml = OptMl(tmp_path / "opt_ml")
+    (opt_ml.path("code") / "dump.R").write_text(DUMP_PROGRAM)
+    opt_ml.hyperparameters(encode_script_mode({"sagemaker_program": "dump.R"}))
+    done = run_train(rscript, opt_ml)
+    assert done.returncode == 0, done.stderr
+    env = opt_ml.dump()["env"]
+    assert (env["SM_CURRENT_HOST"], env["SM_HOSTS"], env["SM_HOST_RANK"]) == ("algo-1", '["algo-1"]', "0")
+    assert env["SM_CHANNELS"] == "[]" and env["SM_HPS"] == "{}"
+    assert opt_ml.dump()["args"] == []
+
+
+# ---- code sources ----------------------------------------------------------------------------------
+
+PROGRAM_V2 = DUMP_PROGRAM + 'writeLines("v2", file.path(Sys.getenv("SM_MODEL_DIR"), "version.txt"))\n'
+
+
+def job_with_code(tmp_path, submit=None):
+    opt_ml = OptMl(tmp_path / "opt_ml")
+    (opt_ml.path("code") / "stale.R").write_text("stop('stale code must not survive')\n")
+    values = {"sagemaker_program": "dump.R"}
+    if submit is not None:
+        values["sagemaker_submit_directory"] = submit
+    opt_ml.hyperparameters(encode_script_mode(values))
+    return opt_ml
+
+
+def assert_ran_new_code(opt_ml, done):
+    assert done.returncode == 0, done.stderr
+    assert opt_ml.path("model", "version.txt").read_text().strip() == "v2"
+    assert not opt_ml.path("code", "stale.R").exists(), "stale files mixed with the new code"
+    assert sorted(os.listdir(opt_ml.path("model", "code"))) == ["deploy.R", "dump.R"]
+
+
+SOURCE_FILES = {"dump.R": PROGRAM_V2, "deploy.R": "model_fn <- function(model_dir) NULL\n"}
+
+
+@pytest.mark.parametrize("form", ["file_uri", "tarball_path", "directory"])
+def test_code_from_local_sources(rscript, tmp_path, form):
+    tarball = make_tarball(tmp_path / "sourcedir.tar.gz", SOURCE_FILES)
+    if form == "directory":
+        source = tmp_path / "src"
+        source.mkdir()
+        for name, text in SOURCE_FILES.items():
+            (source / name).write_text(text)
+        submit = str(source)
+    else:
+        submit = f"file://{tarball}" if form == "file_uri" else str(tarball)
+    opt_ml = job_with_code(tmp_path, submit)
+    assert_ran_new_code(opt_ml, run_train(rscript, opt_ml))
+
+
+def test_code_channel_of_a_network_isolated_job(rscript, tmp_path):
+    opt_ml = job_with_code(tmp_path)
+    opt_ml.channels({"code": {"TrainingInputMode": "File"}})
+    make_tarball(opt_ml.path("input", "data", "code", "sourcedir.tar.gz"), SOURCE_FILES)
+    done = run_train(rscript, opt_ml)
+    assert_ran_new_code(opt_ml, done)
+    assert not opt_ml.path("model", "code", "sourcedir.tar.gz").exists()
+
+
+def test_sdk_local_mode_directory_is_used_in_place(rscript, tmp_path):
+    """SageMaker SDK local mode mounts source_dir at /opt/ml/code and names that directory."""
+    opt_ml = OptMl(tmp_path / "opt_ml")
+    for name, text in SOURCE_FILES.items():
+        (opt_ml.path("code") / name).write_text(text)
+    opt_ml.hyperparameters(
+        encode_script_mode(
+            {"sagemaker_program": "dump.R", "sagemaker_submit_directory": str(opt_ml.path("code"))}
+        )
+    )
+    done = run_train(rscript, opt_ml)
+    assert done.returncode == 0, done.stderr
+    assert "already in place" in done.stderr
+    assert sorted(os.listdir(opt_ml.path("code"))) == ["deploy.R", "dump.R"]
+
+
+def test_baked_code_when_no_source_is_given(rscript, tmp_path):
+    """No sagemaker_submit_directory: the code in /opt/ml/code (baked into the image) runs as it is;
+    here the project's own train.R on its iris data, leaving a model and its inference code."""
+    opt_ml = OptMl(tmp_path / "opt_ml")
+    shutil.copytree(PROJECT_ROOT / "code", opt_ml.path("code"), dirs_exist_ok=True)
+    shutil.copytree(PROJECT_ROOT / "data" / "train", opt_ml.path("input", "data", "train"))
+    opt_ml.channels({"train": {"TrainingInputMode": "File"}}, create=False)
+    opt_ml.hyperparameters(encode_script_mode({"maxdepth": 3, "cp": 0.01}))
+    done = run_train(rscript, opt_ml)
+    assert done.returncode == 0, done.stderr
+    assert "train_accuracy=" in done.stdout
+    model_files = sorted(os.listdir(opt_ml.path("model")))
+    assert model_files == ["code", "model.rds"], "only the model and its code: no tarball, no training data"
+    assert {"deploy.R", "train.R"} <= set(os.listdir(opt_ml.path("model", "code")))
+    assert not any(name.endswith((".csv", ".tar.gz")) for name in os.listdir(opt_ml.path("model", "code")))
+    assert opt_ml.failure() is None
+
+
+def test_checkpoint_resumed_by_the_sample_training_script(rscript, tmp_path):
+    opt_ml = OptMl(tmp_path / "opt_ml")
+    shutil.copytree(PROJECT_ROOT / "code", opt_ml.path("code"), dirs_exist_ok=True)
+    shutil.copytree(PROJECT_ROOT / "data" / "train", opt_ml.path("input", "data", "train"))
+    opt_ml.channels({"train": {"TrainingInputMode": "File"}}, create=False)
+    first = run_train(rscript, opt_ml)
+    assert first.returncode == 0, first.stderr
+    assert opt_ml.path("checkpoints", "checkpoint.rds").exists()
+    assert "Resuming" not in first.stdout
+    shutil.rmtree(opt_ml.path("model"))  # a restarted Spot job starts with an empty model directory
+    second = run_train(rscript, opt_ml)
+    assert second.returncode == 0, second.stderr
+    assert "Resuming from checkpoint" in second.stdout and "1 earlier run(s)" in second.stdout
+
+
+# ---- unsafe and broken tarballs ---------------------------------------------------------------------
+
+
+def member(name, kind=tarfile.REGTYPE, linkname="", size=1):
+    info = tarfile.TarInfo(name)
+    info.type = kind
+    info.linkname = linkname
+    info.size = size if kind == tarfile.REGTYPE else 0
+    return info
+
+
+UNSAFE_MEMBERS = {
+    "absolute": (member("/tmp/evil.R"), "/tmp/evil.R"),
+    "dotdot": (member("sub/../../evil.R"), "sub/../../evil.R"),
+    "device": (member("dev/null", tarfile.CHRTYPE), "dev/null"),
+    "fifo": (member("pipe", tarfile.FIFOTYPE), "pipe"),
+    "symlink_out": (member("passwd", tarfile.SYMTYPE, "../../../etc/passwd"), "passwd"),
+    "symlink_absolute": (member("passwd", tarfile.SYMTYPE, "/etc/passwd"), "passwd"),
+    "hardlink_out": (member("shadow", tarfile.LNKTYPE, "../etc/shadow"), "shadow"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(UNSAFE_MEMBERS))
+def test_unsafe_tarball_is_refused_naming_the_member(rscript, tmp_path, case):
+    unsafe, name = UNSAFE_MEMBERS[case]
+    tarball = make_tarball(tmp_path / "sourcedir.tar.gz", {"dump.R": DUMP_PROGRAM}, [unsafe])
+    opt_ml = job_with_code(tmp_path, str(tarball))
+    done = run_train(rscript, opt_ml)
+    assert done.returncode != 0
+    failure = opt_ml.failure()
+    assert failure.startswith("CodeFetchError:"), failure
+    assert f"unsafe member {name!r}" in failure[:1024]
+    assert opt_ml.path("code", "stale.R").exists(), "nothing is written before every member is checked"
+    assert not Path("/tmp/evil.R").exists()
+
+
+def test_safe_links_inside_the_code_are_kept(rscript, tmp_path):
+    links = [member("helpers.R", tarfile.SYMTYPE, "dump.R"), member("again.R", tarfile.LNKTYPE, "dump.R")]
+    tarball = make_tarball(tmp_path / "sourcedir.tar.gz", SOURCE_FILES, links)
+    opt_ml = job_with_code(tmp_path, str(tarball))
+    done = run_train(rscript, opt_ml)
+    assert done.returncode == 0, done.stderr
+    assert os.path.islink(opt_ml.path("code", "helpers.R"))
+
+
+@pytest.mark.parametrize("content", [b"this is not a tarball", b"\x1f\x8b\x08\x00truncated gzip"])
+def test_corrupt_tarball_fails_clearly(rscript, tmp_path, content):
+    bad = tmp_path / "sourcedir.tar.gz"
+    bad.write_bytes(content)
+    opt_ml = job_with_code(tmp_path, str(bad))
+    done = run_train(rscript, opt_ml)
+    assert done.returncode != 0
+    failure = opt_ml.failure()
+    assert failure.startswith("CodeFetchError:") and "not a readable tar archive" in failure, failure
+
+
+def test_missing_local_source_fails(rscript, tmp_path):
+    opt_ml = job_with_code(tmp_path, str(tmp_path / "nowhere.tar.gz"))
+    done = run_train(rscript, opt_ml)
+    assert done.returncode != 0
+    assert "does not exist" in opt_ml.failure()
+
+
+# ---- S3 through a loopback S3 API server (moto) ---------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def s3_server():
+    yield from run_s3_server()
+
+
+@pytest.mark.parametrize("variable", ["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"])
+def test_code_from_s3(rscript, tmp_path, s3_server, variable):
+    tarball = make_tarball(tmp_path / "sourcedir.tar.gz", SOURCE_FILES)
+    upload(s3_server, "code-bucket", "job/source/sourcedir.tar.gz", tarball)
+    opt_ml = job_with_code(tmp_path, "s3://code-bucket/job/source/sourcedir.tar.gz")
+    done = run_train(rscript, opt_ml, **S3_CREDENTIALS, **{variable: s3_server})
+    assert_ran_new_code(opt_ml, done)
+
+
+@pytest.mark.parametrize(
+    "uri", ["s3://code-bucket/missing/sourcedir.tar.gz", "s3://no-such-bucket/sourcedir.tar.gz"]
+)
+def test_missing_s3_object_or_bucket_fails(rscript, tmp_path, s3_server, uri):
+    upload(s3_server, "code-bucket", "other.txt", make_tarball(tmp_path / "x.tar.gz", {}))
+    opt_ml = job_with_code(tmp_path, uri)
+    done = run_train(rscript, opt_ml, **S3_CREDENTIALS, AWS_ENDPOINT_URL_S3=s3_server)
+    assert done.returncode != 0
+    failure = opt_ml.failure()
+    assert failure.startswith("CodeFetchError:") and uri in failure and "does not exist" in failure, failure
+
+
+# ---- the failure file on every other failure path --------------------------------------------------------
+
+
+def test_invalid_hyperparameters_json(rscript, tmp_path):
+    opt_ml = OptMl(tmp_path / "opt_ml")
+    opt_ml.write_config("hyperparameters.json", '{"epochs": "10",')
+    done = run_train(rscript, opt_ml)
+    assert done.returncode != 0
+    assert (
+        opt_ml.failure().startswith("InvalidConfig:")
+        and "hyperparameters.json is not valid JSON" in opt_ml.failure()
+    )
+
+
+def test_non_string_hyperparameter_value(rscript, tmp_path):
+    opt_ml = OptMl(tmp_path / "opt_ml")
+    opt_ml.hyperparameters({"epochs": 10, "name": '"ok"'})
+    done = run_train(rscript, opt_ml)
+    assert done.returncode != 0
+    failure = opt_ml.failure()
+    assert failure.startswith("InvalidHyperparameters:") and "not a string: epochs" in failure, failure
+
+
+def test_missing_channel_directory(rscript, tmp_path):
+    opt_ml = job_with_code(tmp_path)
+    (opt_ml.path("code") / "dump.R").write_text(DUMP_PROGRAM)
+    opt_ml.channels({"train": {"TrainingInputMode": "File"}}, create=False)
+    done = run_train(rscript, opt_ml)
+    assert done.returncode != 0
+    assert opt_ml.failure().startswith("MissingChannel: channel 'train'")
+
+
+def test_missing_program(rscript, tmp_path):
+    opt_ml = OptMl(tmp_path / "opt_ml")
+    opt_ml.hyperparameters(encode_script_mode({"sagemaker_program": "nope.R"}))
+    done = run_train(rscript, opt_ml)
+    assert done.returncode != 0
+    assert opt_ml.failure().startswith("ProgramNotFound: sagemaker_program 'nope.R'")
+
+
+def test_error_in_user_code_reaches_the_failure_file(rscript, tmp_path):
+    opt_ml = OptMl(tmp_path / "opt_ml")
+    (opt_ml.path("code") / "train.R").write_text(
+        'check <- function(x) if (x < 1) stop("learning rate too small: ", x)\ncheck(0.5)\n'
+    )
+    done = run_train(rscript, opt_ml)
+    assert done.returncode != 0
+    failure = opt_ml.failure()
+    assert failure.startswith("ExecuteUserScriptError: train.R exited with status 1")
+    assert "learning rate too small: 0.5" in failure[:1024]
+
+
+def test_failure_file_of_an_earlier_run_is_removed(rscript, tmp_path):
+    opt_ml = OptMl(tmp_path / "opt_ml")
+    opt_ml.path("output", "failure").write_text("old failure")
+    (opt_ml.path("code") / "dump.R").write_text(DUMP_PROGRAM)
+    opt_ml.hyperparameters(encode_script_mode({"sagemaker_program": "dump.R"}))
+    done = run_train(rscript, opt_ml)
+    assert done.returncode == 0, done.stderr
+    assert opt_ml.failure() is None
