@@ -24,6 +24,11 @@ ONLY_FOR = {
         "tests/test_serving_fuzz.py",
         "tests/test_workers.py",
         "sagemaker_tools/bench.py",
+        "bench",
+        "tests/test_bench_smoke.py",
+        "tests/serving_support.py",
+        "tests/training_support.py",
+        "tests/training_toolkit_snapshot.py",
     ],
 }
 
