@@ -1,5 +1,201 @@
-"""Placeholder: commands of this module are being written."""
+"""`push`: send the built images to Amazon ECR, or with --registry to any other registry.
+
+ECR: the account comes from STS; each image goes to the repository <project>-<image> (created if
+missing, with scan on push, the configured tag mutability and a lifecycle policy keeping the last N
+images) under the tag TAG, plus `latest` when tags are mutable. The ECR token is handed to the engine
+with each push request through the Docker API (X-Registry-Auth): it is never stored, printed or put
+on a command line. Settings: config/aws.json "ecr" (see settings.py).
+"""
+
+import base64
+import json
+import os
+import re
+
+from . import engine
+from .settings import REGISTRY_OVERRIDE_VARIABLE, SetupError, connect, handles_errors, load, split_ref
+
+# host[:port] with an optional path prefix, e.g. ghcr.io/me or 127.0.0.1:5000/team.
+REGISTRY_RULE = re.compile(
+    r"^[a-zA-Z0-9](?:[a-zA-Z0-9.-]*[a-zA-Z0-9])?(?::[0-9]+)?(?:/[a-z0-9]+(?:[._/-][a-z0-9]+)*)?$"
+)
+DIGEST_RULE = re.compile(r"sha256:[0-9a-f]{64}")
+TAG_RULE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+
+
+def lifecycle_policy(keep_last):
+    """Expire all but the newest keep_last images of a repository."""
+    rule = {
+        "rulePriority": 1,
+        "description": f"keep the last {keep_last} images",
+        "selection": {"tagStatus": "any", "countType": "imageCountMoreThan", "countNumber": keep_last},
+        "action": {"type": "expire"},
+    }
+    return json.dumps({"rules": [rule]})
+
+
+def ensure_repository(ecr, name, settings):
+    """Create the repository, or bring an existing one to the configured settings; returns it."""
+    mutability = settings["ecr.tag_mutability"]
+    scan = settings["ecr.scan_on_push"]
+    try:
+        repository = ecr.create_repository(
+            repositoryName=name,
+            imageTagMutability=mutability,
+            imageScanningConfiguration={"scanOnPush": scan},
+        )["repository"]
+        print(f"Created ECR repository {name} (scan on push: {scan}, tags: {mutability})")
+    except ecr.exceptions.RepositoryAlreadyExistsException:
+        repository = ecr.describe_repositories(repositoryNames=[name])["repositories"][0]
+        changes = []
+        if repository["imageTagMutability"] != mutability:
+            ecr.put_image_tag_mutability(repositoryName=name, imageTagMutability=mutability)
+            changes.append(f"tags: {mutability}")
+        if repository.get("imageScanningConfiguration", {}).get("scanOnPush") != scan:
+            ecr.put_image_scanning_configuration(
+                repositoryName=name, imageScanningConfiguration={"scanOnPush": scan}
+            )
+            changes.append(f"scan on push: {scan}")
+        print(f"ECR repository {name} exists" + (f"; updated {', '.join(changes)}" if changes else ""))
+        repository = {**repository, "imageTagMutability": mutability}
+    ecr.put_lifecycle_policy(
+        repositoryName=name, lifecyclePolicyText=lifecycle_policy(settings["ecr.keep_last"])
+    )
+    return repository
+
+
+def ecr_auth_config(ecr):
+    """The engine's credentials for ECR (valid 12 hours), from GetAuthorizationToken."""
+    data = ecr.get_authorization_token()["authorizationData"][0]
+    username, _, password = base64.b64decode(data["authorizationToken"]).decode().partition(":")
+    return {"username": username, "password": password, "serveraddress": data["proxyEndpoint"]}
+
+
+def tag_exists(ecr, repository_name, tag):
+    try:
+        ecr.describe_images(repositoryName=repository_name, imageIds=[{"imageTag": tag}])
+        return True
+    except ecr.exceptions.ImageNotFoundException:
+        return False
+
+
+def push_one(client, image, repository, tag, auth_config):
+    """Tag the local image as repository:tag and push it, printing the engine's progress; returns the digest."""
+    image.tag(repository, tag)
+    seen = set()
+    digest = None
+    stream = client.api.push(repository, tag=tag, stream=True, decode=True, auth_config=auth_config)
+    for event in stream:
+        if "error" in event or "errorDetail" in event:
+            message = event.get("error") or event["errorDetail"].get("message")
+            raise SetupError(f"push of {repository}:{tag} failed: {message}")
+        # Docker reports the digest in "aux", podman only in the status text.
+        found = DIGEST_RULE.search(str(event.get("status", "")))
+        digest = event.get("aux", {}).get("Digest") or (found.group(0) if found else digest)
+        # One line per layer and state; the byte counters in between would flood a CI log.
+        line = " ".join(str(event[key]) for key in ("id", "status") if event.get(key))
+        if line and line not in seen:
+            seen.add(line)
+            print(f"    {line}", flush=True)
+    return digest
+
+
+def parse_images(pairs):
+    images = []
+    for pair in pairs:
+        name, _, ref = pair.partition("=")
+        if not name or not ref:
+            raise SetupError(f"--image {pair!r}: expected NAME=REF, e.g. training=myproject-training:abc1234")
+        images.append((name, ref))
+    return images
+
+
+def push(args):
+    if not TAG_RULE.match(args.tag):
+        raise SetupError(f"tag {args.tag!r} is invalid: up to 128 letters, digits, '_', '.', '-'")
+    if args.registry and not REGISTRY_RULE.match(args.registry):
+        raise SetupError(
+            f"registry {args.registry!r} is invalid: expected host[:port][/prefix], e.g. ghcr.io/me"
+        )
+    images = parse_images(args.image)
+
+    # Every image must exist before any repository is created or any layer is sent.
+    try:
+        client = engine.connect()
+        local = {name: engine.check_image(client, ref) for name, ref in images}
+    except engine.EngineError as error:
+        raise SetupError(str(error)) from None
+    for name, ref in images:
+        architecture = local[name].attrs.get("Architecture", "")
+        if architecture not in ("amd64", ""):
+            print(
+                f"Note: {ref} is {architecture}; SageMaker jobs need amd64 (arm64 serves on Graviton endpoints only)"
+            )
+
+    targets = []  # (name, local ref, repository to push to, tags, auth_config)
+    if args.registry:
+        print(
+            f"Pushing to {args.registry} (no AWS involved; log in to it with your engine beforehand if it needs it)"
+        )
+        for name, ref in images:
+            repository = f"{args.registry}/{split_ref(ref)[0]}"
+            targets.append((name, ref, repository, unique([args.tag, "latest"]), None))
+        next_step = "Pull them elsewhere with: docker pull " + targets[0][2] + ":" + args.tag
+    else:
+        settings = load()
+        session, account = connect(settings)
+        ecr = session.client("ecr")
+        print(f"Pushing to Amazon ECR, account {account}, region {settings['region']}")
+        registry_override = os.environ.get(REGISTRY_OVERRIDE_VARIABLE, "")
+        if registry_override:
+            print(
+                f"Test seam {REGISTRY_OVERRIDE_VARIABLE}: images go to {registry_override}, not to ECR's registry"
+            )
+        auth_config = ecr_auth_config(ecr)
+        for name, ref in images:
+            repository_name = split_ref(ref)[0]
+            repository = ensure_repository(ecr, repository_name, settings)
+            print(f"  lifecycle policy: keep the last {settings['ecr.keep_last']} images")
+            mutable = repository["imageTagMutability"] == "MUTABLE"
+            tags = unique([args.tag, "latest"]) if mutable else [args.tag]
+            if not mutable and tag_exists(ecr, repository_name, args.tag):
+                print(
+                    f"  {repository['repositoryUri']}:{args.tag} is already in ECR and its tags are immutable: "
+                    "skipped (commit and rebuild for a new TAG)"
+                )
+                continue
+            uri = repository["repositoryUri"]
+            if registry_override:
+                uri = f"{registry_override}/{repository_name}"
+            targets.append((name, ref, uri, tags, auth_config))
+        next_step = "Next: " + " / ".join(
+            f"make {'remote-train' if name == 'training' else 'remote-process'}" for name, _ in images
+        )
+
+    pushed = []
+    for name, ref, repository, tags, auth_config in targets:
+        for tag in tags:
+            print(f"==> Pushing {ref} as {repository}:{tag}", flush=True)
+            digest = push_one(client, local[name], repository, tag, auth_config)
+            pushed.append(f"{repository}:{tag}" + (f" ({digest})" if digest else ""))
+    print(f"Pushed {len(pushed)} image tag(s):")
+    for line in pushed:
+        print(f"  {line}")
+    print(next_step)
+    return 0
+
+
+def unique(items):
+    return list(dict.fromkeys(items))
 
 
 def register(subparsers):
-    pass
+    parser = subparsers.add_parser("push", help="Push the built images to Amazon ECR (or to --registry)")
+    parser.add_argument(
+        "--image", action="append", required=True, metavar="NAME=REF", help="an image to push"
+    )
+    parser.add_argument("--tag", required=True, help="the tag to push (the git short sha)")
+    parser.add_argument(
+        "--registry", default="", help="host[:port][/prefix]: push there instead of ECR; no AWS"
+    )
+    parser.set_defaults(handler=handles_errors(push))

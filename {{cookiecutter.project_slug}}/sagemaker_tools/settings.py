@@ -1,0 +1,296 @@
+"""AWS settings of the push and remote commands: config/aws.json, overridden by environment variables.
+
+Every setting has one key in config/aws.json and one environment variable (the table SETTINGS below);
+a non-empty environment variable wins over the file. `python -m sagemaker_tools settings` prints
+them all with where each value came from.
+
+connect() checks region and credentials (STS GetCallerIdentity) and returns the boto3 session and
+the account. Every AWS client comes from that session, so AWS_ENDPOINT_URL (boto3 >= 1.28) sends
+STS, ECR, S3 and SageMaker alike to another endpoint, e.g. a moto server in tests.
+"""
+
+import functools
+import json
+import os
+import re
+import sys
+from pathlib import Path
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+CONFIG_FILE = PROJECT_DIR / "config" / "aws.json"
+BUILD_DIR = PROJECT_DIR / "build"
+
+# Test seam, not a user setting: push creates the ECR repositories and fetches the ECR token as
+# usual, but sends the images to this registry host (e.g. 127.0.0.1:5000) instead of
+# <account>.dkr.ecr.<region>.amazonaws.com, because a moto server's ECR has no registry behind it.
+REGISTRY_OVERRIDE_VARIABLE = "SAGEMAKER_TOOLS_ECR_REGISTRY_OVERRIDE"
+
+# (key in config/aws.json, environment variables, default, kind).
+SETTINGS = (
+    ("region", ("AWS_REGION", "AWS_DEFAULT_REGION"), "{{ cookiecutter.aws_region }}", "region"),
+    ("role_arn", ("SAGEMAKER_ROLE_ARN",), "", "role"),
+    ("bucket", ("SAGEMAKER_BUCKET",), "", "bucket"),
+    ("s3_prefix", ("SAGEMAKER_S3_PREFIX",), "{{ cookiecutter.project_slug }}", "prefix"),
+    ("ecr.tag_mutability", ("ECR_TAG_MUTABILITY",), "MUTABLE", "mutability"),
+    ("ecr.scan_on_push", ("ECR_SCAN_ON_PUSH",), True, "bool"),
+    ("ecr.keep_last", ("ECR_KEEP_LAST",), 10, "count"),
+    ("processing.instance_type", ("SAGEMAKER_PROCESSING_INSTANCE_TYPE",), "ml.t3.medium", "instance"),
+    ("processing.instance_count", ("SAGEMAKER_PROCESSING_INSTANCE_COUNT",), 1, "count"),
+    ("processing.volume_size_gb", ("SAGEMAKER_PROCESSING_VOLUME_SIZE_GB",), 30, "count"),
+    ("processing.max_runtime_seconds", ("SAGEMAKER_PROCESSING_MAX_RUNTIME_SECONDS",), 3600, "count"),
+    ("processing.input_s3_uri", ("SAGEMAKER_PROCESSING_INPUT_S3_URI",), "", "s3uri"),
+    ("training.entry_point", ("SAGEMAKER_TRAINING_ENTRY_POINT",), "train.R", "str"),
+    ("training.instance_type", ("SAGEMAKER_TRAINING_INSTANCE_TYPE",), "ml.m5.large", "instance"),
+    ("training.instance_count", ("SAGEMAKER_TRAINING_INSTANCE_COUNT",), 1, "count"),
+    ("training.volume_size_gb", ("SAGEMAKER_TRAINING_VOLUME_SIZE_GB",), 30, "count"),
+    ("training.max_runtime_seconds", ("SAGEMAKER_TRAINING_MAX_RUNTIME_SECONDS",), 3600, "count"),
+    ("training.channels", ("SAGEMAKER_TRAINING_CHANNELS",), {}, "channels"),
+    (
+        "endpoint.name",
+        ("SAGEMAKER_ENDPOINT_NAME",),
+        "{{ cookiecutter.project_slug | replace('_', '-') | replace('.', '-') }}",
+        "name",
+    ),
+    ("endpoint.instance_type", ("SAGEMAKER_ENDPOINT_INSTANCE_TYPE",), "ml.t2.medium", "instance"),
+    ("endpoint.instance_count", ("SAGEMAKER_ENDPOINT_INSTANCE_COUNT",), 1, "count"),
+    ("endpoint.serverless_memory_mb", ("SAGEMAKER_ENDPOINT_SERVERLESS_MEMORY_MB",), 2048, "count"),
+    ("endpoint.serverless_max_concurrency", ("SAGEMAKER_ENDPOINT_SERVERLESS_MAX_CONCURRENCY",), 5, "count"),
+)
+
+# How to set each required setting, for the one-line error when it is missing.
+HOW_TO_SET = {
+    "region": 'put it in config/aws.json ("region") or export AWS_REGION=us-east-1',
+    "role_arn": 'put the SageMaker execution role\'s ARN in config/aws.json ("role_arn") '
+    "or export SAGEMAKER_ROLE_ARN=arn:aws:iam::<account>:role/<name>",
+    "bucket": 'put an S3 bucket name in config/aws.json ("bucket") or export SAGEMAKER_BUCKET=<bucket>',
+}
+DESCRIPTION = {"region": "AWS region", "role_arn": "SageMaker execution role", "bucket": "S3 bucket"}
+
+RULES = {
+    "region": (re.compile(r"^[a-z]{2}(-[a-z]+)+-[0-9]+$"), "a region code such as us-east-1"),
+    "role": (
+        re.compile(r"^arn:aws[a-z-]*:iam::[0-9]{12}:role/[\w+=,.@/-]+$"),
+        "arn:aws:iam::<account>:role/<name>",
+    ),
+    "bucket": (re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"), "an S3 bucket name (3-63 a-z 0-9 . -)"),
+    "prefix": (re.compile(r"^[\w!.*'()/-]*$"), "an S3 key prefix without spaces"),
+    "instance": (re.compile(r"^ml\.[a-z0-9-]+\.[a-z0-9]+$"), "an instance type such as ml.m5.large"),
+    "s3uri": (re.compile(r"^(s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?)?$"), "an s3://bucket/prefix URI"),
+    "name": (re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$"), "1-63 letters, digits and hyphens"),
+}
+
+
+class SetupError(Exception):
+    """A problem the user fixes outside the code (a setting, credentials, a missing image): one line."""
+
+
+class Settings:
+    """The resolved settings: settings["training.instance_type"]; sources[key] says where each came from."""
+
+    def __init__(self, values, sources):
+        self.values = values
+        self.sources = sources
+
+    def __getitem__(self, key):
+        return self.values[key]
+
+    def require(self, *keys):
+        """Fail with one line, naming the setting and how to set it, for the first one left empty."""
+        for key in keys:
+            if not self.values[key]:
+                raise SetupError(f"{DESCRIPTION[key]} is not set: {HOW_TO_SET[key]}")
+
+
+def _flatten(document, prefix=""):
+    flat = {}
+    for key, value in document.items():
+        if isinstance(value, dict) and key not in ("channels",):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def _convert(key, value, kind, origin):
+    """The value as its kind, from JSON or from an environment string; SetupError names the origin."""
+
+    def bad(expected):
+        return SetupError(f"{key} = {value!r} (from {origin}) is invalid: expected {expected}")
+
+    if kind == "bool":
+        if isinstance(value, bool):
+            return value
+        if str(value).lower() in ("true", "1", "yes"):
+            return True
+        if str(value).lower() in ("false", "0", "no"):
+            return False
+        raise bad("true or false")
+    if kind == "count":
+        try:
+            number = int(value)
+        except (TypeError, ValueError):
+            raise bad("a whole number") from None
+        if number < 1 or isinstance(value, bool):
+            raise bad("a whole number of at least 1")
+        return number
+    if kind == "channels":
+        if isinstance(value, str):
+            try:
+                value = json.loads(value)
+            except json.JSONDecodeError:
+                raise bad('a JSON object such as {"train": "s3://bucket/prefix/"}') from None
+        if not isinstance(value, dict) or not all(
+            isinstance(uri, str) and RULES["s3uri"][0].match(uri) and uri for uri in value.values()
+        ):
+            raise bad('an object of channel name -> s3:// URI, e.g. {"train": "s3://bucket/prefix/"}')
+        return value
+    if not isinstance(value, str):
+        raise bad("a string")
+    if kind == "mutability":
+        if value.upper() not in ("MUTABLE", "IMMUTABLE"):
+            raise bad("MUTABLE or IMMUTABLE")
+        return value.upper()
+    if kind in RULES and value:
+        rule, expected = RULES[kind]
+        if not rule.match(value):
+            raise bad(expected)
+    return value
+
+
+def load(config_file=None, environ=None):
+    """Defaults, then config/aws.json, then the environment; every value checked for its kind."""
+    config_file = Path(config_file or CONFIG_FILE)
+    environ = os.environ if environ is None else environ
+    from_file = {}
+    if config_file.exists():
+        try:
+            document = json.loads(config_file.read_text())
+        except json.JSONDecodeError as error:
+            raise SetupError(f"{config_file} is not valid JSON: {error}") from None
+        if not isinstance(document, dict):
+            raise SetupError(f"{config_file} must hold a JSON object")
+        from_file = _flatten(document)
+    known = {key for key, *_ in SETTINGS}
+    unknown = sorted(set(from_file) - known)
+    if unknown:
+        raise SetupError(
+            f"{config_file}: unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+        )
+
+    file_label = "config/aws.json" if config_file == CONFIG_FILE else str(config_file)
+    values, sources = {}, {}
+    for key, variables, default, kind in SETTINGS:
+        value, origin = default, "default"
+        if key in from_file:
+            value, origin = from_file[key], file_label
+        for variable in variables:
+            if environ.get(variable):
+                value, origin = environ[variable], f"${variable}"
+                break
+        values[key] = _convert(key, value, kind, origin)
+        sources[key] = origin
+    return Settings(values, sources)
+
+
+def known_regions(session):
+    """Every region botocore knows for SageMaker, in every partition (aws, aws-cn, aws-us-gov...)."""
+    regions = set()
+    for partition in session.get_available_partitions():
+        regions.update(session.get_available_regions("sagemaker", partition_name=partition))
+    return regions
+
+
+def connect(settings):
+    """Check region and credentials, before anything is created; returns (boto3 session, account id)."""
+    import boto3
+    import botocore.exceptions
+
+    settings.require("region")
+    region = settings["region"]
+    try:
+        session = boto3.Session(region_name=region)
+        regions = known_regions(session)
+        if region not in regions:
+            raise SetupError(
+                f"unknown AWS region {region!r} (from {settings.sources['region']}): "
+                f"SageMaker regions known to botocore include {', '.join(sorted(regions)[:6])}, ... "
+                "(a brand-new region needs a newer boto3)"
+            )
+        if session.get_credentials() is None:
+            raise SetupError(
+                "no AWS credentials found: run `aws configure` or `aws sso login`, or set AWS_PROFILE, "
+                "or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
+            )
+        identity = session.client("sts").get_caller_identity()
+    except botocore.exceptions.ProfileNotFound as error:
+        raise SetupError(f"{error}: fix AWS_PROFILE or add the profile to ~/.aws/config") from None
+    except botocore.exceptions.PartialCredentialsError as error:
+        raise SetupError(f"incomplete AWS credentials: {error}") from None
+    except botocore.exceptions.NoCredentialsError:
+        raise SetupError("no AWS credentials found: run `aws configure` or set AWS_PROFILE") from None
+    except botocore.exceptions.ClientError as error:
+        code = error.response.get("Error", {}).get("Code", "")
+        raise SetupError(
+            f"AWS rejected the credentials ({code}: {error.response.get('Error', {}).get('Message', '')}): "
+            "check AWS_PROFILE / AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, or renew them (`aws sso login`)"
+        ) from None
+    except botocore.exceptions.EndpointConnectionError as error:
+        raise SetupError(f"cannot reach AWS STS in {region}: {error}") from None
+    return session, identity["Account"]
+
+
+def ecr_registry(account, region):
+    return f"{account}.dkr.ecr.{region}.amazonaws.com"
+
+
+def split_ref(ref):
+    """'name:tag' -> ('name', 'tag'); a ':' in a registry port is not a tag separator."""
+    name, _, tag = ref.rpartition(":")
+    if not name or "/" in tag:
+        return ref, ""
+    return name, tag
+
+
+def handles_errors(handler):
+    """Print a SetupError, an engine error or an AWS refusal as one line and return an exit code."""
+
+    @functools.wraps(handler)
+    def run(args):
+        import botocore.exceptions
+
+        try:
+            return handler(args)
+        except SetupError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
+        except botocore.exceptions.ClientError as error:
+            details = error.response.get("Error", {})
+            message = " ".join(str(details.get("Message", "")).split())[
+                :300
+            ]  # one line, even from a proxy's HTML
+            print(
+                f"error: AWS refused {error.operation_name}: {details.get('Code')}: {message}",
+                file=sys.stderr,
+            )
+            return 1
+        except botocore.exceptions.BotoCoreError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 1
+
+    return run
+
+
+def show(args):
+    settings = load()
+    width = max(len(key) for key, *_ in SETTINGS)
+    for key, variables, _default, _kind in SETTINGS:
+        value = settings[key]
+        shown = json.dumps(value) if not isinstance(value, str) else (value or "(not set)")
+        print(f"{key:<{width}}  {shown}  [{settings.sources[key]}; env {variables[0]}]")
+    print(f"Edit {CONFIG_FILE.relative_to(PROJECT_DIR)} or export the variable to change a value.")
+    return 0
+
+
+def register(subparsers):
+    parser = subparsers.add_parser("settings", help="Print the AWS settings and where each value comes from")
+    parser.set_defaults(handler=handles_errors(show))
