@@ -17,7 +17,7 @@ main <- function() {
   hosts <- sort(if (is.null(resources$hosts)) "algo-1" else resources$hosts)
   host <- if (is.null(resources$current_host)) hosts[[1]] else resources$current_host
   rank <- match(host, hosts)
-  if (!is.null(job$ProcessingJobName)) cat("Processing job", job$ProcessingJobName, "\n")
+  if (!is.null(job$ProcessingJobName)) cat(sprintf("Processing job %s\n", job$ProcessingJobName))
 
   files <- sort(list.files(input_dir, pattern = "\\.csv$", full.names = TRUE, recursive = TRUE))
   if (length(files) == 0) stop("no .csv files under ", input_dir)
@@ -29,8 +29,10 @@ main <- function() {
   complete <- data[stats::complete.cases(data), , drop = FALSE]
   set.seed(42)
   shuffled <- complete[sample(nrow(complete)), , drop = FALSE]
-  n_train <- floor(0.8 * nrow(shuffled))
-  splits <- list(train = shuffled[seq_len(n_train), ], validation = shuffled[-seq_len(n_train), ])
+  # Index vectors, not negative indexing: shuffled[-integer(0), ] would select no row at all.
+  train_rows <- seq_len(floor(0.8 * nrow(shuffled)))
+  validation_rows <- setdiff(seq_len(nrow(shuffled)), train_rows)
+  splits <- list(train = shuffled[train_rows, , drop = FALSE], validation = shuffled[validation_rows, , drop = FALSE])
   for (name in names(splits)) {
     dir.create(file.path(output_dir, name), recursive = TRUE, showWarnings = FALSE)
     path <- file.path(output_dir, name, sprintf("%s-%s.csv", name, host))

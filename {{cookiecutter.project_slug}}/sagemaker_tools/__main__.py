@@ -2,9 +2,11 @@
 
 import argparse
 import importlib
+import importlib.util
 import sys
 
 # Each module adds its commands with register(subparsers); a command's handler returns an exit code.
+# A module of an image the project does not build (bench.py in a processing-only project) is absent.
 MODULES = ("local", "ecr", "remote", "bench")
 
 
@@ -12,7 +14,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m sagemaker_tools", description=__doc__)
     subparsers = parser.add_subparsers(dest="command", required=True)
     for name in MODULES:
-        importlib.import_module(f"sagemaker_tools.{name}").register(subparsers)
+        if importlib.util.find_spec(f"sagemaker_tools.{name}") is not None:
+            importlib.import_module(f"sagemaker_tools.{name}").register(subparsers)
     args = parser.parse_args(argv)
     try:
         return args.handler(args) or 0

@@ -1,0 +1,229 @@
+"""The files SageMaker puts in front of a container, built the way SageMaker builds them.
+
+Shared by the local runs (which write them under build/) and the remote jobs (which send the same
+hyperparameters and the same sourcedir.tar.gz to SageMaker):
+  encode_hyperparameters()  the hyperparameters.json of a script-mode training job
+  pack_sourcedir()          the sourcedir.tar.gz the SDK uploads for a source_dir
+  training_config() / processing_job_config() / processing_resource_config()  the JSON files
+"""
+
+import fnmatch
+import gzip
+import io
+import json
+import os
+import tarfile
+from pathlib import Path
+
+# SageMaker's limits on CreateTrainingJob's HyperParameters.
+MAX_HYPERPARAMETERS = 100
+MAX_KEY_LENGTH = 256
+MAX_VALUE_LENGTH = 2500
+
+# Where a network-isolated training job finds its code: the `code` channel, named by
+# sagemaker_submit_directory. The local runs use the same place (see local.py).
+CODE_CHANNEL = "code"
+CODE_TARBALL_IN_CONTAINER = "/opt/ml/input/data/code/sourcedir.tar.gz"
+
+# Not code: left out of sourcedir.tar.gz (R session files, caches, editor and VCS files, archives).
+SOURCEDIR_EXCLUDES = (
+    ".RData",
+    ".Rhistory",
+    ".Rproj.user",
+    ".git",
+    ".DS_Store",
+    "__pycache__",
+    "*.pyc",
+    ".pytest_cache",
+    ".ipynb_checkpoints",
+    "*.tar",
+    "*.tar.gz",
+    "*.tgz",
+    "*.zip",
+)
+
+
+def encode_hyperparameters(
+    hyperparameters, *, program=None, submit_directory=None, job_name=None, region=None
+):
+    """hyperparameters.json of a script-mode job: every value JSON-encoded, as the SageMaker SDK does.
+
+    The SDK sends json.dumps(value) for each value, so "abc" arrives as "\\"abc\\"" and 10 as "10";
+    the container decodes them back to typed values. program / submit_directory / job_name / region
+    add the SDK's own keys (sagemaker_program, sagemaker_submit_directory, sagemaker_job_name,
+    sagemaker_region) and sagemaker_container_log_level. Raises ValueError on what SageMaker refuses
+    (TypeError when hyperparameters is not a dict).
+    """
+    if not isinstance(hyperparameters, dict):
+        raise TypeError("hyperparameters must be a JSON object (name -> value)")
+    sdk_keys = {
+        "sagemaker_program": program,
+        "sagemaker_submit_directory": submit_directory,
+        "sagemaker_container_log_level": 20 if program is not None else None,
+        "sagemaker_job_name": job_name,
+        "sagemaker_region": region,
+    }
+    sdk_keys = {key: value for key, value in sdk_keys.items() if value is not None}
+    clashes = sorted(set(hyperparameters) & set(sdk_keys))
+    if clashes:
+        raise ValueError(f"hyperparameter(s) {', '.join(clashes)} are set by the tools; remove them")
+    encoded = {}
+    for key, value in {**hyperparameters, **sdk_keys}.items():
+        if not isinstance(key, str) or not key or len(key) > MAX_KEY_LENGTH:
+            raise ValueError(f"hyperparameter name {key!r} must be 1 to {MAX_KEY_LENGTH} characters")
+        text = json.dumps(value)
+        if len(text) > MAX_VALUE_LENGTH:
+            raise ValueError(
+                f"hyperparameter {key!r} is {len(text)} characters once JSON-encoded; "
+                f"SageMaker accepts at most {MAX_VALUE_LENGTH}"
+            )
+        encoded[key] = text
+    if len(encoded) > MAX_HYPERPARAMETERS:
+        raise ValueError(f"{len(encoded)} hyperparameters; SageMaker accepts at most {MAX_HYPERPARAMETERS}")
+    return encoded
+
+
+def _excluded(name):
+    return any(fnmatch.fnmatch(name, pattern) for pattern in SOURCEDIR_EXCLUDES)
+
+
+def pack_sourcedir(code_dir, dest_tar_gz):
+    """Pack the code in code_dir into dest_tar_gz, files at the archive's root as the SDK packs them.
+
+    Only code goes in: the SOURCEDIR_EXCLUDES patterns are skipped. Symbolic links are stored as the
+    files they point to (the container refuses links that leave the code directory). Members are
+    sorted with fixed owners and times, so the same code gives the same bytes. Returns the member names.
+    """
+    code_dir = Path(code_dir)
+    if not code_dir.is_dir():
+        raise FileNotFoundError(f"code directory {code_dir} does not exist")
+    dest = Path(dest_tar_gz)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    dest_real = dest.resolve()
+
+    paths = []
+    for root, dirs, files in os.walk(code_dir):
+        dirs[:] = [d for d in dirs if not _excluded(d)]
+        for name in files:
+            path = Path(root, name)
+            if not _excluded(name) and path.resolve() != dest_real:
+                paths.append(path)
+    paths.sort(key=lambda path: path.relative_to(code_dir).as_posix())
+
+    members = []
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as archive:
+        for path in paths:
+            arcname = path.relative_to(code_dir).as_posix()
+            info = tarfile.TarInfo(arcname)
+            data = path.read_bytes()  # follows symbolic links
+            info.size = len(data)
+            info.mode = 0o755 if os.access(path, os.X_OK) else 0o644
+            info.mtime = 0
+            archive.addfile(info, io.BytesIO(data))
+            members.append(arcname)
+    with open(dest, "wb") as raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as gz:
+        gz.write(buffer.getvalue())
+    return members
+
+
+def write_json(path, value):
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(value, indent=2) + "\n")
+
+
+def training_resource_config(hosts, current_host, instance_type="local"):
+    """resourceconfig.json of a training container (a homogeneous cluster)."""
+    return {
+        "current_host": current_host,
+        "current_instance_type": instance_type,
+        "current_group_name": "homogeneousCluster",
+        "hosts": sorted(hosts),
+        "instance_groups": [
+            {
+                "instance_group_name": "homogeneousCluster",
+                "instance_type": instance_type,
+                "hosts": sorted(hosts),
+            }
+        ],
+        "network_interface_name": "eth0",
+    }
+
+
+def input_data_config(channels):
+    """inputdataconfig.json: File mode, fully replicated, for each channel name."""
+    return {
+        name: {
+            "TrainingInputMode": "File",
+            "S3DistributionType": "FullyReplicated",
+            "RecordWrapperType": "None",
+        }
+        for name in sorted(channels)
+    }
+
+
+def processing_resource_config(hosts, current_host):
+    """/opt/ml/config/resourceconfig.json of a processing container."""
+    return {"current_host": current_host, "hosts": sorted(hosts)}
+
+
+def processing_job_config(
+    *,
+    job_name,
+    image,
+    entrypoint,
+    inputs,
+    outputs,
+    instance_count=1,
+    instance_type="local",
+    environment=None,
+    region="us-east-1",
+    account="000000000000",
+    role_arn=None,
+):
+    """/opt/ml/config/processingjobconfig.json: the job as DescribeProcessingJob describes it.
+
+    inputs / outputs map a name to (source URI, container path), e.g.
+    {"code": ("file:///home/me/project/code", "/opt/ml/processing/input/code")}.
+    """
+    return {
+        "ProcessingJobArn": f"arn:aws:sagemaker:{region}:{account}:processing-job/{job_name}",
+        "ProcessingJobName": job_name,
+        "ProcessingInputs": [
+            {
+                "InputName": name,
+                "AppManaged": False,
+                "S3Input": {
+                    "S3Uri": uri,
+                    "LocalPath": local_path,
+                    "S3DataType": "S3Prefix",
+                    "S3InputMode": "File",
+                    "S3DataDistributionType": "FullyReplicated",
+                    "S3CompressionType": "None",
+                },
+            }
+            for name, (uri, local_path) in inputs.items()
+        ],
+        "ProcessingOutputConfig": {
+            "Outputs": [
+                {
+                    "OutputName": name,
+                    "AppManaged": False,
+                    "S3Output": {"S3Uri": uri, "LocalPath": local_path, "S3UploadMode": "EndOfJob"},
+                }
+                for name, (uri, local_path) in outputs.items()
+            ]
+        },
+        "ProcessingResources": {
+            "ClusterConfig": {
+                "InstanceCount": instance_count,
+                "InstanceType": instance_type,
+                "VolumeSizeInGB": 30,
+            }
+        },
+        "StoppingCondition": {"MaxRuntimeInSeconds": 86400},
+        "AppSpecification": {"ImageUri": image, "ContainerEntrypoint": list(entrypoint)},
+        "Environment": dict(environment or {}),
+        "RoleArn": role_arn or f"arn:aws:iam::{account}:role/SageMakerExecutionRole",
+    }
