@@ -31,17 +31,41 @@ wait_for() {
 }
 
 train() {
+  # The marker tells the R side that the job is being stopped, not failing (see training.R).
+  SAGEMAKER_STOP_MARKER=$(mktemp -u /tmp/sagemaker-stop.XXXXXX)
+  export SAGEMAKER_STOP_MARKER
+  # setsid: R and the user's program get their own process group, the target of the SIGINT below.
   setsid Rscript "$entrypoint" train &
   local child=$!
-  trap 'log "SIGTERM: interrupting training (R sees an interrupt)"; kill -INT -- "-$child" 2>/dev/null || true' TERM INT
+  trap 'log "SIGTERM: interrupting training (the program sees an R interrupt and may save a checkpoint)"
+        : >"$SAGEMAKER_STOP_MARKER"; kill -INT -- "-$child" 2>/dev/null || true' TERM INT
   local status=0
   wait_for "$child" || status=$?
+  rm -f "$SAGEMAKER_STOP_MARKER"
+  log "training ended with exit status $status"
   exit "$status"
+}
+
+# The CPUs this container may use: the affinity mask (nproc), lowered by a cgroup CPU quota.
+cpu_count() {
+  local count quota period
+  count=$(nproc)
+  if [[ -r /sys/fs/cgroup/cpu.max ]]; then
+    read -r quota period </sys/fs/cgroup/cpu.max
+  elif [[ -r /sys/fs/cgroup/cpu/cpu.cfs_quota_us ]]; then
+    quota=$(</sys/fs/cgroup/cpu/cpu.cfs_quota_us)
+    period=$(</sys/fs/cgroup/cpu/cpu.cfs_period_us)
+  fi
+  if [[ ${quota:-max} =~ ^[1-9][0-9]*$ && ${period:-0} =~ ^[1-9][0-9]*$ ]]; then
+    quota=$(((quota + period - 1) / period))
+    ((quota < count)) && count=$quota
+  fi
+  echo "$count"
 }
 
 serve_settings() {
   port=${SAGEMAKER_BIND_TO_PORT:-8080}
-  workers=${SAGEMAKER_MODEL_SERVER_WORKERS:-$(nproc)}
+  workers=${SAGEMAKER_MODEL_SERVER_WORKERS:-$(cpu_count)}
   timeout=${SAGEMAKER_MODEL_SERVER_TIMEOUT:-60}
   max_mb=6
   if [[ ${SAGEMAKER_BATCH:-} == true && -n ${SAGEMAKER_MAX_PAYLOAD_IN_MB:-} ]]; then
@@ -54,7 +78,8 @@ serve_settings() {
     fi
   done
   rundir=${SAGEMAKER_SERVE_DIR:-/tmp/sagemaker-serve}
-  export SAGEMAKER_MODEL_SERVER_WORKERS=$workers
+  # The workers read these: their own time limit, the payload limit, /execution-parameters.
+  export SAGEMAKER_MODEL_SERVER_WORKERS=$workers SAGEMAKER_MODEL_SERVER_TIMEOUT=$timeout
 }
 
 write_nginx_conf() {
@@ -62,8 +87,10 @@ write_nginx_conf() {
   for ((i = 1; i <= workers; i++)); do
     servers+="    server unix:$rundir/worker-$i.sock max_fails=1 fail_timeout=1s;"$'\n'
   done
+  # The workers stop a request at $timeout s themselves; nginx waits a little longer.
   sed -e "s|@RUNDIR@|$rundir|g" -e "s|@PORT@|$port|g" -e "s|@TIMEOUT@|$timeout|g" \
-    -e "s|@MAX_MB@|$max_mb|g" "$here/sagemaker/nginx.conf.template" |
+    -e "s|@PROXY_TIMEOUT@|$((timeout + 2))|g" -e "s|@MAX_MB@|$max_mb|g" \
+    "$here/sagemaker/nginx.conf.template" |
     awk -v servers="$servers" '{ if ($0 ~ /@SERVERS@/) printf "%s", servers; else print }' \
       >"$rundir/nginx.conf"
 }
@@ -72,7 +99,7 @@ write_nginx_conf() {
 # before it is ready could not load the model: that ends the container with its status.
 worker_slot() {
   local i=$1 pid=0 status
-  trap 'kill -TERM "$pid" 2>/dev/null; exit 0' TERM
+  trap '((pid > 0)) && kill -TERM "$pid" 2>/dev/null || true; exit 0' TERM
   while true; do
     rm -f "$rundir/worker-$i.ready" "$rundir/worker-$i.sock"
     Rscript "$entrypoint" serve --socket "$rundir/worker-$i.sock" \
@@ -81,10 +108,10 @@ worker_slot() {
     status=0
     wait "$pid" || status=$?
     if [[ ! -e $rundir/worker-$i.ready ]]; then
-      log "worker $i (pid $pid) exited with status $status before it was ready"
+      log "worker $i (pid $pid) could not start (status $status): see its error above"
       exit $((status == 0 ? 1 : status))
     fi
-    log "worker $i (pid $pid) exited with status $status; restarting it"
+    log "worker $i (pid $pid) died (status $status); starting a new one"
   done
 }
 
@@ -93,19 +120,19 @@ serve() {
   rm -rf "$rundir"
   mkdir -p "$rundir"
   write_nginx_conf
-  local slots=() i
+  local slots=() i nginx_pid=0 status=0
+  stopping=0
+  # SIGTERM: nginx stops accepting and finishes the requests in flight (SIGQUIT), then the workers go.
+  trap 'stopping=1; log "SIGTERM: finishing the requests in flight, then stopping"
+    ((nginx_pid > 0)) && kill -QUIT "$nginx_pid" 2>/dev/null || true' TERM INT
   for ((i = 1; i <= workers; i++)); do
     worker_slot "$i" &
     slots+=("$!")
   done
-  nginx -c "$rundir/nginx.conf" &
-  local nginx_pid=$!
+  nginx -e stderr -c "$rundir/nginx.conf" &
+  nginx_pid=$!
   log "serving on port $port: nginx (pid $nginx_pid) in front of $workers R worker(s), timeout ${timeout}s, max payload ${max_mb} MB"
 
-  stopping=0
-  # SIGTERM: nginx stops accepting and finishes the requests in flight (SIGQUIT), then the workers go.
-  trap 'stopping=1; log "SIGTERM: draining requests in flight"; kill -QUIT "$nginx_pid" 2>/dev/null || true' TERM INT
-  local status=0
   wait -n "$nginx_pid" "${slots[@]}" || status=$?
   while [[ $stopping == 1 ]] && kill -0 "$nginx_pid" 2>/dev/null; do
     wait "$nginx_pid" || true
@@ -117,7 +144,8 @@ serve() {
     exit 0
   fi
   kill -QUIT "$nginx_pid" 2>/dev/null || true
-  log "a server process exited (status $status); stopping"
+  wait "$nginx_pid" 2>/dev/null || true
+  log "a server process exited (status $status); stopping the container"
   exit $((status == 0 ? 1 : status))
 }
 

@@ -1,15 +1,20 @@
 # One serving worker: loads deploy.R and the model once, then answers HTTP on a unix socket (behind
-# nginx, see run.sh) or on a TCP port. deploy.R defines handlers in the SageMaker inference
-# toolkit's style; every one but predict_fn has a default here:
-#   model_fn(model_dir)                -> the model
-#   input_fn(body, content_type)       -> data   (body: the raw request body as a character string)
+# nginx, see run.sh) or on a TCP port (tests, or a single worker). deploy.R defines handlers in the
+# SageMaker inference toolkit's style; every one but predict_fn has a default here:
+#   model_fn(model_dir)                -> the model (default: readRDS(model_dir/model.rds))
+#   input_fn(body, content_type)       -> data   (body: the request body as one UTF-8 string)
 #   predict_fn(data, model)            -> prediction
-#   output_fn(prediction, accept)      -> character string (or raw vector) of type `accept`
+#   output_fn(prediction, accept)      -> a string (or raw vector) of media type `accept`
 # or transform_fn(model, body, content_type, accept) instead of the last three. A handler that
-# declares a `context` argument also gets the request context (custom attributes in and out).
+# declares a `context` argument also gets the request context, an environment holding
+# `custom_attributes` (the X-Amzn-SageMaker-Custom-Attributes request header, or NULL); setting
+# `context$response_custom_attributes` sends that header back to the caller.
 
 SUPPORTED_TYPES <- c("text/csv", "application/json", "application/jsonlines")
 REALTIME_MAX_PAYLOAD_BYTES <- 6 * 1024 * 1024
+MAX_ERROR_MESSAGE_CHARS <- 1024
+
+`%||%` <- function(a, b) if (is.null(a)) b else a
 
 # An error with an HTTP status; handlers may raise it too, e.g. http_error(422, "age must be > 0").
 http_error <- function(status, message) {
@@ -19,13 +24,20 @@ http_error <- function(status, message) {
   ))
 }
 
+# A positive whole number from the environment, or the default when unset or invalid.
+env_number <- function(name, default) {
+  value <- suppressWarnings(as.numeric(Sys.getenv(name, "")))
+  if (is.na(value) || value <= 0) default else value
+}
+
 max_payload_bytes <- function() {
-  batch_mb <- suppressWarnings(as.numeric(Sys.getenv("SAGEMAKER_MAX_PAYLOAD_IN_MB", "")))
-  if (identical(Sys.getenv("SAGEMAKER_BATCH"), "true") && !is.na(batch_mb) && batch_mb > 0) {
-    return(batch_mb * 1024 * 1024)
+  if (identical(Sys.getenv("SAGEMAKER_BATCH"), "true")) {
+    return(env_number("SAGEMAKER_MAX_PAYLOAD_IN_MB", 6) * 1024 * 1024)
   }
   REALTIME_MAX_PAYLOAD_BYTES
 }
+
+request_timeout_seconds <- function() env_number("SAGEMAKER_MODEL_SERVER_TIMEOUT", 60)
 
 media_type <- function(header) tolower(trimws(sub(";.*$", "", header)))
 
@@ -38,17 +50,18 @@ normalise_type <- function(type) {
   )
 }
 
-# The response type: the first supported entry of Accept; a missing or */* Accept means
+# The response type: the first acceptable entry of Accept; a missing or */* Accept means
 # SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT when set, else the request's own content type.
+# `supported` is NULL when deploy.R writes its own output (any type may be asked for).
 choose_accept <- function(accept, content_type, supported = SUPPORTED_TYPES) {
-  fallback <- Sys.getenv("SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT", content_type)
+  fallback <- normalise_type(media_type(Sys.getenv("SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT", content_type)))
   if (is.null(accept) || !nzchar(trimws(accept))) {
-    return(normalise_type(media_type(fallback)))
+    return(fallback)
   }
   for (entry in strsplit(accept, ",", fixed = TRUE)[[1]]) {
     type <- normalise_type(media_type(entry))
     if (type %in% c("*/*", "")) {
-      return(normalise_type(media_type(fallback)))
+      return(fallback)
     }
     if (is.null(supported) || type %in% supported) {
       return(type)
@@ -60,11 +73,21 @@ choose_accept <- function(accept, content_type, supported = SUPPORTED_TYPES) {
 parse_csv <- function(body) {
   if (!nzchar(trimws(body))) http_error(400, "empty text/csv body")
   tryCatch(
-    utils::read.csv(text = body, header = FALSE, stringsAsFactors = FALSE, strip.white = TRUE),
-    error = function(e) http_error(400, paste("malformed text/csv body:", conditionMessage(e)))
+    utils::read.csv(
+      text = body, header = FALSE, stringsAsFactors = FALSE, strip.white = TRUE, fill = FALSE,
+      blank.lines.skip = TRUE, comment.char = ""
+    ),
+    error = function(e) http_error(400, paste("malformed text/csv body:", conditionMessage(e))),
+    warning = function(w) http_error(400, paste("malformed text/csv body:", conditionMessage(w)))
   )
 }
 
+is_record <- function(x) {
+  is.list(x) && length(x) > 0 && !is.null(names(x)) &&
+    all(vapply(x, function(v) is.atomic(v) && length(v) == 1, logical(1)))
+}
+
+# Records as a data frame: a list of objects or of arrays, one object, or one scalar.
 as_frame <- function(x) {
   if (is.data.frame(x)) {
     return(x)
@@ -72,17 +95,27 @@ as_frame <- function(x) {
   if (is.matrix(x)) {
     return(as.data.frame(x, stringsAsFactors = FALSE))
   }
-  if (is.atomic(x)) {
+  if (is_record(x)) {
+    return(as.data.frame(x, stringsAsFactors = FALSE, optional = TRUE))
+  }
+  if (is.atomic(x) && length(x) > 0) {
     return(as.data.frame(t(x), stringsAsFactors = FALSE))
   }
-  http_error(400, "JSON body must be a list of records (objects or arrays) or {\"instances\": [...]}")
+  http_error(400, "expected records: a list of objects or arrays, one object, or {\"instances\": [...]}")
+}
+
+# jsonlite::parse_json, never fromJSON: fromJSON reads a body such as "/etc/passwd" as a file name.
+parse_json_text <- function(text, what) {
+  tryCatch(jsonlite::parse_json(text, simplifyVector = TRUE),
+    error = function(e) http_error(400, paste0("malformed ", what, ": ", conditionMessage(e)))
+  )
 }
 
 parse_json_body <- function(body) {
-  value <- tryCatch(jsonlite::fromJSON(body, simplifyVector = TRUE),
-    error = function(e) http_error(400, paste("malformed application/json body:", conditionMessage(e)))
-  )
-  if (is.list(value) && !is.data.frame(value) && !is.null(value$instances)) value <- value$instances
+  value <- parse_json_text(body, "application/json body")
+  if (is.list(value) && !is.data.frame(value) && !is.null(names(value)) && "instances" %in% names(value)) {
+    value <- value$instances
+  }
   as_frame(value)
 }
 
@@ -91,11 +124,9 @@ parse_jsonlines <- function(body) {
   lines <- lines[nzchar(trimws(lines))]
   if (length(lines) == 0) http_error(400, "empty application/jsonlines body")
   rows <- lapply(seq_along(lines), function(i) {
-    tryCatch(as_frame(jsonlite::fromJSON(lines[[i]], simplifyVector = TRUE)),
-      error = function(e) http_error(400, paste0("malformed application/jsonlines line ", i, ": ", conditionMessage(e)))
-    )
+    as_frame(parse_json_text(lines[[i]], paste("application/jsonlines line", i)))
   })
-  tryCatch(do.call(rbind, rows), error = function(e) http_error(400, "jsonlines records differ in shape"))
+  tryCatch(do.call(rbind, rows), error = function(e) http_error(400, "application/jsonlines records differ in shape"))
 }
 
 default_model_fn <- function(model_dir) {
@@ -115,23 +146,47 @@ default_input_fn <- function(body, content_type) {
   )
 }
 
+# A CSV field, quoted only when it must be (a comma, quote or line break in it).
+csv_field <- function(x) {
+  text <- as.character(x) # numbers with 15 significant digits, as R prints them
+  text[is.na(x)] <- ""
+  needs_quotes <- grepl("[\",\r\n]", text)
+  text[needs_quotes] <- paste0("\"", gsub("\"", "\"\"", text[needs_quotes], fixed = TRUE), "\"")
+  text
+}
+
+to_csv <- function(prediction) {
+  frame <- if (is.data.frame(prediction)) prediction else as.data.frame(prediction, stringsAsFactors = FALSE)
+  if (nrow(frame) == 0) {
+    return("")
+  }
+  columns <- lapply(frame, function(column) csv_field(if (is.factor(column)) as.character(column) else column))
+  paste0(do.call(paste, c(columns, sep = ",")), "\n", collapse = "")
+}
+
+to_jsonlines <- function(prediction) {
+  rows <- if (is.data.frame(prediction)) {
+    lapply(seq_len(nrow(prediction)), function(i) as.list(prediction[i, , drop = FALSE]))
+  } else {
+    as.list(prediction)
+  }
+  lines <- vapply(rows, function(row) {
+    as.character(jsonlite::toJSON(row, auto_unbox = TRUE, digits = NA, na = "null"))
+  }, character(1))
+  paste0(lines, "\n", collapse = "")
+}
+
 default_output_fn <- function(prediction, accept) {
   switch(accept,
-    "text/csv" = {
-      con <- textConnection("out", "w", local = TRUE)
-      utils::write.table(as.data.frame(prediction), con, sep = ",", row.names = FALSE, col.names = FALSE, qmethod = "double")
-      close(con)
-      paste0(paste(out, collapse = "\n"), "\n")
-    },
-    "application/json" = as.character(jsonlite::toJSON(list(predictions = prediction), digits = NA, dataframe = "rows")),
-    "application/jsonlines" = {
-      rows <- if (is.data.frame(prediction)) split(prediction, seq_len(nrow(prediction))) else as.list(prediction)
-      lines <- vapply(rows, function(r) {
-        as.character(jsonlite::toJSON(if (is.data.frame(r)) as.list(r) else r, auto_unbox = TRUE, digits = NA))
-      }, character(1))
-      paste0(paste(lines, collapse = "\n"), "\n")
-    },
-    http_error(415, paste0("Accept '", accept, "' is not supported by the default output_fn"))
+    "text/csv" = to_csv(prediction),
+    "application/json" = as.character(jsonlite::toJSON(
+      list(predictions = prediction),
+      digits = NA, dataframe = "rows", na = "null"
+    )),
+    "application/jsonlines" = to_jsonlines(prediction),
+    http_error(415, paste0(
+      "Accept '", accept, "' is not supported; use one of ", paste(SUPPORTED_TYPES, collapse = ", ")
+    ))
   )
 }
 
@@ -149,18 +204,22 @@ load_handlers <- function(deploy_script) {
   owd <- setwd(dirname(deploy_script)) # deploy.R may source its helpers by relative path
   on.exit(setwd(owd))
   sys.source(deploy_script, envir = handlers)
-  pick <- function(name, default = NULL) {
-    if (exists(name, envir = handlers, inherits = FALSE)) get(name, envir = handlers) else default
+  defined <- function(name) {
+    if (exists(name, envir = handlers, inherits = FALSE)) get(name, envir = handlers) else NULL
   }
   h <- list(
-    model_fn = pick("model_fn", default_model_fn),
-    input_fn = pick("input_fn", default_input_fn),
-    predict_fn = pick("predict_fn"),
-    output_fn = pick("output_fn", default_output_fn),
-    transform_fn = pick("transform_fn"),
-    custom_types = !is.null(pick("input_fn")) || !is.null(pick("transform_fn"))
+    model_fn = defined("model_fn") %||% default_model_fn,
+    input_fn = defined("input_fn") %||% default_input_fn,
+    predict_fn = defined("predict_fn"),
+    output_fn = defined("output_fn") %||% default_output_fn,
+    transform_fn = defined("transform_fn"),
+    # Only the defaults limit the media types; user handlers decide for themselves.
+    own_input = !is.null(defined("input_fn")) || !is.null(defined("transform_fn")),
+    own_output = !is.null(defined("output_fn")) || !is.null(defined("transform_fn"))
   )
-  if (is.null(h$predict_fn) && is.null(h$transform_fn)) stop(deploy_script, " defines neither predict_fn nor transform_fn")
+  if (is.null(h$predict_fn) && is.null(h$transform_fn)) {
+    stop(deploy_script, " defines neither predict_fn nor transform_fn")
+  }
   h
 }
 
@@ -169,33 +228,52 @@ call_handler <- function(fn, ..., context) {
 }
 
 json_response <- function(status, message) {
+  if (nchar(message) > MAX_ERROR_MESSAGE_CHARS) message <- paste0(substr(message, 1, MAX_ERROR_MESSAGE_CHARS), "...")
   list(
     status = as.integer(status), headers = list("Content-Type" = "application/json"),
-    body = as.character(jsonlite::toJSON(list(error = message), auto_unbox = TRUE))
+    body = as.character(jsonlite::toJSON(list(error = enc2utf8(message)), auto_unbox = TRUE))
   )
 }
 
 execution_parameters <- function() {
-  workers <- suppressWarnings(as.integer(Sys.getenv("SAGEMAKER_MODEL_SERVER_WORKERS", "1")))
   list(
-    MaxConcurrentTransforms = if (is.na(workers) || workers < 1) 1L else workers,
+    MaxConcurrentTransforms = as.integer(env_number("SAGEMAKER_MODEL_SERVER_WORKERS", 1)),
     BatchStrategy = Sys.getenv("SAGEMAKER_BATCH_STRATEGY", "MULTI_RECORD"),
-    MaxPayloadInMB = max(1L, as.integer(max_payload_bytes() / (1024 * 1024)))
+    MaxPayloadInMB = as.integer(max_payload_bytes() / (1024 * 1024))
   )
 }
 
-invoke <- function(handlers, model, req) {
+request_body <- function(req) {
   body_raw <- req$rook.input$read()
   if (length(body_raw) > max_payload_bytes()) {
-    http_error(413, sprintf("payload of %d bytes exceeds the limit of %d bytes", length(body_raw), as.integer(max_payload_bytes())))
+    http_error(413, sprintf(
+      "payload of %d bytes exceeds the limit of %d bytes", length(body_raw), as.integer(max_payload_bytes())
+    ))
   }
-  content_type <- req$HTTP_CONTENT_TYPE %||% req$CONTENT_TYPE %||% "application/json"
-  if (!handlers$custom_types && !normalise_type(media_type(content_type)) %in% SUPPORTED_TYPES) {
-    default_input_fn("", content_type) # raises the 415
-  }
-  accept <- choose_accept(req$HTTP_ACCEPT, content_type, if (handlers$custom_types) NULL else SUPPORTED_TYPES)
+  if (any(body_raw == as.raw(0))) http_error(400, "the body contains NUL bytes")
   body <- rawToChar(body_raw)
   Encoding(body) <- "UTF-8"
+  if (!validUTF8(body)) http_error(400, "the body is not valid UTF-8")
+  body
+}
+
+response_body <- function(result) {
+  if (is.raw(result)) {
+    return(result)
+  }
+  if (is.character(result)) {
+    return(enc2utf8(paste(result, collapse = "")))
+  }
+  stop("output_fn/transform_fn must return a character string or a raw vector, not ", class(result)[[1]])
+}
+
+invoke <- function(handlers, model, req) {
+  content_type <- req$HTTP_CONTENT_TYPE %||% "application/json"
+  if (!handlers$own_input && !normalise_type(media_type(content_type)) %in% SUPPORTED_TYPES) {
+    default_input_fn("", content_type) # raises the 415
+  }
+  accept <- choose_accept(req$HTTP_ACCEPT, content_type, if (handlers$own_output) NULL else SUPPORTED_TYPES)
+  body <- request_body(req)
   context <- new.env()
   context$custom_attributes <- req$HTTP_X_AMZN_SAGEMAKER_CUSTOM_ATTRIBUTES
   context$response_custom_attributes <- NULL
@@ -208,9 +286,25 @@ invoke <- function(handlers, model, req) {
   }
   headers <- list("Content-Type" = accept)
   if (!is.null(context$response_custom_attributes)) {
-    headers[["X-Amzn-SageMaker-Custom-Attributes"]] <- as.character(context$response_custom_attributes)
+    headers[["X-Amzn-SageMaker-Custom-Attributes"]] <- paste(context$response_custom_attributes, collapse = ",")
   }
-  list(status = 200L, headers = headers, body = result)
+  list(status = 200L, headers = headers, body = response_body(result))
+}
+
+# POST /invocations under a time limit: R stops the handlers at SAGEMAKER_MODEL_SERVER_TIMEOUT (at
+# its next interrupt check), so the worker is free again; nginx's own timeout, a little longer,
+# covers code that never checks.
+invoke_with_timeout <- function(handlers, model, req) {
+  timeout <- request_timeout_seconds()
+  started <- Sys.time()
+  setTimeLimit(elapsed = timeout, transient = FALSE)
+  on.exit(setTimeLimit(elapsed = Inf, transient = FALSE))
+  tryCatch(invoke(handlers, model, req), error = function(e) {
+    if (!inherits(e, "http_error") && as.numeric(difftime(Sys.time(), started, units = "secs")) >= timeout - 0.1) {
+      http_error(504, sprintf("the model server timed out after %g s (SAGEMAKER_MODEL_SERVER_TIMEOUT)", timeout))
+    }
+    stop(e)
+  })
 }
 
 serving_app <- function(handlers, model) {
@@ -219,7 +313,7 @@ serving_app <- function(handlers, model) {
     tryCatch(
       switch(route,
         "GET /ping" = list(status = 200L, headers = list("Content-Type" = "text/plain"), body = ""),
-        "POST /invocations" = invoke(handlers, model, req),
+        "POST /invocations" = invoke_with_timeout(handlers, model, req),
         "GET /execution-parameters" = list(
           status = 200L, headers = list("Content-Type" = "application/json"),
           body = as.character(jsonlite::toJSON(execution_parameters(), auto_unbox = TRUE))
@@ -230,10 +324,13 @@ serving_app <- function(handlers, model) {
           json_response(404, paste("no route for", req$PATH_INFO))
         }
       ),
-      http_error = function(e) json_response(e$status, conditionMessage(e)),
+      http_error = function(e) {
+        if (e$status >= 500) message("Error in ", route, ": ", conditionMessage(e))
+        json_response(e$status, conditionMessage(e))
+      },
       error = function(e) {
-        message("Error in /invocations: ", conditionMessage(e))
-        json_response(500, paste("model error:", conditionMessage(e)))
+        message("Error in ", route, ": ", conditionMessage(e))
+        json_response(500, paste("error in the model code:", conditionMessage(e)))
       }
     )
   })
@@ -257,14 +354,14 @@ serve <- function(socket = NULL, port = NULL, ready_file = NULL) {
   )
   app <- serving_app(handlers, model)
   if (!is.null(socket)) {
-    httpuv::startPipeServer(socket, 0L, app)
+    httpuv::startPipeServer(socket, 0L, app) # mask 0: nginx's unprivileged worker may connect
     where <- socket
   } else {
     httpuv::startServer("0.0.0.0", as.integer(port), app)
     where <- paste0("0.0.0.0:", port)
   }
   message(sprintf(
-    "Worker %d serving %s from %s on %s (loaded in %.2f s)", Sys.getpid(), model_dir, deploy_script,
+    "Worker %d serving %s with %s on %s (loaded in %.2f s)", Sys.getpid(), model_dir, deploy_script,
     where, as.numeric(difftime(Sys.time(), started, units = "secs"))
   ))
   for (path in ready_file) file.create(path)
