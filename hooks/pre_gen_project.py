@@ -44,7 +44,9 @@ def check_region(region):
 def check_base_image(ref):
     match = IMAGE_RULE.match(ref)
     if not match:
-        return f"base_image {ref!r} is invalid: expected an image reference such as docker.io/rocker/r2u:24.04"
+        return (
+            f"base_image {ref!r} is invalid: expected an image reference such as docker.io/rocker/r2u:24.04"
+        )
     if not match.group("digest") and match.group("tag") in (None, "latest"):
         return f"base_image {ref!r} is not pinned: give a version tag or a @sha256 digest, not latest"
     return None

@@ -5,11 +5,9 @@ import json
 import shutil
 
 import pytest
-
+from conftest import TEMPLATE
 from cookiecutter.exceptions import FailedHookException
 from cookiecutter.main import cookiecutter
-
-from conftest import TEMPLATE
 
 
 def bake_fails(tmp_path, capfd, template=TEMPLATE, **answers):

@@ -12,7 +12,9 @@ pytestmark = pytest.mark.slow
 
 def test_processing_image_runs_rscript(engine, built_project):
     _, images = built_project
-    output = engine.containers.run(images["processing"], ["-e", "cat(sum(1:10), R.version$major)"], remove=True)
+    output = engine.containers.run(
+        images["processing"], ["-e", "cat(sum(1:10), R.version$major)"], remove=True
+    )
     assert output.decode().split()[0] == "55"
     config = engine.images.get(images["processing"]).attrs["Config"]
     assert config["Entrypoint"] == ["Rscript"]
@@ -33,7 +35,10 @@ def test_training_image_trains_then_serves_predictions(engine, built_project, tm
     # SageMaker mounts input/, model/ and output/ but leaves the image's /opt/ml/code visible.
     for folder in ("model", "output"):
         (opt_ml / folder).mkdir()
-    mounts = {str(opt_ml / folder): {"bind": f"/opt/ml/{folder}", "mode": "rw"} for folder in ("input", "model", "output")}
+    mounts = {
+        str(opt_ml / folder): {"bind": f"/opt/ml/{folder}", "mode": "rw"}
+        for folder in ("input", "model", "output")
+    }
     engine.containers.run(images["training"], ["train"], remove=True, volumes=mounts)
     assert (opt_ml / "model/model.rds").is_file()
     assert (opt_ml / "model/code/deploy.R").is_file()
@@ -60,7 +65,9 @@ def test_training_image_trains_then_serves_predictions(engine, built_project, tm
             time.sleep(0.2)
         rows = (project / "data/train/iris.csv").read_text().splitlines()[1:]
         sample = "\n".join(",".join(row.split(",")[:4]) for row in (rows[0], rows[-1]))
-        answer = requests.post(f"{url}/invocations", data=sample, headers={"Content-Type": "text/csv"}, timeout=30)
+        answer = requests.post(
+            f"{url}/invocations", data=sample, headers={"Content-Type": "text/csv"}, timeout=30
+        )
         assert answer.status_code == 200, answer.text
         assert answer.headers["Content-Type"].startswith("text/csv")
         assert [line.strip('"') for line in answer.text.split()] == ["setosa", "virginica"]
@@ -75,4 +82,6 @@ def test_generated_contract_suite_passes(built_project):
     project, _ = built_project
     result = make(project, "test")
     summary = result.stdout.strip().splitlines()[-1]
-    assert " passed" in summary and "skipped" not in summary and "failed" not in summary, result.stdout[-3000:]
+    assert " passed" in summary and "skipped" not in summary and "failed" not in summary, result.stdout[
+        -3000:
+    ]

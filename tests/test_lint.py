@@ -1,8 +1,9 @@
 """Each bake passes its own `make lint`: hadolint, shellcheck, R parse + lintr, ruff, workflow checks."""
 
-import pytest
+import subprocess
 
-from conftest import bake, make
+import pytest
+from conftest import TEMPLATE, bake, make
 
 
 @pytest.mark.parametrize("images", ["both", "training", "processing"])
@@ -22,3 +23,15 @@ def test_lint_catches_a_bad_dockerfile(tmp_path):
     result = make(project, "lint", check=False)
     assert result.returncode != 0
     assert "DL3003" in result.stdout + result.stderr
+
+
+def test_template_passes_its_own_lint():
+    """The template's own files: hooks, tests, scripts, .ci/run, workflows (`make lint` here)."""
+    result = subprocess.run(
+        ["make", "--no-print-directory", "-C", str(TEMPLATE), "lint"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "No findings to report" in result.stdout + result.stderr

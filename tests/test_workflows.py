@@ -285,7 +285,7 @@ def test_push_plan_lists_exactly_the_chosen_images(bakes, tmp_path, images, base
     result, outputs = run_step(step_named(workflow, "plan", "makefile"), project, tmp_path)
     assert result.returncode == 0, result.stderr
     chosen = ["processing", "training"] if images == "both" else [images]
-    short_sha = run(["git", "rev-parse", "--short", "HEAD"], cwd=project).stdout.strip()
+    short_sha = run(["git", "rev-parse", "--short=12", "HEAD"], cwd=project).stdout.strip()
     assert json.loads(outputs["matrix"]) == [
         {"image": image, "repository": f"r-on-sagemaker-{image}", "tag": short_sha} for image in chosen
     ]

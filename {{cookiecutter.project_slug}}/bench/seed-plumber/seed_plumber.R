@@ -4,7 +4,7 @@
 # (serving.R's serving_app), so the benchmark compares the two designs, not two request parsers.
 local({
   here <- Sys.getenv("SAGEMAKER_PLUMBING_DIR", "/opt/sagemaker/sagemaker")
-  for (module in c("errors.R", "environment.R", "training.R", "serving.R")) {
+  for (module in c("errors.R", "python_json.R", "environment.R", "training.R", "serving.R")) {
     sys.source(file.path(here, module), envir = globalenv())
   }
 })

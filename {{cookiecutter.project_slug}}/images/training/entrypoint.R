@@ -5,7 +5,7 @@
 local({
   args <- commandArgs(trailingOnly = TRUE)
   here <- Sys.getenv("SAGEMAKER_PLUMBING_DIR", "/opt/sagemaker/sagemaker")
-  for (module in c("errors.R", "environment.R", "training.R", "serving.R")) {
+  for (module in c("errors.R", "python_json.R", "environment.R", "training.R", "serving.R")) {
     sys.source(file.path(here, module), envir = globalenv())
   }
   option <- function(name) {
