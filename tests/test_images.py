@@ -85,3 +85,17 @@ def test_generated_contract_suite_passes(built_project):
     assert " passed" in summary and "skipped" not in summary and "failed" not in summary, result.stdout[
         -3000:
     ]
+
+
+def test_a_package_that_cannot_install_fails_the_build(built_project, base_image, tmp_path):
+    """install-r-packages.sh: no apt binary and no CRAN package means a failed build, not a warning."""
+    from conftest import make
+
+    project, _ = built_project
+    copy = tmp_path / "project"
+    shutil.copytree(project, copy, ignore=shutil.ignore_patterns("build", ".venv"))
+    packages = copy / "images/processing/packages.txt"
+    packages.write_text(packages.read_text() + "surely.not.a.package\n")
+    result = make(copy, "build-processing", check=False, BASE_IMAGE=base_image, TAG="broken")
+    assert result.returncode != 0
+    assert "R packages not installed: surely.not.a.package" in result.stdout + result.stderr

@@ -319,4 +319,3 @@ py_str <- function(x, top = TRUE) { # nolint: cyclocomp_linter. One branch per J
   }
   stop("cannot write ", class(x)[[1]], " as Python text")
 }
-
