@@ -99,3 +99,21 @@ def test_a_package_that_cannot_install_fails_the_build(built_project, base_image
     result = make(copy, "build-processing", check=False, BASE_IMAGE=base_image, TAG="broken")
     assert result.returncode != 0
     assert "R packages not installed: surely.not.a.package" in result.stdout + result.stderr
+
+
+def test_demo_runs_the_whole_chain(built_project, base_image):
+    """README's main job (`make demo` runs scripts/demo.sh): bake, build, process, train, serve, predict."""
+    import os
+    import subprocess
+
+    from conftest import TEMPLATE
+
+    env = {**os.environ, "DEMO_BASE_IMAGE": base_image}
+    result = subprocess.run(
+        ["bash", str(TEMPLATE / "scripts/demo.sh")], capture_output=True, text=True, env=env, check=False
+    )
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    for step in ("make build", "make local-process", "make local-train", "make local-serve", "make predict"):
+        assert f"==> {step}" in result.stdout
+    assert "==> 200 text/csv:" in result.stdout
+    assert "Demo complete." in result.stdout
