@@ -5,6 +5,10 @@ import importlib
 import importlib.util
 import sys
 
+import botocore.exceptions
+
+from sagemaker_tools import ToolError
+
 # Each module adds its commands with register(subparsers); a command's handler returns an exit code.
 # A module of an image the project does not build (bench.py in a processing-only project) is absent.
 MODULES = ("local", "ecr", "remote", "bench")
@@ -19,6 +23,19 @@ def main(argv=None):
     args = parser.parse_args(argv)
     try:
         return args.handler(args) or 0
+    except ToolError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return error.exit_code
+    except botocore.exceptions.ClientError as error:
+        details = error.response.get("Error", {})
+        message = " ".join(str(details.get("Message", "")).split())[
+            :300
+        ]  # one line, even from a proxy's HTML
+        print(f"error: AWS refused {error.operation_name}: {details.get('Code')}: {message}", file=sys.stderr)
+        return 1
+    except botocore.exceptions.BotoCoreError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("Interrupted.", file=sys.stderr)
         return 130

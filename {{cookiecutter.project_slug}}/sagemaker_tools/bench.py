@@ -33,6 +33,8 @@ from pathlib import Path
 import docker
 import requests
 
+from . import ToolError
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 BENCH_DIR = PROJECT_ROOT / "bench"
 WRK_SCRIPT = BENCH_DIR / "wrk-report.lua"
@@ -52,7 +54,7 @@ NOT_APPLICABLE = "-"
 SKIPPED = "skipped"
 
 
-class BenchError(Exception):
+class BenchError(ToolError):
     """Something stopped the benchmark (not a missed target)."""
 
 

@@ -13,7 +13,7 @@ import os
 import re
 
 from . import engine
-from .settings import REGISTRY_OVERRIDE_VARIABLE, SetupError, connect, handles_errors, load, split_ref
+from .settings import REGISTRY_OVERRIDE_VARIABLE, SetupError, connect, load, split_ref
 
 # host[:port] with an optional path prefix, e.g. ghcr.io/me or 127.0.0.1:5000/team.
 REGISTRY_RULE = re.compile(
@@ -198,4 +198,4 @@ def register(subparsers):
     parser.add_argument(
         "--registry", default="", help="host[:port][/prefix]: push there instead of ECR; no AWS"
     )
-    parser.set_defaults(handler=handles_errors(push))
+    parser.set_defaults(handler=push)

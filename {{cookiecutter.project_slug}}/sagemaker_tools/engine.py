@@ -17,13 +17,15 @@ import docker.errors
 import requests
 from docker.types import Mount
 
+from . import ToolError
+
 LABEL_TOOL = "sagemaker_tools.role"
 LABEL_PROJECT = "sagemaker_tools.project"
 LABEL_URL = "sagemaker_tools.url"
 
 
-class EngineError(Exception):
-    """A problem the user can fix (no engine, image not built...): printed without a traceback."""
+class EngineError(ToolError):
+    """No usable engine, an image not built, a container that cannot start."""
 
 
 def connect():

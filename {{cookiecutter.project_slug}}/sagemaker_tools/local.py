@@ -24,7 +24,7 @@ from pathlib import Path
 
 import requests
 
-from . import engine, opt_ml
+from . import ToolError, engine, opt_ml
 
 PROJECT = "{{ cookiecutter.project_slug }}"
 DEFAULT_REGION = "{{ cookiecutter.aws_region }}"
@@ -34,8 +34,10 @@ TRAINING_STOP_TIMEOUT = 30  # SageMaker waits 120 s between SIGTERM and SIGKILL;
 HEALTH_TIMEOUT = 240  # seconds SageMaker gives a new endpoint to pass /ping
 
 
-class UsageError(Exception):
-    """A mistake in the project or the arguments: printed as one line, exit code 2."""
+class UsageError(ToolError):
+    """A mistake in the project or the arguments."""
+
+    exit_code = 2
 
 
 def register(subparsers):
@@ -51,7 +53,7 @@ def register(subparsers):
     process.add_argument(
         "--instance-count", type=int, default=1, help="hosts (containers) that share the work"
     )
-    process.set_defaults(handler=guarded(local_process))
+    process.set_defaults(handler=local_process)
 
     train = subparsers.add_parser(
         "local-train", help="train in the training image; writes build/model.tar.gz"
@@ -66,14 +68,14 @@ def register(subparsers):
         "--channels", default="data", help="folder with one subfolder per channel (default: data)"
     )
     train.add_argument("--model", default="build/model.tar.gz", help="where to write model.tar.gz")
-    train.set_defaults(handler=guarded(local_train))
+    train.set_defaults(handler=local_train)
 
     serve = subparsers.add_parser("local-serve", help="serve build/model.tar.gz on 127.0.0.1 (detached)")
     serve.add_argument("--image", required=True, help="training image reference")
     serve.add_argument("--port", type=int, default=8080, help="port on 127.0.0.1 (default: 8080)")
     serve.add_argument("--model", default="build/model.tar.gz", help="the model.tar.gz to serve")
     serve.add_argument("--timeout", type=float, default=HEALTH_TIMEOUT, help="seconds to wait for /ping")
-    serve.set_defaults(handler=guarded(local_serve))
+    serve.set_defaults(handler=local_serve)
 
     predict = subparsers.add_parser("predict", help="send sample rows of data/train to the local endpoint")
     predict.add_argument("--url", help="endpoint URL (default: the one local-serve started)")
@@ -83,26 +85,10 @@ def register(subparsers):
         "--target", help="column left out (default: `target` in config/hyperparameters.json)"
     )
     predict.add_argument("--accept", default="text/csv", help="Accept header (default: text/csv)")
-    predict.set_defaults(handler=guarded(predict_rows))
+    predict.set_defaults(handler=predict_rows)
 
     stop = subparsers.add_parser("local-stop", help="stop and remove this project's local containers")
-    stop.set_defaults(handler=guarded(local_stop))
-
-
-def guarded(handler):
-    """Print a user-fixable error as one line instead of a traceback."""
-
-    def run(args):
-        try:
-            return handler(args)
-        except UsageError as error:
-            print(f"error: {error}", file=sys.stderr)
-            return 2
-        except engine.EngineError as error:
-            print(f"error: {error}", file=sys.stderr)
-            return 1
-
-    return run
+    stop.set_defaults(handler=local_stop)
 
 
 def project_dir():

@@ -23,7 +23,6 @@ from .settings import (
     SetupError,
     connect,
     ecr_registry,
-    handles_errors,
     load,
     split_ref,
 )
@@ -568,10 +567,10 @@ def register(subparsers):
         return parser
 
     job_parser("remote-process", "Run code/preprocess.R as a SageMaker processing job").set_defaults(
-        handler=handles_errors(remote_process)
+        handler=remote_process
     )
     job_parser("remote-train", "Run a SageMaker training job with code/ and data/").set_defaults(
-        handler=handles_errors(remote_train)
+        handler=remote_train
     )
     parser = job_parser("deploy", "Deploy the last trained model to an endpoint")
     parser.add_argument(
@@ -580,14 +579,14 @@ def register(subparsers):
     parser.add_argument(
         "--training-job", default="", help="the training job to deploy (default: the last one)"
     )
-    parser.set_defaults(handler=handles_errors(deploy))
+    parser.set_defaults(handler=deploy)
 
     parser = subparsers.add_parser("invoke", help="Send sample rows to the endpoint")
     parser.add_argument("--rows", type=int, default=5, help="how many rows of data/ to send")
     parser.add_argument("--file", default="", help="send this file instead")
     parser.add_argument("--content-type", default="text/csv")
     parser.add_argument("--accept", default="text/csv")
-    parser.set_defaults(handler=handles_errors(invoke))
+    parser.set_defaults(handler=invoke)
 
     parser = subparsers.add_parser("undeploy", help="Delete the endpoint, its configs and models")
-    parser.set_defaults(handler=handles_errors(undeploy))
+    parser.set_defaults(handler=undeploy)

@@ -9,12 +9,12 @@ the account. Every AWS client comes from that session, so AWS_ENDPOINT_URL (boto
 STS, ECR, S3 and SageMaker alike to another endpoint, e.g. a moto server in tests.
 """
 
-import functools
 import json
 import os
 import re
-import sys
 from pathlib import Path
+
+from . import ToolError
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 CONFIG_FILE = PROJECT_DIR / "config" / "aws.json"
@@ -80,8 +80,10 @@ RULES = {
 }
 
 
-class SetupError(Exception):
-    """A problem the user fixes outside the code (a setting, credentials, a missing image): one line."""
+class SetupError(ToolError):
+    """A problem the user fixes outside the code (a setting, credentials, a missing image)."""
+
+    exit_code = 2
 
 
 class Settings:
@@ -251,35 +253,6 @@ def split_ref(ref):
     return name, tag
 
 
-def handles_errors(handler):
-    """Print a SetupError, an engine error or an AWS refusal as one line and return an exit code."""
-
-    @functools.wraps(handler)
-    def run(args):
-        import botocore.exceptions
-
-        try:
-            return handler(args)
-        except SetupError as error:
-            print(f"error: {error}", file=sys.stderr)
-            return 2
-        except botocore.exceptions.ClientError as error:
-            details = error.response.get("Error", {})
-            message = " ".join(str(details.get("Message", "")).split())[
-                :300
-            ]  # one line, even from a proxy's HTML
-            print(
-                f"error: AWS refused {error.operation_name}: {details.get('Code')}: {message}",
-                file=sys.stderr,
-            )
-            return 1
-        except botocore.exceptions.BotoCoreError as error:
-            print(f"error: {error}", file=sys.stderr)
-            return 1
-
-    return run
-
-
 def show(args):
     settings = load()
     width = max(len(key) for key, *_ in SETTINGS)
@@ -293,4 +266,4 @@ def show(args):
 
 def register(subparsers):
     parser = subparsers.add_parser("settings", help="Print the AWS settings and where each value comes from")
-    parser.set_defaults(handler=handles_errors(show))
+    parser.set_defaults(handler=show)
