@@ -150,6 +150,28 @@ def wait_for(describe, status_key, done, label, hint):
         raise
 
 
+# Per kind of job: the Describe* fields of its name and status, and the aws CLI call that follows it.
+JOB_FIELDS = {
+    "processing": (
+        "ProcessingJobName",
+        "ProcessingJobStatus",
+        "describe-processing-job --processing-job-name",
+    ),
+    "training": ("TrainingJobName", "TrainingJobStatus", "describe-training-job --training-job-name"),
+}
+
+
+def follow_job(kind, name, describe, no_wait):
+    """Wait for a job and report its outcome; returns (exit code, description), or (0, None) with no_wait."""
+    name_key, status_key, cli = JOB_FIELDS[kind]
+    hint = f"Follow it: aws sagemaker {cli} {name}"
+    if no_wait:
+        print(hint)
+        return 0, None
+    description = wait_for(describe, status_key, JOB_DONE, f"{kind} job {name}", hint)
+    return report_job(kind, description, name_key, status_key), description
+
+
 def report_job(kind, description, name_key, status_key):
     """The outcome line, the failure reason and where the logs are; returns the exit code."""
     name = description[name_key]
@@ -233,19 +255,10 @@ def remote_process(args):
     print(
         f"Created processing job {name} ({image}, {settings['processing.instance_type']}); output: {output_uri}"
     )
-    hint = f"Follow it: aws sagemaker describe-processing-job --processing-job-name {name}"
-    if args.no_wait:
-        print(hint)
-        return 0
-    description = wait_for(
-        lambda: sagemaker.describe_processing_job(ProcessingJobName=name),
-        "ProcessingJobStatus",
-        JOB_DONE,
-        f"processing job {name}",
-        hint,
+    code, description = follow_job(
+        "processing", name, lambda: sagemaker.describe_processing_job(ProcessingJobName=name), args.no_wait
     )
-    code = report_job("processing", description, "ProcessingJobName", "ProcessingJobStatus")
-    if code == 0:
+    if description and code == 0:
         print(f"Output in {output_uri}. Next: aws s3 ls --recursive {output_uri}")
     return code
 
@@ -349,20 +362,12 @@ def remote_train(args):
     print(
         f"Created training job {name} ({image}, {settings['training.instance_type']}); output: {output_path}/{name}/"
     )
-    hint = f"Follow it: aws sagemaker describe-training-job --training-job-name {name}"
-    if args.no_wait:
-        print(hint)
-        print("Next, once it has completed: make deploy")
-        return 0
-    description = wait_for(
-        lambda: sagemaker.describe_training_job(TrainingJobName=name),
-        "TrainingJobStatus",
-        JOB_DONE,
-        f"training job {name}",
-        hint,
+    code, description = follow_job(
+        "training", name, lambda: sagemaker.describe_training_job(TrainingJobName=name), args.no_wait
     )
-    code = report_job("training", description, "TrainingJobName", "TrainingJobStatus")
-    if code == 0:
+    if not description:
+        print("Next, once it has completed: make deploy")
+    elif code == 0:
         print(f"Model: {description.get('ModelArtifacts', {}).get('S3ModelArtifacts')}")
         print("Next: make deploy (or make deploy SERVERLESS=1)")
     return code
