@@ -13,6 +13,7 @@ sm_base_dir <- function() {
 }
 sm_path <- function(...) file.path(sm_base_dir(), ...)
 
+# Shared by every module of the plumbing (base R has it only from 4.4).
 `%||%` <- function(a, b) if (is.null(a)) b else a
 
 # Hyperparameters the SDK sets for the container (the toolkit's params.SAGEMAKER_HYPERPARAMETERS).

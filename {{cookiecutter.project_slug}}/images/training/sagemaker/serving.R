@@ -14,8 +14,6 @@ SUPPORTED_TYPES <- c("text/csv", "application/json", "application/jsonlines")
 REALTIME_MAX_PAYLOAD_BYTES <- 6 * 1024 * 1024
 MAX_ERROR_MESSAGE_CHARS <- 1024
 
-`%||%` <- function(a, b) if (is.null(a)) b else a
-
 # An error with an HTTP status; handlers may raise it too, e.g. http_error(422, "age must be > 0").
 http_error <- function(status, message) {
   stop(structure(
