@@ -12,9 +12,6 @@ build/training/opt_ml) belong to root on a Linux Docker host; the next run clear
 container when this user may not.
 """
 
-import csv
-import io
-import json
 import os
 import sys
 import tarfile
@@ -114,6 +111,14 @@ def existing_dir(path, what):
     return path.resolve()
 
 
+def code_folder_with(code, script, root):
+    """The code folder, checked to hold the script the job runs."""
+    code_dir = existing_dir(code, "code folder")
+    if not (code_dir / script).is_file():
+        raise UsageError(f"{show(code_dir / script, root)} does not exist")
+    return code_dir
+
+
 def show(path, root):
     """A path as the user would type it from the project root."""
     try:
@@ -127,9 +132,7 @@ def show(path, root):
 
 def local_process(args):
     root = project_dir()
-    code_dir = existing_dir(args.code, "code folder")
-    if not (code_dir / args.script).is_file():
-        raise UsageError(f"{show(code_dir / args.script, root)} does not exist")
+    code_dir = code_folder_with(args.code, args.script, root)
     input_dir = existing_dir(args.input, "input folder")
     output_names = [name.strip() for name in args.outputs.split(",") if name.strip()]
     if args.instance_count < 1:
@@ -221,18 +224,6 @@ def local_process(args):
 # --- training ---------------------------------------------------------------------------------
 
 
-def read_hyperparameters(path):
-    try:
-        values = json.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise UsageError(f"{path} does not exist (an empty JSON object means no hyperparameters)") from None
-    except json.JSONDecodeError as error:
-        raise UsageError(f"{path} is not valid JSON: {error}") from None
-    if not isinstance(values, dict):
-        raise UsageError(f"{path} must hold a JSON object (name -> value)")
-    return values
-
-
 def build_training_tree(opt_ml_dir, *, code_dir, program, hyperparameters, channels, name):
     """Write the /opt/ml tree of a training job under opt_ml_dir.
 
@@ -275,9 +266,7 @@ def pack_model(model_dir, dest):
 
 def local_train(args):
     root = project_dir()
-    code_dir = existing_dir(args.code, "code folder")
-    if not (code_dir / args.program).is_file():
-        raise UsageError(f"{show(code_dir / args.program, root)} does not exist")
+    code_dir = code_folder_with(args.code, args.program, root)
     channels_dir = existing_dir(args.channels, "channels folder")
     channels = sorted(p.name for p in channels_dir.iterdir() if p.is_dir())
     if not channels:
@@ -286,7 +275,7 @@ def local_train(args):
         )
     if opt_ml.CODE_CHANNEL in channels:
         raise UsageError(f"a channel may not be named `{opt_ml.CODE_CHANNEL}`: it carries the code")
-    hyperparameters = read_hyperparameters(args.hyperparameters)
+    hyperparameters = opt_ml.read_hyperparameters(args.hyperparameters)
     client = engine.connect()
     engine.check_image(client, args.image)
 
@@ -441,34 +430,12 @@ def find_endpoint_url(root):
     raise UsageError("no local endpoint is running: run `make local-serve` first (or pass --url)")
 
 
-def sample_rows(data_dir, rows, target):
-    """Rows spread evenly over the first CSV in data_dir, without the target column, as header-less
-    CSV (as SageMaker sends CSV to a model). target None: the last column."""
-    files = sorted(Path(data_dir).glob("*.csv"))
-    if not files:
-        raise UsageError(f"no .csv file in {data_dir}")
-    with open(files[0], newline="") as handle:
-        header, *records = list(csv.reader(handle))
-    if target is None:
-        target = header[-1]
-    if target not in header:
-        raise UsageError(f"column {target!r} is not in {files[0]} (columns: {', '.join(header)})")
-    keep = [i for i, column in enumerate(header) if column != target]
-    count = min(rows, len(records))
-    picked = [records[i * len(records) // count] for i in range(count)] if count else []
-    body = io.StringIO()
-    writer = csv.writer(body, lineterminator="\n")
-    for record in picked:
-        writer.writerow([record[i] for i in keep])
-    return body.getvalue()
-
-
 def predict_rows(args):
     root = project_dir()
     target = args.target
     if target is None and Path("config/hyperparameters.json").is_file():
-        target = read_hyperparameters("config/hyperparameters.json").get("target")
-    body = sample_rows(args.data, args.rows, target)
+        target = opt_ml.read_hyperparameters("config/hyperparameters.json").get("target")
+    body, _ = opt_ml.sample_rows(args.data, args.rows, target)
     url = args.url or find_endpoint_url(root)
     print(f"==> POST {url}/invocations (text/csv, {len(body.splitlines())} rows):")
     print(body, end="")

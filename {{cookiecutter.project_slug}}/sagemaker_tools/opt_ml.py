@@ -5,8 +5,11 @@ hyperparameters and the same sourcedir.tar.gz to SageMaker):
   encode_hyperparameters()  the hyperparameters.json of a script-mode training job
   pack_sourcedir()          the sourcedir.tar.gz the SDK uploads for a source_dir
   training_config() / processing_job_config() / processing_resource_config()  the JSON files
+  read_hyperparameters()    config/hyperparameters.json, checked
+  sample_rows()             rows of the project's data as SageMaker sends CSV to a model
 """
 
+import csv
 import fnmatch
 import gzip
 import io
@@ -14,6 +17,8 @@ import json
 import os
 import tarfile
 from pathlib import Path
+
+from . import ToolError
 
 # SageMaker's limits on CreateTrainingJob's HyperParameters.
 MAX_HYPERPARAMETERS = 100
@@ -227,3 +232,45 @@ def processing_job_config(
         "Environment": dict(environment or {}),
         "RoleArn": role_arn or f"arn:aws:iam::{account}:role/SageMakerExecutionRole",
     }
+
+
+class ProjectFileError(ToolError):
+    """A project file (config/hyperparameters.json, the data) that cannot be used as it is."""
+
+    exit_code = 2
+
+
+def read_hyperparameters(path):
+    try:
+        values = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise ProjectFileError(
+            f"{path} does not exist (an empty JSON object means no hyperparameters)"
+        ) from None
+    except json.JSONDecodeError as error:
+        raise ProjectFileError(f"{path} is not valid JSON: {error}") from None
+    if not isinstance(values, dict):
+        raise ProjectFileError(f"{path} must hold a JSON object (name -> value)")
+    return values
+
+
+def sample_rows(data_dir, rows, target):
+    """Rows spread evenly over the first CSV under data_dir, without the target column, as header-less
+    CSV (as SageMaker sends CSV to a model). target None: the last column. Returns (body, csv file)."""
+    files = sorted(Path(data_dir).rglob("*.csv"))
+    if not files:
+        raise ProjectFileError(f"no .csv file in {data_dir}")
+    with open(files[0], newline="") as handle:
+        header, *records = list(csv.reader(handle))
+    if target is None:
+        target = header[-1]
+    if target not in header:
+        raise ProjectFileError(f"column {target!r} is not in {files[0]} (columns: {', '.join(header)})")
+    keep = [i for i, column in enumerate(header) if column != target]
+    count = min(rows, len(records))
+    picked = [records[i * len(records) // count] for i in range(count)] if count else []
+    body = io.StringIO()
+    writer = csv.writer(body, lineterminator="\n")
+    for record in picked:
+        writer.writerow([record[i] for i in keep])
+    return body.getvalue(), files[0]

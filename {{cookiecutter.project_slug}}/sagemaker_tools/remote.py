@@ -6,8 +6,6 @@ creates anything. Uploads go to s3://<bucket>/<s3_prefix>/jobs/<job name>/, job 
 s3://<bucket>/<s3_prefix>/output/. The jobs use the image pushed by `make push` (same TAG).
 """
 
-import csv
-import io
 import json
 import re
 import sys
@@ -16,7 +14,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from . import settings as settings_module
-from .opt_ml import encode_hyperparameters, pack_sourcedir
+from .opt_ml import encode_hyperparameters, pack_sourcedir, read_hyperparameters, sample_rows, write_json
 from .settings import (
     BUILD_DIR,
     PROJECT_DIR,
@@ -187,11 +185,6 @@ def report_job(kind, description, name_key, status_key):
     return 0 if status == "Completed" else 1
 
 
-def write_json(path, value):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(value, indent=2) + "\n")
-
-
 # --- remote-process ------------------------------------------------------------------------------------
 
 
@@ -266,20 +259,6 @@ def remote_process(args):
 # --- remote-train --------------------------------------------------------------------------------------
 
 
-def read_hyperparameters():
-    try:
-        hyperparameters = (
-            json.loads(HYPERPARAMETERS_FILE.read_text()) if HYPERPARAMETERS_FILE.exists() else {}
-        )
-    except json.JSONDecodeError as error:
-        raise SetupError(
-            f"{HYPERPARAMETERS_FILE.relative_to(PROJECT_DIR)} is not valid JSON: {error}"
-        ) from None
-    if not isinstance(hyperparameters, dict):
-        raise SetupError(f"{HYPERPARAMETERS_FILE.relative_to(PROJECT_DIR)} must hold a JSON object")
-    return hyperparameters
-
-
 def local_channels():
     """data/<channel>/ folders: each becomes an input channel of the training job."""
     if not DATA_DIR.is_dir():
@@ -293,7 +272,7 @@ def remote_train(args):
     entry_point = settings["training.entry_point"]
     if not (CODE_DIR / entry_point).is_file():
         raise SetupError(f"code/{entry_point} is missing: set training.entry_point in config/aws.json")
-    hyperparameters = read_hyperparameters()
+    hyperparameters = read_hyperparameters(HYPERPARAMETERS_FILE)
     configured_channels = settings["training.channels"]
     channel_names = sorted(set(local_channels()) | set(configured_channels))
     if not channel_names:
@@ -488,29 +467,15 @@ def deploy(args):
     return 0
 
 
-def sample_rows(rows):
-    """The first rows of the first CSV under data/, without header and target column, as SageMaker sends CSV."""
-    files = sorted(DATA_DIR.rglob("*.csv"))
-    if not files:
-        raise SetupError("no .csv file under data/ to take sample rows from: pass --file")
-    target = read_hyperparameters().get("target")
-    with open(files[0], newline="") as handle:
-        reader = csv.reader(handle)
-        header = next(reader)
-        keep = [i for i, column in enumerate(header) if column != target]
-        sample = [[row[i] for i in keep] for _, row in zip(range(rows), reader)]
-    buffer = io.StringIO()
-    csv.writer(buffer, lineterminator="\n").writerows(sample)
-    return buffer.getvalue().encode(), f"{len(sample)} row(s) of {files[0].relative_to(PROJECT_DIR)}"
-
-
 def invoke(args):
     settings, session, _account = open_aws()
     endpoint = settings["endpoint.name"]
     if args.file:
         body, what = Path(args.file).read_bytes(), args.file
     else:
-        body, what = sample_rows(args.rows)
+        target = read_hyperparameters(HYPERPARAMETERS_FILE).get("target")
+        text, csv_file = sample_rows(DATA_DIR, args.rows, target)
+        body, what = text.encode(), f"{len(text.splitlines())} row(s) of {csv_file.relative_to(PROJECT_DIR)}"
     response = session.client("sagemaker-runtime").invoke_endpoint(
         EndpointName=endpoint, ContentType=args.content_type, Accept=args.accept, Body=body
     )
