@@ -126,6 +126,17 @@ class Served:
         _, out = self.exec("sh", "-c", script)
         return {int(line.rsplit("/", 1)[1]) for line in out.split()}
 
+    def wait_for_ready_workers(self, count, timeout=60):
+        """/ping answers 200 once one worker has loaded the model; wait until `count` have (each
+        writes worker-<i>.ready in run.sh's run directory), so that all of them take requests."""
+        deadline = time.monotonic() + timeout
+        while True:
+            _, out = self.exec("sh", "-c", "ls /tmp/sagemaker-serve/worker-*.ready 2>/dev/null")
+            if len(out.split()) >= count:
+                return
+            assert time.monotonic() < deadline, f"fewer than {count} workers ready: {out!r}"
+            time.sleep(0.1)
+
 
 @contextlib.contextmanager
 def serving_container(docker_client, image, model_dir, env=None, port=8080, wait=True, **run_options):

@@ -36,6 +36,7 @@ def test_n_workers_answer_concurrently(docker_client, training_image, pid_model)
     env = {"SAGEMAKER_MODEL_SERVER_WORKERS": "3"}
     with serving_container(docker_client, training_image, pid_model, env=env) as served:
         assert len(served.worker_pids()) == 3
+        served.wait_for_ready_workers(3)
         started = time.monotonic()
         with concurrent.futures.ThreadPoolExecutor(3) as pool:
             pids = list(pool.map(lambda _: sleep_then_pid(served.url, 2), range(3)))
