@@ -5,12 +5,14 @@
 #   DEMO_BASE_IMAGE  base image to build on; default: the project's default base when it can be
 #                    pulled, else the stand-in base (scripts/standin-base.sh) on machines that
 #                    cannot reach Docker Hub.
+#   DEMO_TAG         image tag of the demo's builds (default: demo)
 set -euo pipefail
 cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.."
 template=$PWD
 python=$template/.venv/bin/python
 demo=$template/build/demo
 project=$demo/r-on-sagemaker
+tag=${DEMO_TAG:-demo}
 
 log() { printf '\n==> %s\n' "$*"; }
 
@@ -33,9 +35,9 @@ fi
 
 run() {
   log "make $*"
-  make --no-print-directory -C "$project" "$@" PYTHON="$python" BASE_IMAGE="$base" TAG=demo
+  make --no-print-directory -C "$project" "$@" PYTHON="$python" BASE_IMAGE="$base" TAG="$tag"
 }
-stop_endpoint() { make --no-print-directory -C "$project" local-stop PYTHON="$python" TAG=demo >/dev/null 2>&1 || true; }
+stop_endpoint() { make --no-print-directory -C "$project" local-stop PYTHON="$python" TAG="$tag" >/dev/null 2>&1 || true; }
 trap stop_endpoint EXIT
 
 run build

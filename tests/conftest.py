@@ -16,7 +16,8 @@ from cookiecutter.main import cookiecutter
 TEMPLATE = Path(__file__).resolve().parent.parent
 IN_CI = os.environ.get("CI", "").lower() == "true"
 STANDIN_BASE = "localhost/r-sagemaker-standin:bookworm"
-TEST_TAG = "test"
+# Image tag of the suite's builds; set R_SAGEMAKER_TEST_TAG to keep concurrent runs on one engine apart.
+TEST_TAG = os.environ.get("R_SAGEMAKER_TEST_TAG", "test")
 
 
 def unavailable(reason):

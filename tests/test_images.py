@@ -106,9 +106,9 @@ def test_demo_runs_the_whole_chain(built_project, base_image):
     import os
     import subprocess
 
-    from conftest import TEMPLATE
+    from conftest import TEMPLATE, TEST_TAG
 
-    env = {**os.environ, "DEMO_BASE_IMAGE": base_image}
+    env = {**os.environ, "DEMO_BASE_IMAGE": base_image, "DEMO_TAG": f"demo-{TEST_TAG}"}
     result = subprocess.run(
         ["bash", str(TEMPLATE / "scripts/demo.sh")], capture_output=True, text=True, env=env, check=False
     )
