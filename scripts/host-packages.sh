@@ -2,7 +2,8 @@
 # Install the Debian packages the template's suite and demo need on this machine (as root, or
 # through sudo): podman (the container engine when no Docker engine runs), debootstrap (the
 # stand-in base image), R with the packages the host-side R tests use, docker-registry (push
-# tests), wrk (benchmark). Skips apt entirely when everything is already installed.
+# tests), docker-compose (the SageMaker SDK's local modes), wrk (benchmark). Skips apt entirely
+# when everything is already installed.
 #   usage: scripts/host-packages.sh
 set -euo pipefail
 
@@ -10,7 +11,7 @@ set -euo pipefail
 # only as Recommends otherwise.
 PACKAGES="podman runc netavark aardvark-dns iptables catatonit uidmap debootstrap
   r-base-core r-cran-jsonlite r-cran-httpuv r-cran-rpart r-cran-lintr r-cran-plumber
-  docker-registry wrk make git python3-venv curl ca-certificates"
+  docker-registry docker-compose wrk make git python3-venv curl ca-certificates"
 
 log() { printf '==> %s\n' "$*" >&2; }
 
