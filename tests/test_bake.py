@@ -11,6 +11,7 @@ IMAGE_CHOICES = TEMPLATE_CONFIG["images"]
 
 # Every file of a bake with both images; the other choices drop the files of the image left out.
 COMMON_FILES = {
+    ".cruft.json",
     ".dockerignore",
     ".github/workflows/ci.yml",
     ".gitignore",
