@@ -290,6 +290,25 @@ def test_a_bake_through_an_abbreviation_records_the_expanded_url(template_repo, 
     assert run([CRUFT, "diff", "--exit-code"], cwd=project).returncode == 0
 
 
+def test_a_template_in_a_subfolder_of_its_repository_records_the_directory(tmp_path):
+    """`cookiecutter --directory templates/r-sagemaker REPO`: cruft's `directory` names the folder,
+    the template its repository."""
+    repository = tmp_path / "monorepo"
+    shutil.copytree(TEMPLATE, repository / "templates/r-sagemaker", ignore=NOT_TEMPLATE)
+    run(["git", "init", "--quiet", "--initial-branch=main"], cwd=repository)
+    commit = commit_all(repository, "Templates")
+    (tmp_path / "out").mkdir()
+    command = [str(COOKIECUTTER), "--no-input", "--directory", "templates/r-sagemaker", str(repository)]
+    run(command, cwd=tmp_path / "out")
+    project = tmp_path / "out/r-on-sagemaker"
+    record = json.loads((project / ".cruft.json").read_text())
+    assert (record["template"], record["commit"]) == (str(repository), commit)
+    assert record["directory"] == "templates/r-sagemaker"
+    git_commit_project(project)
+    assert run([CRUFT, "check"], cwd=project).returncode == 0
+    assert run([CRUFT, "diff", "--exit-code"], cwd=project).returncode == 0
+
+
 def test_gh_expands_as_cookiecutter_expands_it(tmp_path, monkeypatch):
     empty = tmp_path / "cookiecutterrc.yaml"
     empty.write_text("default_context: {}\n")
