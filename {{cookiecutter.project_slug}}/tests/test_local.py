@@ -2,7 +2,6 @@
 helpers the remote jobs share: encode_hyperparameters and pack_sourcedir."""
 
 import json
-import socket
 import subprocess
 import sys
 import tarfile
@@ -10,6 +9,7 @@ from pathlib import Path
 from shutil import copytree, ignore_patterns
 
 import pytest
+from conftest import free_port
 
 from sagemaker_tools.engine import LABEL_PROJECT
 from sagemaker_tools.opt_ml import encode_hyperparameters, pack_sourcedir
@@ -88,12 +88,6 @@ def cli(project, *args, timeout=300):
         text=True,
         timeout=timeout,
     )
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def project_containers(docker_client, project):
