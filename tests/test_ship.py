@@ -926,3 +926,39 @@ def test_image_and_sourcedir_pack_the_same_code_and_no_dotfiles(
     finally:
         engine.images.remove(ref)
     assert set(listing.decode().split()) == expected
+
+
+def test_settings_command_lists_every_setting_with_its_source(default_project):
+    env = {**os.environ, "SAGEMAKER_TAGS": '{"team": "ml"}', "SAGEMAKER_SUBNETS": "", "AWS_REGION": ""}
+    result = subprocess.run(
+        [sys.executable, "-m", "sagemaker_tools", "settings"],
+        cwd=default_project,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    lines = {
+        line.split()[0]: line for line in result.stdout.splitlines() if line and not line.startswith("Edit")
+    }
+    assert '{"team": "ml"}  [$SAGEMAKER_TAGS; env SAGEMAKER_TAGS]' in lines["tags"]
+    assert "[config/aws.json; env AWS_REGION]" in lines["region"]
+    assert (
+        "[config/aws.json; env SAGEMAKER_TRAINING_CHECKPOINT_S3_URI]" in lines["training.checkpoint_s3_uri"]
+    )
+    # config/aws.json spells out every setting there is, so users see them all.
+    assert sorted(lines) == flat_keys(default_project / "config" / "aws.json")
+
+
+def flat_keys(config_file):
+    """The setting names of a config/aws.json (objects flattened, `channels` and `tags` kept whole)."""
+
+    def walk(document, prefix=""):
+        for key, value in document.items():
+            if isinstance(value, dict) and key not in ("channels", "tags"):
+                yield from walk(value, f"{prefix}{key}.")
+            else:
+                yield f"{prefix}{key}"
+
+    return sorted(walk(json.loads(config_file.read_text())))
