@@ -240,6 +240,47 @@ def test_push_with_immutable_tags_pushes_only_the_commit_tag_once(built_project,
     assert "Pushed 0 image tag(s)" in again.stdout
 
 
+def test_a_push_that_moves_a_tag_keeps_the_old_image_tagged(built_project, aws, registry, monkeypatch):
+    project, images = built_project
+    monkeypatch.setenv(REGISTRY_OVERRIDE, registry)
+    ecr = aws.client("ecr")
+    repository = f"{SLUG}-training"
+    ecr.create_repository(repositoryName=repository)
+    # ECR as an earlier push left it: another image (a rebuild of this commit) under TAG and latest.
+    # Moving both tags would leave it untagged, to be expired while an endpoint may still serve it.
+    earlier = {
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+        "config": {
+            "mediaType": "application/vnd.docker.container.image.v1+json",
+            "size": 2,
+            "digest": "sha256:" + "1" * 64,
+        },
+        "layers": [],
+    }
+    for tag in (TEST_TAG, "latest"):
+        ecr.put_image(repositoryName=repository, imageManifest=json.dumps(earlier), imageTag=tag)
+    command = [sys.executable, "-m", "sagemaker_tools", "push", "--image", f"training={images['training']}"]
+    command += ["--tag", TEST_TAG]
+
+    def replaced_tags():
+        details = ecr.describe_images(repositoryName=repository)["imageDetails"]
+        return [tag for image in details for tag in image.get("imageTags", []) if "-replaced-" in tag]
+
+    result = subprocess.run(command, cwd=project, capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    (kept,) = replaced_tags()
+    assert kept.startswith(f"{TEST_TAG}-replaced-")
+    (image,) = ecr.batch_get_image(repositoryName=repository, imageIds=[{"imageTag": kept}])["images"]
+    assert json.loads(image["imageManifest"])["config"]["digest"] == earlier["config"]["digest"]
+    assert f"{repository}:{TEST_TAG} named another image: kept as {repository}:{kept}" in result.stdout
+    # (moto's ECR does not see the pushed layers, so it still lists the earlier image under TAG.)
+    # That image now keeps a tag of its own: a further push adds none.
+    again = subprocess.run(command, cwd=project, capture_output=True, text=True, check=False)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert replaced_tags() == [kept]
+
+
 def test_push_to_another_registry_involves_no_aws(built_project, engine, aws, registry, monkeypatch):
     project, images = built_project
     # Any AWS call would fail: nothing listens there, and there are no credentials.

@@ -4,9 +4,10 @@ ECR: the account comes from STS; each image goes to the repository <project>-<im
 missing, with scan on push, the configured tag mutability, the `tags` setting and a lifecycle policy
 that expires only untagged images) under the tag TAG, plus `latest` when tags are mutable.
 The lifecycle policy never touches a tagged image: every pushed image keeps its TAG (the commit's
-sha), which is what training jobs and models name, so a deployed model's image stays. An image turns
-untagged only when its tag moves to another image (a rebuild pushed under the same TAG, or images
-pushed outside these tools); it then expires ecr.expire_untagged_after_days days after its push.
+sha), which is what training jobs and models name, so a deployed model's image stays. Before a push
+moves a tag off an image that has no other tag (a rebuild pushed under the same TAG), that image is
+tagged <TAG>-replaced-<UTC time>; only images untagged by other means expire, after
+ecr.expire_untagged_after_days days.
 A TAG ending in -dirty (uncommitted changes, see the Makefile) is refused. The ECR token is handed to the engine
 with each push request through the Docker API (X-Registry-Auth): it is never stored, printed or put
 on a command line. Settings: config/aws.json "ecr" (see settings.py).
@@ -16,6 +17,7 @@ import base64
 import json
 import os
 import re
+from datetime import datetime, timezone
 
 from . import engine
 from .settings import REGISTRY_OVERRIDE_VARIABLE, SetupError, connect, load, split_ref
@@ -25,6 +27,10 @@ REGISTRY_RULE = re.compile(
     r"^[a-zA-Z0-9](?:[a-zA-Z0-9.-]*[a-zA-Z0-9])?(?::[0-9]+)?(?:/[a-z0-9]+(?:[._/-][a-z0-9]+)*)?$"
 )
 DIGEST_RULE = re.compile(r"sha256:[0-9a-f]{64}")
+MANIFEST_TYPES = [
+    "application/vnd.docker.distribution.manifest.v2+json",
+    "application/vnd.oci.image.manifest.v1+json",
+]
 TAG_RULE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 
 
@@ -91,6 +97,32 @@ def tag_exists(ecr, repository_name, tag):
         return True
     except ecr.exceptions.ImageNotFoundException:
         return False
+
+
+def keep_replaced_image(ecr, repository_name, tag, moving_tags, local_id):
+    """Before TAG moves to another image, tag the image it names now <TAG>-replaced-<UTC time>, if
+    that image would be left with no tag (moving_tags: every tag this push moves).
+
+    An untagged image expires (lifecycle policy), and an endpoint still serving it (SageMaker resolved
+    TAG to it when the endpoint was made) could then no longer scale out. Returns the new tag, or None
+    when nothing would be left untagged.
+    """
+    try:
+        (detail,) = ecr.describe_images(repositoryName=repository_name, imageIds=[{"imageTag": tag}])[
+            "imageDetails"
+        ]
+    except (ecr.exceptions.ImageNotFoundException, ecr.exceptions.RepositoryNotFoundException):
+        return None  # no image under TAG yet
+    if set(detail.get("imageTags", [])) - set(moving_tags):
+        return None  # it keeps another tag
+    (current,) = ecr.batch_get_image(
+        repositoryName=repository_name, imageIds=[{"imageTag": tag}], acceptedMediaTypes=MANIFEST_TYPES
+    )["images"]
+    if json.loads(current["imageManifest"]).get("config", {}).get("digest") == local_id:
+        return None  # the same image again: nothing moves
+    kept = f"{tag[:100]}-replaced-{datetime.now(timezone.utc).strftime('%Y%m%d%H%M%S')}"
+    ecr.put_image(repositoryName=repository_name, imageManifest=current["imageManifest"], imageTag=kept)
+    return kept
 
 
 def push_one(client, image, repository, tag, auth_config):
@@ -186,6 +218,13 @@ def push(args):
                     "skipped (commit and rebuild for a new TAG)"
                 )
                 continue
+            for moving in tags if mutable else []:
+                kept = keep_replaced_image(ecr, repository_name, moving, tags, local[name].id)
+                if kept:
+                    print(
+                        f"  {repository_name}:{moving} named another image: kept as {repository_name}:{kept}, "
+                        "so an endpoint still serving it keeps its image (delete that tag once none does)"
+                    )
             uri = repository["repositoryUri"]
             if registry_override:
                 uri = f"{registry_override}/{repository_name}"

@@ -9,7 +9,9 @@ from pathlib import Path
 from shutil import copytree, ignore_patterns
 
 import pytest
+{%- if cookiecutter.images != "processing" %}
 from conftest import free_port
+{%- endif %}
 
 from sagemaker_tools.engine import LABEL_PROJECT
 from sagemaker_tools.opt_ml import encode_hyperparameters, pack_sourcedir
