@@ -6,11 +6,15 @@ because no registry outside is reachable here; set R_SAGEMAKER_TEST_BASE to test
 """
 
 import os
+import socket
 import subprocess
 import sys
+import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+import requests
 from cookiecutter.main import cookiecutter
 
 TEMPLATE = Path(__file__).resolve().parent.parent
@@ -18,6 +22,8 @@ IN_CI = os.environ.get("CI", "").lower() == "true"
 STANDIN_BASE = "localhost/r-sagemaker-standin:bookworm"
 # Image tag of the suite's builds; set R_SAGEMAKER_TEST_TAG to keep concurrent runs on one engine apart.
 TEST_TAG = os.environ.get("R_SAGEMAKER_TEST_TAG", "test")
+DOCKER_REGISTRY = Path("/usr/bin/docker-registry")
+REGISTRY = "127.0.0.1:5000"  # the address the engine trusts as insecure (scripts/engine.sh)
 
 
 def unavailable(reason):
@@ -25,6 +31,13 @@ def unavailable(reason):
     if IN_CI:
         pytest.fail(f"{reason} (CI=true: nothing may be skipped)")
     pytest.skip(reason)
+
+
+def free_port():
+    """A TCP port on 127.0.0.1 that nothing listens on now (the suite's one helper for it)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 def bake(output_dir, **extra_context):
@@ -82,3 +95,56 @@ def built_project(default_project, base_image):
     listing = make(default_project, "images").stdout.split()
     images = dict(line.split("=", 1) for line in listing)
     return default_project, images
+
+
+@contextmanager
+def serving(command, ready_url, log_path, env=None):
+    """Start a loopback server, wait until ready_url answers 200, stop it at the end."""
+    with open(log_path, "w") as log:
+        process = subprocess.Popen(
+            command, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}
+        )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if requests.get(ready_url, timeout=2).status_code == 200:
+                    break
+            except requests.ConnectionError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"{command[0]} did not come up on {ready_url}:\n{Path(log_path).read_text()}")
+            time.sleep(0.2)
+        yield
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory, engine):
+    """Debian's docker-registry on 127.0.0.1:5000, storage in a temporary folder, no auth.
+
+    At the end the engine's tags for it (made by the pushes) are removed; the images stay."""
+    with socket.socket() as probe:
+        if probe.connect_ex(("127.0.0.1", 5000)) == 0:
+            pytest.fail("127.0.0.1:5000 is taken: the push tests need it for their registry")
+    folder = tmp_path_factory.mktemp("registry")
+    config = folder / "config.yml"
+    config.write_text(
+        "version: 0.1\n"
+        f"storage:\n  filesystem:\n    rootdirectory: {folder / 'data'}\n  delete:\n    enabled: true\n"
+        f"http:\n  addr: {REGISTRY}\n"
+    )
+    with serving(
+        [str(DOCKER_REGISTRY), "serve", str(config)], f"http://{REGISTRY}/v2/", folder / "registry.log"
+    ):
+        yield REGISTRY
+    for image in engine.images.list():
+        for tag in image.tags:
+            if tag.startswith(f"{REGISTRY}/"):
+                engine.images.remove(tag)

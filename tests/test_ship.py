@@ -8,26 +8,22 @@ SAGEMAKER_TOOLS_ECR_REGISTRY_OVERRIDE: repositories and the login token still co
 the layers go to the local registry.
 """
 
+import csv
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tarfile
-import time
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 import requests
-from conftest import TEST_TAG, make
+from conftest import REGISTRY, TEST_TAG, free_port, make, serving
 
 pytestmark = pytest.mark.slow
 
 MOTO_SERVER = Path(sys.executable).parent / "moto_server"
-DOCKER_REGISTRY = Path("/usr/bin/docker-registry")
-REGISTRY = "127.0.0.1:5000"  # the address the engine trusts as insecure (scripts/engine.sh)
 REGISTRY_OVERRIDE = "SAGEMAKER_TOOLS_ECR_REGISTRY_OVERRIDE"
 ACCOUNT = "123456789012"  # moto's account
 REGION = "us-east-1"
@@ -45,40 +41,6 @@ SETTING_VARIABLES = (
     "ECR_TAG_MUTABILITY",
     "ECR_SCAN_ON_PUSH",
 )
-
-
-def free_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-@contextmanager
-def serving(command, ready_url, log_path, env=None):
-    """Start a loopback server, wait until ready_url answers 200, stop it at the end."""
-    with open(log_path, "w") as log:
-        process = subprocess.Popen(
-            command, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}
-        )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if requests.get(ready_url, timeout=2).status_code == 200:
-                    break
-            except requests.ConnectionError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"{command[0]} did not come up on {ready_url}:\n{Path(log_path).read_text()}")
-            time.sleep(0.2)
-        yield
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def start_moto(tmp_path_factory, name, **env):
@@ -103,31 +65,6 @@ def moto_with_auth(tmp_path_factory):
     url, server = start_moto(tmp_path_factory, "moto-auth", INITIAL_NO_AUTH_ACTION_COUNT="0")
     with server:
         yield url
-
-
-@pytest.fixture(scope="module")
-def registry(tmp_path_factory, engine):
-    """Debian's docker-registry on 127.0.0.1:5000, storage in a temporary folder, no auth.
-
-    At the end the engine's tags for it (made by the pushes) are removed; the images stay."""
-    with socket.socket() as probe:
-        if probe.connect_ex(("127.0.0.1", 5000)) == 0:
-            pytest.fail("127.0.0.1:5000 is taken: the push tests need it for their registry")
-    folder = tmp_path_factory.mktemp("registry")
-    config = folder / "config.yml"
-    config.write_text(
-        "version: 0.1\n"
-        f"storage:\n  filesystem:\n    rootdirectory: {folder / 'data'}\n  delete:\n    enabled: true\n"
-        f"http:\n  addr: {REGISTRY}\n"
-    )
-    with serving(
-        [str(DOCKER_REGISTRY), "serve", str(config)], f"http://{REGISTRY}/v2/", folder / "registry.log"
-    ):
-        yield REGISTRY
-    for image in engine.images.list():
-        for tag in image.tags:
-            if tag.startswith(f"{REGISTRY}/"):
-                engine.images.remove(tag)
 
 
 @pytest.fixture
@@ -233,7 +170,7 @@ def test_push_to_ecr_sends_every_image_and_sets_up_the_repositories(
 ):
     project, images = built_project
     monkeypatch.setenv(REGISTRY_OVERRIDE, registry)
-    monkeypatch.setenv("ECR_KEEP_LAST", "7")
+    monkeypatch.setenv("ECR_EXPIRE_UNTAGGED_AFTER_DAYS", "7")
     result = make(project, "push")
 
     digests = {}
@@ -255,9 +192,17 @@ def test_push_to_ecr_sends_every_image_and_sets_up_the_repositories(
         assert repo["imageScanningConfiguration"]["scanOnPush"] is True
         assert repo["imageTagMutability"] == "MUTABLE"
         policy = json.loads(ecr.get_lifecycle_policy(repositoryName=name)["lifecyclePolicyText"])
+        # Only untagged images ever expire: every pushed image keeps its TAG, so the image of a
+        # deployed model (a TAG in ECR) stays however many commits CI pushes after it.
         (rule,) = policy["rules"]
-        assert rule["selection"] == {"tagStatus": "any", "countType": "imageCountMoreThan", "countNumber": 7}
+        assert rule["selection"] == {
+            "tagStatus": "untagged",
+            "countType": "sinceImagePushed",
+            "countUnit": "days",
+            "countNumber": 7,
+        }
         assert rule["action"] == {"type": "expire"}
+    assert "untagged images expire 7 days after their push; tagged ones stay" in result.stdout
 
     # A second push changes nothing and succeeds.
     again = make(project, "push")
@@ -293,6 +238,47 @@ def test_push_with_immutable_tags_pushes_only_the_commit_tag_once(built_project,
     again = make(project, "push")
     assert again.stdout.count("is already in ECR and its tags are immutable: skipped") == len(images)
     assert "Pushed 0 image tag(s)" in again.stdout
+
+
+def test_a_push_that_moves_a_tag_keeps_the_old_image_tagged(built_project, aws, registry, monkeypatch):
+    project, images = built_project
+    monkeypatch.setenv(REGISTRY_OVERRIDE, registry)
+    ecr = aws.client("ecr")
+    repository = f"{SLUG}-training"
+    ecr.create_repository(repositoryName=repository)
+    # ECR as an earlier push left it: another image (a rebuild of this commit) under TAG and latest.
+    # Moving both tags would leave it untagged, to be expired while an endpoint may still serve it.
+    earlier = {
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+        "config": {
+            "mediaType": "application/vnd.docker.container.image.v1+json",
+            "size": 2,
+            "digest": "sha256:" + "1" * 64,
+        },
+        "layers": [],
+    }
+    for tag in (TEST_TAG, "latest"):
+        ecr.put_image(repositoryName=repository, imageManifest=json.dumps(earlier), imageTag=tag)
+    command = [sys.executable, "-m", "sagemaker_tools", "push", "--image", f"training={images['training']}"]
+    command += ["--tag", TEST_TAG]
+
+    def replaced_tags():
+        details = ecr.describe_images(repositoryName=repository)["imageDetails"]
+        return [tag for image in details for tag in image.get("imageTags", []) if "-replaced-" in tag]
+
+    result = subprocess.run(command, cwd=project, capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    (kept,) = replaced_tags()
+    assert kept.startswith(f"{TEST_TAG}-replaced-")
+    (image,) = ecr.batch_get_image(repositoryName=repository, imageIds=[{"imageTag": kept}])["images"]
+    assert json.loads(image["imageManifest"])["config"]["digest"] == earlier["config"]["digest"]
+    assert f"{repository}:{TEST_TAG} named another image: kept as {repository}:{kept}" in result.stdout
+    # (moto's ECR does not see the pushed layers, so it still lists the earlier image under TAG.)
+    # That image now keeps a tag of its own: a further push adds none.
+    again = subprocess.run(command, cwd=project, capture_output=True, text=True, check=False)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert replaced_tags() == [kept]
 
 
 def test_push_to_another_registry_involves_no_aws(built_project, engine, aws, registry, monkeypatch):
@@ -334,6 +320,46 @@ def test_push_of_an_image_not_built_says_so_before_creating_anything(built_proje
     result = make(built_project[0], "push", check=False, TAG="never-built")
     assert_one_clear_error(result, f"{SLUG}-processing:never-built is not built here", "make build")
     assert repositories(aws) == {}
+
+
+def make_without_tag(project, *arguments):
+    """make in project with the Makefile's own TAG (the suite's make() sets TAG)."""
+    env = {key: value for key, value in os.environ.items() if key != "TAG"}
+    command = ["make", "--no-print-directory", "-C", str(project), f"PYTHON={sys.executable}", *arguments]
+    return subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+
+
+def test_uncommitted_changes_tag_dirty_and_push_refuses_them(default_project, aws, tmp_path):
+    project = tmp_path / "project"
+    shutil.copytree(default_project, project, ignore=shutil.ignore_patterns("build", ".venv"))
+    git = ["git", "-C", str(project), "-c", "user.name=test", "-c", "user.email=test@localhost"]
+    subprocess.run([*git, "init", "--quiet"], check=True)
+    subprocess.run([*git, "add", "--all"], check=True)
+    subprocess.run([*git, "commit", "--quiet", "-m", "Bake"], check=True)
+    sha = subprocess.run(
+        [*git, "rev-parse", "--short=12", "HEAD"], check=True, capture_output=True, text=True
+    )
+    sha = sha.stdout.strip()
+
+    def listed_tags():
+        listing = make_without_tag(project, "images").stdout.split()
+        return {line.rsplit(":", 1)[1] for line in listing}
+
+    assert listed_tags() == {sha}  # a clean tree: the commit's sha
+    for change in ("edit", "new file"):
+        if change == "edit":
+            with open(project / "code" / "train.R", "a") as script:
+                script.write("# changed\n")
+        else:
+            subprocess.run([*git, "checkout", "--quiet", "--", "."], check=True)
+            (project / "code" / "helpers.R").write_text("helper <- function() 1\n")
+        assert listed_tags() == {f"{sha}-dirty"}, change
+        result = make_without_tag(project, "push")
+        assert_one_clear_error(result, f"TAG {sha}-dirty marks uncommitted changes", "commit", "TAG=<name>")
+        assert repositories(aws) == {}  # refused before anything was created
+    # An explicit TAG is the user's own name: not refused as dirty (here it is simply not built).
+    named = make_without_tag(project, "push", "TAG=experiment-1")
+    assert_one_clear_error(named, "experiment-1 is not built here")
 
 
 # --- remote jobs ----------------------------------------------------------------------------------------
@@ -444,7 +470,64 @@ def test_remote_process_runs_the_script_as_script_processor_does(built_project, 
     assert "/aws/sagemaker/ProcessingJobs" in result.stdout
 
 
-def test_deploy_invoke_undeploy(built_project, in_ecr):
+# Runs a sagemaker_tools command in the project and records every AWS request it makes, as botocore
+# sends it (the parameters after validation), to the JSON file $RECORD_AWS_CALLS: the exact request
+# where moto does not keep a field in its Describe* answer.
+RECORDING_CLI = """
+import atexit, json, os, sys
+import boto3
+
+calls = []
+
+
+def record(params, model, **_):
+    def plain(value):
+        if isinstance(value, (bytes, bytearray)):
+            return {"bytes": bytes(value).decode(errors="replace")}
+        if isinstance(value, dict):
+            return {key: plain(item) for key, item in value.items()}
+        if isinstance(value, list):
+            return [plain(item) for item in value]
+        return value if isinstance(value, (str, int, float, bool, type(None))) else str(value)
+
+    calls.append({"service": model.service_model.service_name, "operation": model.name, "params": plain(params)})
+
+
+class RecordingSession(boto3.Session):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.events.register("provide-client-params.*.*", record)
+
+
+boto3.Session = RecordingSession
+atexit.register(lambda: open(os.environ["RECORD_AWS_CALLS"], "w").write(json.dumps(calls)))
+from sagemaker_tools.__main__ import main
+
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def recorded_cli(project, tmp_path, *arguments, env=None):
+    """Run python -m sagemaker_tools ARGUMENTS, recording its AWS calls; returns (result, calls)."""
+    record = tmp_path / f"calls-{len(list(tmp_path.glob('calls-*')))}.json"
+    result = subprocess.run(
+        [sys.executable, "-c", RECORDING_CLI, *arguments],
+        cwd=project,
+        env={**os.environ, **(env or {}), "RECORD_AWS_CALLS": str(record)},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    calls = json.loads(record.read_text()) if record.exists() else []
+    return result, calls
+
+
+def request_of(calls, operation):
+    (params,) = [call["params"] for call in calls if call["operation"] == operation]
+    return params
+
+
+def test_deploy_invoke_undeploy(built_project, in_ecr, moto, tmp_path):
     project, _ = built_project
     make(project, "remote-train")
     sagemaker = in_ecr.client("sagemaker")
@@ -453,6 +536,17 @@ def test_deploy_invoke_undeploy(built_project, in_ecr):
         "S3ModelArtifacts"
     ]
     image = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/{SLUG}-training:{TEST_TAG}"
+    # What the endpoint answers: moto's sagemaker-runtime returns this canned response.
+    answer = "setosa\nversicolor\nvirginica\nsetosa\nvirginica\n"
+    requests.post(
+        f"{moto}/moto-api/static/sagemaker/endpoint-results",
+        json={"results": [{"Body": answer, "ContentType": "text/csv; charset=utf-8"}]},
+        timeout=10,
+    ).raise_for_status()
+    with open(project / "data" / "train" / "iris.csv", newline="") as sample:
+        header, *rows = list(csv.reader(sample))
+    target = header.index("Species")
+    features = {",".join(row[:target] + row[target + 1 :]) for row in rows}
 
     for variables, expected_variant in (
         ({}, {"InstanceType": "ml.t2.medium", "InitialInstanceCount": 1}),
@@ -471,16 +565,196 @@ def test_deploy_invoke_undeploy(built_project, in_ecr):
         assert f"/aws/sagemaker/Endpoints/{SLUG}" in result.stdout
         assert "Next: make invoke" in result.stdout
 
-        invoked = make(project, "invoke")
+        invoked, calls = recorded_cli(project, tmp_path, "invoke")
+        assert invoked.returncode == 0, invoked.stdout + invoked.stderr
+        # The request: five feature rows of the sample (no header, no target), CSV in and out.
+        sent = request_of(calls, "InvokeEndpoint")
+        assert (sent["EndpointName"], sent["ContentType"], sent["Accept"]) == (SLUG, "text/csv", "text/csv")
+        body_rows = sent["Body"]["bytes"].splitlines()
+        assert len(body_rows) == 5 and set(body_rows) <= features and len(set(body_rows)) == 5, body_rows
         assert "Sent 5 row(s) of data/train/iris.csv (text/csv)" in invoked.stdout
-        assert "5.1,3.5,1.4,0.2\n" in invoked.stdout  # header and target column left out
-        assert "Response" in invoked.stdout
+        # The answer, printed as the endpoint sent it.
+        assert f"Response (text/csv; charset=utf-8):\n{answer}" in invoked.stdout
 
         gone = make(project, "undeploy")
         assert f"Deleted endpoint {SLUG}" in gone.stdout
         assert sagemaker.list_endpoints()["Endpoints"] == []
         assert sagemaker.list_endpoint_configs()["EndpointConfigs"] == []
         assert sagemaker.list_models()["Models"] == []
+
+
+def test_deploy_serves_the_model_in_the_image_that_trained_it(built_project, in_ecr):
+    project, _ = built_project
+    make(project, "remote-train")
+    sagemaker = in_ecr.client("sagemaker")
+    trained_with = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/{SLUG}-training:{TEST_TAG}"
+    # Later commits pushed other images: the model still goes out in the one that trained it.
+    ecr = in_ecr.client("ecr")
+    (pushed,) = ecr.batch_get_image(repositoryName=f"{SLUG}-training", imageIds=[{"imageTag": TEST_TAG}])[
+        "images"
+    ]
+    ecr.put_image(repositoryName=f"{SLUG}-training", imageManifest=pushed["imageManifest"], imageTag="later")
+
+    def served_image():
+        endpoint = sagemaker.describe_endpoint(EndpointName=SLUG)
+        config = sagemaker.describe_endpoint_config(EndpointConfigName=endpoint["EndpointConfigName"])
+        model = config["ProductionVariants"][0]["ModelName"]
+        return sagemaker.describe_model(ModelName=model)["PrimaryContainer"]["Image"]
+
+    result = make(project, "deploy", TAG="later")
+    assert served_image() == trained_with
+    assert f"image {trained_with} (the image that trained it)" in result.stdout
+    make(project, "undeploy")  # (moto has no UpdateEndpoint)
+    # Told otherwise, it serves the image given.
+    other = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/{SLUG}-training:later"
+    result = make(project, "deploy", IMAGE=other)
+    assert served_image() == other
+    assert "(--image-uri (IMAGE=...))" in result.stdout
+    # An image gone from ECR is caught before anything is created.
+    ecr.batch_delete_image(repositoryName=f"{SLUG}-training", imageIds=[{"imageTag": TEST_TAG}])
+    models = len(sagemaker.list_models()["Models"])
+    result = make(project, "deploy", check=False)
+    assert_one_clear_error(result, f"{trained_with} (the image that trained it", "is not in ECR any more")
+    assert len(sagemaker.list_models()["Models"]) == models
+    make(project, "undeploy")
+
+
+SUBNETS = ["subnet-0123456789abcdef0", "subnet-0fedcba9876543210"]
+GROUPS = ["sg-0123456789abcdef0"]
+VOLUME_KEY = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+OUTPUT_KEY = "alias/ship-test-output"
+TAGS = {"team": "ml", "cost-center": "42"}
+PRODUCTION = {
+    "SAGEMAKER_SUBNETS": ",".join(SUBNETS),
+    "SAGEMAKER_SECURITY_GROUP_IDS": ",".join(GROUPS),
+    "SAGEMAKER_NETWORK_ISOLATION": "true",
+    "SAGEMAKER_VOLUME_KMS_KEY_ID": VOLUME_KEY,
+    "SAGEMAKER_OUTPUT_KMS_KEY_ID": OUTPUT_KEY,
+    "SAGEMAKER_TAGS": json.dumps(TAGS),
+    "SAGEMAKER_TRAINING_SPOT": "true",
+    "SAGEMAKER_TRAINING_MAX_WAIT_SECONDS": "7200",
+}
+AWS_TAGS = [{"Key": key, "Value": value} for key, value in TAGS.items()]
+
+
+def tags_of(sagemaker, arn):
+    return sorted(sagemaker.list_tags(ResourceArn=arn)["Tags"], key=lambda tag: tag["Key"])
+
+
+def test_production_settings_reach_every_job_model_and_endpoint(built_project, in_ecr, tmp_path):
+    project, _ = built_project
+    sagemaker = in_ecr.client("sagemaker")
+    expected_tags = sorted(AWS_TAGS, key=lambda tag: tag["Key"])
+    vpc = {"Subnets": SUBNETS, "SecurityGroupIds": GROUPS}
+
+    # Training: moto keeps these fields in DescribeTrainingJob.
+    trained, calls = recorded_cli(
+        project,
+        tmp_path,
+        "remote-train",
+        "--image",
+        f"{SLUG}-training:{TEST_TAG}",
+        "--tag",
+        TEST_TAG,
+        env=PRODUCTION,
+    )
+    assert trained.returncode == 0, trained.stdout + trained.stderr
+    name = the_only(sagemaker.list_training_jobs()["TrainingJobSummaries"])["TrainingJobName"]
+    job = sagemaker.describe_training_job(TrainingJobName=name)
+    assert job["VpcConfig"] == vpc
+    assert job["EnableNetworkIsolation"] is True
+    assert job["ResourceConfig"]["VolumeKmsKeyId"] == VOLUME_KEY
+    assert job["OutputDataConfig"]["KmsKeyId"] == OUTPUT_KEY
+    assert job["EnableManagedSpotTraining"] is True
+    assert job["StoppingCondition"] == {"MaxRuntimeInSeconds": 3600, "MaxWaitTimeInSeconds": 7200}
+    assert job["CheckpointConfig"] == {
+        "S3Uri": f"s3://{BUCKET}/{SLUG}/checkpoints/{name}/",
+        "LocalPath": "/opt/ml/checkpoints",
+    }
+    assert tags_of(sagemaker, job["TrainingJobArn"]) == expected_tags
+    # Isolated, the container cannot fetch its code from S3: it arrives as the `code` channel.
+    channels = {c["ChannelName"]: c["DataSource"]["S3DataSource"]["S3Uri"] for c in job["InputDataConfig"]}
+    assert channels["code"] == f"s3://{BUCKET}/{SLUG}/jobs/{name}/source/sourcedir.tar.gz"
+    assert s3_read(in_ecr, channels["code"])[:2] == b"\x1f\x8b"  # the gzip tarball itself
+    assert (
+        job["HyperParameters"]["sagemaker_submit_directory"] == '"/opt/ml/input/data/code/sourcedir.tar.gz"'
+    )
+    # moto drops Environment: checked in the request as sent.
+    assert request_of(calls, "CreateTrainingJob")["Environment"] == {
+        "SAGEMAKER_CHECKPOINT_DIR": "/opt/ml/checkpoints"
+    }
+
+    # Processing: moto keeps NetworkConfig and ProcessingOutputConfig, drops ProcessingResources.
+    processed, calls = recorded_cli(
+        project,
+        tmp_path,
+        "remote-process",
+        "--image",
+        f"{SLUG}-processing:{TEST_TAG}",
+        "--tag",
+        TEST_TAG,
+        env=PRODUCTION,
+    )
+    assert processed.returncode == 0, processed.stdout + processed.stderr
+    name = the_only(sagemaker.list_processing_jobs()["ProcessingJobSummaries"])["ProcessingJobName"]
+    job = sagemaker.describe_processing_job(ProcessingJobName=name)
+    assert job["NetworkConfig"] == {"VpcConfig": vpc, "EnableNetworkIsolation": True}
+    assert job["ProcessingOutputConfig"]["KmsKeyId"] == OUTPUT_KEY
+    assert tags_of(sagemaker, job["ProcessingJobArn"]) == expected_tags
+    cluster = request_of(calls, "CreateProcessingJob")["ProcessingResources"]["ClusterConfig"]
+    assert cluster["VolumeKmsKeyId"] == VOLUME_KEY
+
+    # Model, endpoint config, endpoint: moto drops the model's EnableNetworkIsolation (request checked).
+    deployed, calls = recorded_cli(project, tmp_path, "deploy", env=PRODUCTION)
+    assert deployed.returncode == 0, deployed.stdout + deployed.stderr
+    endpoint = sagemaker.describe_endpoint(EndpointName=SLUG)
+    config = sagemaker.describe_endpoint_config(EndpointConfigName=endpoint["EndpointConfigName"])
+    model = sagemaker.describe_model(ModelName=config["ProductionVariants"][0]["ModelName"])
+    assert model["VpcConfig"] == vpc
+    assert request_of(calls, "CreateModel")["EnableNetworkIsolation"] is True
+    assert config["KmsKeyId"] == VOLUME_KEY
+    for arn in (model["ModelArn"], config["EndpointConfigArn"], endpoint["EndpointArn"]):
+        assert tags_of(sagemaker, arn) == expected_tags, arn
+    assert "production settings: VPC subnets" in deployed.stdout
+    make(project, "undeploy")
+
+
+@pytest.mark.parametrize(
+    "variable, value, expected",
+    [
+        ("SAGEMAKER_SUBNETS", "subnet-1", "vpc.subnets = 'subnet-1' (from $SAGEMAKER_SUBNETS) is invalid"),
+        ("SAGEMAKER_SECURITY_GROUP_IDS", "sg-0123456789abcdef0", "go together"),
+        ("SAGEMAKER_VOLUME_KMS_KEY_ID", "my key", "a KMS key ID, key ARN, alias/<name> or alias ARN"),
+        ("SAGEMAKER_TAGS", '{"aws:team": "x"}', "not starting aws:"),
+        ("SAGEMAKER_TAGS", "team=ml", "a JSON object"),
+        ("SAGEMAKER_NETWORK_ISOLATION", "maybe", "true or false"),
+        ("SAGEMAKER_TRAINING_CHECKPOINT_S3_URI", "/tmp/x", "an s3://bucket/prefix URI, 'off'"),
+        ("SAGEMAKER_TRAINING_CHECKPOINT_LOCAL_PATH", "checkpoints", "an absolute path in the container"),
+    ],
+)
+def test_each_production_setting_is_checked_with_one_line(
+    built_project, in_ecr, monkeypatch, variable, value, expected
+):
+    monkeypatch.setenv(variable, value)
+    result = make(built_project[0], "remote-train", check=False)
+    assert_one_clear_error(result, expected)
+    assert s3_objects(in_ecr) == []
+
+
+def test_spot_training_must_wait_at_least_its_run_time(built_project, in_ecr, monkeypatch):
+    monkeypatch.setenv("SAGEMAKER_TRAINING_SPOT", "true")
+    monkeypatch.setenv("SAGEMAKER_TRAINING_MAX_WAIT_SECONDS", "600")
+    result = make(built_project[0], "remote-train", check=False)
+    assert_one_clear_error(
+        result, "training.max_wait_seconds (from $SAGEMAKER_TRAINING_MAX_WAIT_SECONDS) = 600", "3600"
+    )
+    monkeypatch.setenv("SAGEMAKER_TRAINING_CHECKPOINT_S3_URI", "off")
+    monkeypatch.setenv("SAGEMAKER_TRAINING_MAX_WAIT_SECONDS", "3600")
+    result = make(built_project[0], "remote-train")
+    sagemaker = in_ecr.client("sagemaker")
+    name = the_only(sagemaker.list_training_jobs()["TrainingJobSummaries"])["TrainingJobName"]
+    assert "CheckpointConfig" not in sagemaker.describe_training_job(TrainingJobName=name)
+    assert "a spot job without checkpoints starts over" in result.stdout
 
 
 FAILING_JOB = """
@@ -632,3 +906,100 @@ def test_no_aws_credentials_end_up_in_images(default_project, base_image, engine
     finally:
         for ref in refs:
             engine.images.remove(ref)
+
+
+# --- what of code/ is packed ----------------------------------------------------------------------------
+
+# A code/ folder with what people keep beside their code: secrets, session files, caches, renv.
+PLANTED_CODE = {
+    ".env": "AWS_SECRET_ACCESS_KEY=planted\n",
+    ".Renviron": "GITHUB_PAT=planted\n",
+    ".Rprofile": 'source("renv/activate.R")\n',
+    ".Rhistory": "q()\n",
+    ".git/config": "[core]\n",
+    "R/.secret": "planted\n",
+    "R/helpers.R": "helper <- function() 1\n",
+    "renv/activate.R": "# renv\n",
+    "renv/settings.json": "{}\n",
+    "renv/library/R-4.2/x86_64/pkg/DESCRIPTION": "Package: pkg\n",
+    "old-model.tar.gz": "not code\n",
+}
+PACK_SOURCEDIR = (
+    "import sys; from sagemaker_tools.opt_ml import pack_sourcedir as p; print(*p('code', sys.argv[1]))"
+)
+PACKED_CODE = {".Rprofile", "R/helpers.R", "renv/activate.R", "renv/settings.json"}
+
+
+def test_image_and_sourcedir_pack_the_same_code_and_no_dotfiles(
+    default_project, base_image, engine, tmp_path
+):
+    project = tmp_path / "project"
+    shutil.copytree(default_project, project, ignore=shutil.ignore_patterns("build", ".venv"))
+    shipped = {path.name for path in (project / "code").iterdir()}
+    for relative, text in PLANTED_CODE.items():
+        path = project / "code" / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    expected = PACKED_CODE | shipped
+
+    # sourcedir.tar.gz, as remote-train and local-train pack it.
+    packed = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            PACK_SOURCEDIR,
+            str(tmp_path / "sourcedir.tar.gz"),
+        ],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    assert set(packed) == expected
+
+    # The image's default code (/opt/ml/code), through .dockerignore.
+    ref = f"{SLUG}-training:dotfiles"
+    make(project, "build-training", BASE_IMAGE=base_image, TAG="dotfiles")
+    try:
+        listing = engine.containers.run(
+            ref, entrypoint=["find", "/opt/ml/code", "-type", "f", "-printf", "%P\\n"], remove=True
+        )
+    finally:
+        engine.images.remove(ref)
+    assert set(listing.decode().split()) == expected
+
+
+def test_settings_command_lists_every_setting_with_its_source(default_project):
+    env = {**os.environ, "SAGEMAKER_TAGS": '{"team": "ml"}', "SAGEMAKER_SUBNETS": "", "AWS_REGION": ""}
+    result = subprocess.run(
+        [sys.executable, "-m", "sagemaker_tools", "settings"],
+        cwd=default_project,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    lines = {
+        line.split()[0]: line for line in result.stdout.splitlines() if line and not line.startswith("Edit")
+    }
+    assert '{"team": "ml"}  [$SAGEMAKER_TAGS; env SAGEMAKER_TAGS]' in lines["tags"]
+    assert "[config/aws.json; env AWS_REGION]" in lines["region"]
+    assert (
+        "[config/aws.json; env SAGEMAKER_TRAINING_CHECKPOINT_S3_URI]" in lines["training.checkpoint_s3_uri"]
+    )
+    # config/aws.json spells out every setting there is, so users see them all.
+    assert sorted(lines) == flat_keys(default_project / "config" / "aws.json")
+
+
+def flat_keys(config_file):
+    """The setting names of a config/aws.json (objects flattened, `channels` and `tags` kept whole)."""
+
+    def walk(document, prefix=""):
+        for key, value in document.items():
+            if isinstance(value, dict) and key not in ("channels", "tags"):
+                yield from walk(value, f"{prefix}{key}.")
+            else:
+                yield f"{prefix}{key}"
+
+    return sorted(walk(json.loads(config_file.read_text())))

@@ -1,9 +1,12 @@
-"""The GitHub Actions workflows of the template and of every bake, checked statically.
+"""The GitHub Actions workflows of the template and of every bake.
 
 GitHub Actions cannot run here, so the workflows are held to what can be proven offline: the
-workflow schema, zizmor's security audits, pinned actions, least permissions, `${{ }}` expressions
-copied intact, every `make` target they call existing in the Makefile they call it in (and named in
-the README), and the shell of the steps that compute the ECR push plan run for real on each bake.
+workflow schema, zizmor's security audits, pinned actions, least permissions, shellcheck on every
+`run:` step, every `make` target they call existing in the Makefile they call it in (and named in the
+README); and the `run:` steps themselves, executed here with bash as the runner would (their
+`${{ }}` expressions filled in): the push plan on every bake, the image tags, and the hand-over of the
+tested images from the test job to the publish job, with the container engine and a real registry.
+Every `run:` step is either run by a test here or listed with the reason it cannot be (RUN_ELSEWHERE).
 """
 
 import itertools
@@ -16,8 +19,9 @@ import sys
 from pathlib import Path
 
 import pytest
+import requests
 import yaml
-from conftest import TEMPLATE, bake
+from conftest import REGISTRY, TEMPLATE, TEST_TAG, bake
 
 TOOLS = Path(sys.executable).parent  # check-jsonschema, zizmor, shellcheck of the suite's venv
 GENERATED_SOURCE = TEMPLATE / "{{cookiecutter.project_slug}}"
@@ -33,15 +37,15 @@ COMBINATIONS = list(itertools.product(IMAGE_CHOICES, BASE_CHOICES))
 #   actions/setup-python v5.6.0: runner log "actions/setup-python@v5 (SHA:a26af69b...)"; "v5.6.0 a26af69b"
 #   aws-actions/configure-aws-credentials v4.2.1: pin maps "(b4757831..., v4.2.1)"
 #   aws-actions/amazon-ecr-login v2.0.1: pin lists "@ v2.0.1 -> 062b18b9..."
-#   docker/setup-buildx-action v3.11.1: runner log "docker/setup-buildx-action@v3 (SHA:e468171a...)"
-#   docker/build-push-action v6.18.0: pin lists "v6.18.0 sha: 26343531..."
+#   actions/upload-artifact v4.6.2: pin tables "upload-artifact v4.6.2 ea165f8d..."
+#   actions/download-artifact v4.3.0: pin tables "download-artifact v4.3.0 -> d3f86a10..."
 PINNED_ACTIONS = {
     "actions/checkout": ("11bd71901bbe5b1630ceea73d27597364c9af683", "v4.2.2"),
     "actions/setup-python": ("a26af69be951a213d495a4c3e4e4022e16d87065", "v5.6.0"),
     "aws-actions/configure-aws-credentials": ("b47578312673ae6fa5b5096b330d9fbac3d116df", "v4.2.1"),
     "aws-actions/amazon-ecr-login": ("062b18b96a7aff071d4dc91bc00c4c1a7945b076", "v2.0.1"),
-    "docker/setup-buildx-action": ("e468171a9de216ec08956ac3ada2f0791b6bd435", "v3.11.1"),
-    "docker/build-push-action": ("263435318d21b8e681c14492fe198d362a7d2c83", "v6.18.0"),
+    "actions/upload-artifact": ("ea165f8d65b6e75b540449e92b4886f43607fa02", "v4.6.2"),
+    "actions/download-artifact": ("d3f86a106a0bac45b974a628896c90dbdf5c8093", "v4.3.0"),
 }
 USES_LINE = re.compile(
     r"^\s*(?:-\s+)?uses:\s*(?P<action>[^@\s]+)@(?P<ref>\S+)(?:\s+#\s*(?P<comment>\S+))?\s*$"
@@ -212,14 +216,15 @@ def test_template_bake_job_runs_the_generated_projects_ci_commands():
     template = make_commands_of(TEMPLATE / ".github" / "workflows" / "ci.yml")
     generated = make_commands(GENERATED_SOURCE / ".github" / "workflows" / "ci.yml")
     in_bake = [target for directory, target in template if directory == "$PROJECT_DIR"]
-    of_generated_tests = [t for job, _, t in generated if job in ("lint", "test")]
+    # (`make images` in the test job only lists the images to save for the push.)
+    of_generated_tests = [t for job, _, t in generated if job in ("lint", "test") and t != "images"]
     assert in_bake == of_generated_tests == ["lint", "build", "test"]
 
 
 # --- the generated project's workflow -------------------------------------------------------------------
 
 
-def test_generated_ci_lints_builds_tests_then_pushes_with_oidc():
+def test_generated_ci_pushes_only_after_lint_and_test_with_oidc():
     workflow = load(GENERATED_SOURCE / ".github" / "workflows" / "ci.yml")
     assert workflow["on"]["push"] == {"branches": ["main"], "tags": ["v*"]}
     assert "pull_request" in workflow["on"]
@@ -228,36 +233,71 @@ def test_generated_ci_lints_builds_tests_then_pushes_with_oidc():
     assert publish["if"] == "github.event_name == 'push' && vars.AWS_ROLE_ARN != ''"
     by_action = {step["uses"].split("@")[0]: step for step in publish["steps"] if "uses" in step}
     credentials = by_action["aws-actions/configure-aws-credentials"]["with"]
-    assert credentials == {
-        "role-to-assume": "${{ vars.AWS_ROLE_ARN }}",
-        "aws-region": "${{ needs.plan.outputs.region }}",
+    assert credentials["role-to-assume"] == "${{ vars.AWS_ROLE_ARN }}"
+
+
+def test_the_publish_job_builds_nothing_and_pushes_the_test_jobs_artifact():
+    """The hand-over, read from the workflow: the artifact the test job uploads after make test is the
+    one the publish job downloads and loads, and the ID it checks is the test job's output."""
+    workflow = load(GENERATED_SOURCE / ".github" / "workflows" / "ci.yml")
+    test_job, publish = workflow["jobs"]["test"], workflow["jobs"]["publish"]
+    test_steps = test_job["steps"]
+    runs = [step.get("run", "").strip() for step in test_steps]
+    save = step_named(workflow, "test", "save")
+    upload = next(step for step in test_steps if step.get("uses", "").startswith("actions/upload-artifact@"))
+    assert (
+        runs.index("make build") < runs.index("make test") < test_steps.index(save) < test_steps.index(upload)
+    )
+    assert upload["with"]["path"] == save["env"]["IMAGES_DIR"]
+    assert test_job["outputs"]["image_ids"] == "${{ steps.save.outputs.image_ids }}"
+
+    download = next(
+        step for step in publish["steps"] if step.get("uses", "").startswith("actions/download-artifact@")
+    )
+    push = step_named(workflow, "publish", "push")
+    assert download["with"]["name"] == upload["with"]["name"]
+    assert push["env"]["IMAGES_DIR"] == download["with"]["path"]
+    assert push["env"]["TESTED_ID"] == "${{ fromJSON(needs.test.outputs.image_ids)[matrix.image] }}"
+    for step in publish["steps"]:
+        assert "build-push-action" not in step.get("uses", ""), step
+        for words in shell_commands(step.get("run", "")):
+            assert words[:2] not in (["docker", "build"], ["make", "build"]), step
+
+
+def expand(text, expressions):
+    """A step's text with each ${{ expression }} replaced by its value, as the runner does."""
+
+    def value(match):
+        expression = match.group(1).strip()
+        if expression not in expressions:
+            pytest.fail(f"the test gives no value for ${{{{ {expression} }}}} in {text!r}")
+        return expressions[expression]
+
+    return re.sub(r"\$\{\{(.*?)\}\}", value, text)
+
+
+def run_step(step, cwd, tmp_path, expressions=None, **env):
+    """Run a workflow step's shell as GitHub would (bash -e), with GITHUB_OUTPUT, GITHUB_ENV and
+    GITHUB_STEP_SUMMARY files; the step's env gets its expressions' values (env= overrides it).
+    Returns (result, outputs); the files are in tmp_path."""
+    files = {name: tmp_path / name.lower() for name in ("GITHUB_OUTPUT", "GITHUB_ENV", "GITHUB_STEP_SUMMARY")}
+    for path in files.values():
+        path.write_text("")
+    step_env = {
+        key: expand(str(value), expressions or {})
+        for key, value in step.get("env", {}).items()
+        if key not in env
     }
-    assert "docker/setup-buildx-action" in by_action and "aws-actions/amazon-ecr-login" in by_action
-    build = by_action["docker/build-push-action"]["with"]
-    assert build["provenance"] is False and build["push"] is True
-    assert build["platforms"] == "linux/amd64"
-    assert build["file"] == "images/${{ matrix.image }}/Dockerfile"
-    assert build["build-args"] == "BASE_IMAGE=${{ needs.plan.outputs.base_image }}"
-    # One GitHub Actions cache per image, or the images evict each other's layers.
-    assert build["cache-from"] == "type=gha,scope=${{ matrix.image }}"
-    assert build["cache-to"] == "type=gha,mode=max,scope=${{ matrix.image }}"
-    assert publish["strategy"]["matrix"]["include"] == "${{ fromJSON(needs.plan.outputs.matrix) }}"
-
-
-def run_step(step, cwd, tmp_path, **env):
-    """Run a workflow step's shell as GitHub would (bash -e), with GITHUB_OUTPUT; returns its outputs."""
-    output = tmp_path / "github_output"
-    output.write_text("")
-    environment = {**os.environ, **step.get("env", {}), **env, "GITHUB_OUTPUT": str(output)}
+    environment = {**os.environ, **step_env, **env, **{name: str(path) for name, path in files.items()}}
     result = subprocess.run(
-        ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", step["run"]],
+        ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", expand(step["run"], expressions or {})],
         cwd=cwd,
         env=environment,
         capture_output=True,
         text=True,
         check=False,
     )
-    return result, parse_outputs(output.read_text())
+    return result, parse_outputs(files["GITHUB_OUTPUT"].read_text())
 
 
 def parse_outputs(text):
@@ -437,3 +477,208 @@ def test_actionlint_is_downloaded_pinned_and_verified():
         assert re.fullmatch(r"\d+\.\d+\.\d+", step["env"]["ACTIONLINT_VERSION"])
         assert re.fullmatch(r"[0-9a-f]{64}", step["env"]["ACTIONLINT_SHA256"])
         assert "sha256sum --check --strict" in step["run"]
+
+
+# --- the hand-over of the tested images, run here ------------------------------------------------------
+
+# Stands in for `aws ecr batch-get-image`, the one AWS call of the push step: it answers with the
+# manifest the local registry really serves for the tag, as ECR's API returns an image's manifest.
+AWS_SHIM = """#!{python}
+import sys
+import urllib.request
+
+arguments = sys.argv[1:]
+assert arguments[:2] == ["ecr", "batch-get-image"], arguments
+repository = arguments[arguments.index("--repository-name") + 1]
+tag = arguments[arguments.index("--image-ids") + 1].removeprefix("imageTag=")
+start = arguments.index("--accepted-media-types") + 1
+types = []
+while start < len(arguments) and not arguments[start].startswith("--"):
+    types.append(arguments[start])
+    start += 1
+assert arguments[arguments.index("--query") + 1] == "images[0].imageManifest", arguments
+request = urllib.request.Request(
+    "http://{registry}/v2/" + repository + "/manifests/" + tag, headers={{"Accept": ", ".join(types)}}
+)
+print(urllib.request.urlopen(request).read().decode())
+"""
+
+
+def served_config_digest(repository, tag):
+    """The config digest of the manifest the registry serves for repository:tag (None if absent)."""
+    accept = (
+        "application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json"
+    )
+    response = requests.get(
+        f"http://{REGISTRY}/v2/{repository}/manifests/{tag}", headers={"Accept": accept}, timeout=30
+    )
+    return response.json()["config"]["digest"] if response.status_code == 200 else None
+
+
+@pytest.mark.slow
+def test_publish_pushes_exactly_the_images_make_test_ran(built_project, engine, registry, tmp_path):
+    project, images = built_project
+    workflow = load(project / ".github" / "workflows" / "ci.yml")
+    tag = f"wf-{TEST_TAG}"  # the job's TAG: a copy of the built images under a tag of this test
+    repositories = {name: ref.rsplit(":", 1)[0] for name, ref in images.items()}
+    for name, ref in images.items():
+        engine.images.get(ref).tag(repositories[name], tag)
+    runner_temp = tmp_path / "runner"
+    runner_temp.mkdir()
+    shim = tmp_path / "bin" / "aws"
+    shim.parent.mkdir()
+    shim.write_text(AWS_SHIM.format(python=sys.executable, registry=REGISTRY))
+    shim.chmod(0o755)
+    try:
+        # The test job, after make test: save the images, output their IDs.
+        save = step_named(workflow, "test", "save")
+        result, outputs = run_step(save, project, tmp_path, {"runner.temp": str(runner_temp)}, TAG=tag)
+        assert result.returncode == 0, result.stdout + result.stderr
+        tested = json.loads(outputs["image_ids"])
+        assert tested == {name: engine.images.get(ref).id for name, ref in images.items()}
+        artifact = runner_temp / "tested-images"
+        assert sorted(path.name for path in artifact.iterdir()) == sorted(f"{name}.tar" for name in images)
+        for name in images:  # the publish job's runner has only the artifact
+            engine.images.remove(f"{repositories[name]}:{tag}")
+
+        for name in images:
+            expressions = {
+                "runner.temp": str(runner_temp),
+                "matrix.image": name,
+                "matrix.repository": repositories[name],
+                "matrix.tag": tag,
+                "steps.ecr.outputs.registry": REGISTRY,
+                "fromJSON(needs.test.outputs.image_ids)[matrix.image]": tested[name],
+                "matrix.image == 'training' && 'remote-train' || 'remote-process'": (
+                    "remote-train" if name == "training" else "remote-process"
+                ),
+            }
+            refs = {"GITHUB_REF_TYPE": "tag", "GITHUB_REF_NAME": "v1.0.0"}
+            result, tags = run_step(
+                step_named(workflow, "publish", "tags"), project, tmp_path, expressions, **refs
+            )
+            assert result.returncode == 0, result.stderr
+            expressions["steps.tags.outputs.tags"] = tags["tags"]
+            path = f"{shim.parent}:{os.environ['PATH']}"
+            result, _ = run_step(
+                step_named(workflow, "publish", "push"), project, tmp_path, expressions, PATH=path
+            )
+            assert result.returncode == 0, result.stdout + result.stderr
+            for pushed_tag in (tag, "v1.0.0"):
+                assert served_config_digest(repositories[name], pushed_tag) == tested[name]
+                assert (
+                    f"{REGISTRY}/{repositories[name]}:{pushed_tag}: the tested image {tested[name]}"
+                    in result.stdout
+                )
+
+            summary_step = next(step for _, step in steps(workflow) if step.get("name") == "Summary")
+            result, _ = run_step(summary_step, project, tmp_path, expressions)
+            assert result.returncode == 0, result.stderr
+            summary = (tmp_path / "github_step_summary").read_text()
+            assert f"Pushed the image make test ran ({tested[name]})" in summary
+            assert f"{REGISTRY}/{repositories[name]}:v1.0.0" in summary
+
+            # Control: an artifact that is not what make test ran is refused before any push.
+            wrong = {
+                **expressions,
+                "fromJSON(needs.test.outputs.image_ids)[matrix.image]": "sha256:" + "0" * 64,
+            }
+            wrong["steps.tags.outputs.tags"] = f"{REGISTRY}/{repositories[name]}:control"
+            result, _ = run_step(step_named(workflow, "publish", "push"), project, tmp_path, wrong, PATH=path)
+            assert result.returncode != 0
+            assert "::error title=Not the tested image::" in result.stdout
+            assert served_config_digest(repositories[name], "control") is None
+    finally:
+        for name in images:
+            for leftover in (f"{repositories[name]}:{tag}",):
+                if engine.images.list(name=leftover):
+                    engine.images.remove(leftover)
+
+
+def test_fix_tag_step_pins_the_commits_sha_for_the_job(bakes, tmp_path):
+    project = bakes[COMBINATIONS[0]]
+    workflow = load(project / ".github" / "workflows" / "ci.yml")
+    step = next(step for _, step in steps(workflow) if step.get("name", "").startswith("Fix TAG"))
+    environment = {key: value for key, value in os.environ.items() if key != "TAG"}
+    result = subprocess.run(
+        ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", step["run"]],
+        cwd=project,
+        env={**environment, "GITHUB_ENV": str(tmp_path / "github_env")},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    short_sha = run(["git", "rev-parse", "--short=12", "HEAD"], cwd=project).stdout.strip()
+    assert (tmp_path / "github_env").read_text() == f"TAG={short_sha}\n"
+
+
+def test_the_skipped_push_says_why(tmp_path):
+    workflow = load(GENERATED_SOURCE / ".github" / "workflows" / "ci.yml")
+    step = next(step for _, step in steps(workflow) if step.get("name") == "Say why nothing is pushed")
+    assert step["if"] == "github.event_name == 'push' && vars.AWS_ROLE_ARN == ''"
+    result, _ = run_step(step, tmp_path, tmp_path)
+    assert result.returncode == 0
+    assert result.stdout.startswith(
+        "::notice title=ECR push skipped::The repository variable AWS_ROLE_ARN is not set."
+    )
+
+
+def test_the_template_bake_step_commits_a_clean_project(tmp_path):
+    workflow = load(TEMPLATE / ".github" / "workflows" / "ci.yml")
+    step = step_named(workflow, "bake", "bake")
+    expressions = {"matrix.images": "training", "matrix.base_image": BASE_CHOICES[0]}
+    result, outputs = run_step(step, TEMPLATE, tmp_path, expressions, RUNNER_TEMP=str(tmp_path))
+    assert result.returncode == 0, result.stdout + result.stderr
+    project = Path(outputs["project"])
+    assert (project / "Makefile").is_file() and not (project / "images" / "processing").exists()
+    assert run(["git", "status", "--porcelain"], cwd=project).stdout == ""
+
+
+# Every `run:` step of the workflows is run by a test of this file, or by the suite in its own way,
+# or needs what is not here; a new step must be placed in one of the two lists.
+RUN_HERE = {
+    "generated: plan: Read the images, region and base image from the Makefile": "test_push_plan_lists_exactly_the_chosen_images",
+    "generated: plan: Say why nothing is pushed": "test_the_skipped_push_says_why",
+    "generated: test: Fix TAG for the whole job (the commit's sha, as the plan job reads it)": "test_fix_tag_step_pins_the_commits_sha_for_the_job",
+    "generated: test: Save the tested images for the publish job": "test_publish_pushes_exactly_the_images_make_test_ran",
+    "generated: publish: Image tags (the git sha as the Makefile tags it; the version on v* tags)": "test_image_tags_are_the_sha_and_the_version_tag",
+    "generated: publish: Push the tested image (loaded from the test job's artifact, checked by ID)": "test_publish_pushes_exactly_the_images_make_test_ran",
+    "generated: publish: Summary": "test_publish_pushes_exactly_the_images_make_test_ran",
+    "template: bake: Bake into a git repository of its own, as a user would": "test_the_template_bake_step_commits_a_clean_project",
+}
+RUN_ELSEWHERE = {
+    "generated: lint: Install R and lintr (Ubuntu packages)": "apt-get on a GitHub runner (Ubuntu); here scripts/host-packages.sh",
+    "generated: lint: make lint": "tests/test_lint.py runs make lint in every bake",
+    "generated: lint: actionlint": "downloads actionlint from GitHub (no network here); shellcheck runs below",
+    "generated: test: Install R for the host-side R tests, wrk for the benchmark smoke test (Ubuntu packages)": "apt-get on Ubuntu",
+    "generated: test: make build": "conftest.built_project builds the default bake (make build)",
+    "generated: test: make test": "tests/test_images.py runs make test in the built bake",
+    "generated: publish: Check that the ECR repository exists": "needs the ECR API (aws ecr describe-repositories)",
+    "template: lint: make lint": "the template's make lint (run in CI)",
+    "template: lint: actionlint (the template's and the generated project's workflows)": "downloads actionlint",
+    "template: suite: make test": "this suite",
+    "template: bake: make setup (host R, cookiecutter)": "make setup, which runs this suite",
+    "template: bake: make lint (in the bake)": "tests/test_lint.py",
+    "template: bake: make build (in the bake)": "conftest.built_project",
+    "template: bake: make test (in the bake)": "tests/test_images.py",
+}
+
+
+def run_step_names():
+    names = []
+    for label, path in (("template", TEMPLATE), ("generated", GENERATED_SOURCE)):
+        for job_id, step in steps(load(path / ".github" / "workflows" / "ci.yml")):
+            if "run" in step:
+                names.append(f"{label}: {job_id}: {step.get('name') or step['run'].strip()}")
+    return names
+
+
+def test_every_run_step_is_run_here_or_says_why_not():
+    names = run_step_names()
+    assert len(names) == len(set(names)), "two run steps of one job have the same name"
+    assert sorted(names) == sorted({**RUN_HERE, **RUN_ELSEWHERE}), (
+        "place each run step in RUN_HERE or RUN_ELSEWHERE"
+    )
+    for test_name in RUN_HERE.values():
+        assert callable(globals().get(test_name)), test_name

@@ -11,7 +11,7 @@ from sagemaker_tools import ToolError
 
 # Each module adds its commands with register(subparsers); a command's handler returns an exit code.
 # A module of an image the project does not build (bench.py in a processing-only project) is absent.
-MODULES = ("local", "ecr", "remote", "bench")
+MODULES = ("settings", "local", "ecr", "jobs", "endpoints", "bench")
 
 
 def main(argv=None):

@@ -1,8 +1,14 @@
 """`push`: send the built images to Amazon ECR, or with --registry to any other registry.
 
 ECR: the account comes from STS; each image goes to the repository <project>-<image> (created if
-missing, with scan on push, the configured tag mutability and a lifecycle policy keeping the last N
-images) under the tag TAG, plus `latest` when tags are mutable. The ECR token is handed to the engine
+missing, with scan on push, the configured tag mutability, the `tags` setting and a lifecycle policy
+that expires only untagged images) under the tag TAG, plus `latest` when tags are mutable.
+The lifecycle policy never touches a tagged image: every pushed image keeps its TAG (the commit's
+sha), which is what training jobs and models name, so a deployed model's image stays. Before a push
+moves a tag off an image that has no other tag (a rebuild pushed under the same TAG), that image is
+tagged <TAG>-replaced-<UTC time>; only images untagged by other means expire, after
+ecr.expire_untagged_after_days days.
+A TAG ending in -dirty (uncommitted changes, see the Makefile) is refused. The ECR token is handed to the engine
 with each push request through the Docker API (X-Registry-Auth): it is never stored, printed or put
 on a command line. Settings: config/aws.json "ecr" (see settings.py).
 """
@@ -11,6 +17,7 @@ import base64
 import json
 import os
 import re
+from datetime import datetime, timezone
 
 from . import engine
 from .settings import REGISTRY_OVERRIDE_VARIABLE, SetupError, connect, load, split_ref
@@ -20,15 +27,24 @@ REGISTRY_RULE = re.compile(
     r"^[a-zA-Z0-9](?:[a-zA-Z0-9.-]*[a-zA-Z0-9])?(?::[0-9]+)?(?:/[a-z0-9]+(?:[._/-][a-z0-9]+)*)?$"
 )
 DIGEST_RULE = re.compile(r"sha256:[0-9a-f]{64}")
+MANIFEST_TYPES = [
+    "application/vnd.docker.distribution.manifest.v2+json",
+    "application/vnd.oci.image.manifest.v1+json",
+]
 TAG_RULE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 
 
-def lifecycle_policy(keep_last):
-    """Expire all but the newest keep_last images of a repository."""
+def lifecycle_policy(days):
+    """Expire untagged images `days` days after their push; tagged images are never expired."""
     rule = {
         "rulePriority": 1,
-        "description": f"keep the last {keep_last} images",
-        "selection": {"tagStatus": "any", "countType": "imageCountMoreThan", "countNumber": keep_last},
+        "description": f"expire untagged images {days} days after their push (tagged images stay)",
+        "selection": {
+            "tagStatus": "untagged",
+            "countType": "sinceImagePushed",
+            "countUnit": "days",
+            "countNumber": days,
+        },
         "action": {"type": "expire"},
     }
     return json.dumps({"rules": [rule]})
@@ -38,11 +54,13 @@ def ensure_repository(ecr, name, settings):
     """Create the repository, or bring an existing one to the configured settings; returns it."""
     mutability = settings["ecr.tag_mutability"]
     scan = settings["ecr.scan_on_push"]
+    tags = [{"Key": key, "Value": value} for key, value in settings["tags"].items()]
     try:
         repository = ecr.create_repository(
             repositoryName=name,
             imageTagMutability=mutability,
             imageScanningConfiguration={"scanOnPush": scan},
+            **({"tags": tags} if tags else {}),
         )["repository"]
         print(f"Created ECR repository {name} (scan on push: {scan}, tags: {mutability})")
     except ecr.exceptions.RepositoryAlreadyExistsException:
@@ -56,10 +74,12 @@ def ensure_repository(ecr, name, settings):
                 repositoryName=name, imageScanningConfiguration={"scanOnPush": scan}
             )
             changes.append(f"scan on push: {scan}")
+        if tags:
+            ecr.tag_resource(resourceArn=repository["repositoryArn"], tags=tags)
         print(f"ECR repository {name} exists" + (f"; updated {', '.join(changes)}" if changes else ""))
         repository = {**repository, "imageTagMutability": mutability}
     ecr.put_lifecycle_policy(
-        repositoryName=name, lifecyclePolicyText=lifecycle_policy(settings["ecr.keep_last"])
+        repositoryName=name, lifecyclePolicyText=lifecycle_policy(settings["ecr.expire_untagged_after_days"])
     )
     return repository
 
@@ -77,6 +97,32 @@ def tag_exists(ecr, repository_name, tag):
         return True
     except ecr.exceptions.ImageNotFoundException:
         return False
+
+
+def keep_replaced_image(ecr, repository_name, tag, moving_tags, local_id):
+    """Before TAG moves to another image, tag the image it names now <TAG>-replaced-<UTC time>, if
+    that image would be left with no tag (moving_tags: every tag this push moves).
+
+    An untagged image expires (lifecycle policy), and an endpoint still serving it (SageMaker resolved
+    TAG to it when the endpoint was made) could then no longer scale out. Returns the new tag, or None
+    when nothing would be left untagged.
+    """
+    try:
+        (detail,) = ecr.describe_images(repositoryName=repository_name, imageIds=[{"imageTag": tag}])[
+            "imageDetails"
+        ]
+    except (ecr.exceptions.ImageNotFoundException, ecr.exceptions.RepositoryNotFoundException):
+        return None  # no image under TAG yet
+    if set(detail.get("imageTags", [])) - set(moving_tags):
+        return None  # it keeps another tag
+    (current,) = ecr.batch_get_image(
+        repositoryName=repository_name, imageIds=[{"imageTag": tag}], acceptedMediaTypes=MANIFEST_TYPES
+    )["images"]
+    if json.loads(current["imageManifest"]).get("config", {}).get("digest") == local_id:
+        return None  # the same image again: nothing moves
+    kept = f"{tag[:100]}-replaced-{datetime.now(timezone.utc).strftime('%Y%m%d%H%M%S')}"
+    ecr.put_image(repositoryName=repository_name, imageManifest=current["imageManifest"], imageTag=kept)
+    return kept
 
 
 def push_one(client, image, repository, tag, auth_config):
@@ -113,6 +159,11 @@ def parse_images(pairs):
 def push(args):
     if not TAG_RULE.match(args.tag):
         raise SetupError(f"tag {args.tag!r} is invalid: up to 128 letters, digits, '_', '.', '-'")
+    if args.tag.endswith("-dirty"):
+        raise SetupError(
+            f"TAG {args.tag} marks uncommitted changes and is never pushed: commit them and push again, "
+            "or push under a name of your own: make build push TAG=<name>"
+        )
     if args.registry and not REGISTRY_RULE.match(args.registry):
         raise SetupError(
             f"registry {args.registry!r} is invalid: expected host[:port][/prefix], e.g. ghcr.io/me"
@@ -155,7 +206,10 @@ def push(args):
         for name, ref in images:
             repository_name = split_ref(ref)[0]
             repository = ensure_repository(ecr, repository_name, settings)
-            print(f"  lifecycle policy: keep the last {settings['ecr.keep_last']} images")
+            days = settings["ecr.expire_untagged_after_days"]
+            print(
+                f"  lifecycle policy: untagged images expire {days} days after their push; tagged ones stay"
+            )
             mutable = repository["imageTagMutability"] == "MUTABLE"
             tags = unique([args.tag, "latest"]) if mutable else [args.tag]
             if not mutable and tag_exists(ecr, repository_name, args.tag):
@@ -164,6 +218,13 @@ def push(args):
                     "skipped (commit and rebuild for a new TAG)"
                 )
                 continue
+            for moving in tags if mutable else []:
+                kept = keep_replaced_image(ecr, repository_name, moving, tags, local[name].id)
+                if kept:
+                    print(
+                        f"  {repository_name}:{moving} named another image: kept as {repository_name}:{kept}, "
+                        "so an endpoint still serving it keeps its image (delete that tag once none does)"
+                    )
             uri = repository["repositoryUri"]
             if registry_override:
                 uri = f"{registry_override}/{repository_name}"

@@ -16,15 +16,14 @@ import os
 import sys
 import tarfile
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 import requests
 
 from . import ToolError, engine, opt_ml
+from . import settings as aws_settings
+from .opt_ml import job_name
 
-PROJECT = "{{ cookiecutter.project_slug }}"
-DEFAULT_REGION = "{{ cookiecutter.aws_region }}"
 ACCOUNT = "000000000000"  # a placeholder: nothing local talks to AWS
 PROCESSING_BASE = "/opt/ml/processing"
 TRAINING_STOP_TIMEOUT = 30  # SageMaker waits 120 s between SIGTERM and SIGKILL; locally less
@@ -95,13 +94,14 @@ def project_dir():
     return root
 
 
+def setting(key):
+    """One setting of config/aws.json (or its environment variable), read and checked on its own: a
+    local run needs no other AWS setting to be filled in or valid."""
+    return aws_settings.load(keys=(key,))[key]
+
+
 def region():
-    return os.environ.get("AWS_REGION") or DEFAULT_REGION
-
-
-def job_name(kind):
-    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d-%H-%M-%S-%f")[:-3]
-    return f"{PROJECT}-{kind}-local-{stamp}"[:63]
+    return setting("region")
 
 
 def existing_dir(path, what):
@@ -297,7 +297,8 @@ def local_train(args):
     except ValueError as error:
         raise UsageError(f"{args.hyperparameters}: {error}") from None
 
-    mounts = [engine.bind(opt_ml_dir, "/opt/ml"), engine.bind(checkpoints, "/opt/ml/checkpoints")]
+    checkpoint_path = setting("training.checkpoint_local_path")
+    mounts = [engine.bind(opt_ml_dir, "/opt/ml"), engine.bind(checkpoints, checkpoint_path)]
     mounts += [engine.bind(channels_dir / ch, f"/opt/ml/input/data/{ch}", read_only=True) for ch in channels]
     spec = {
         "image": args.image,
@@ -307,6 +308,8 @@ def local_train(args):
         "environment": {
             "TRAINING_JOB_NAME": name,
             "TRAINING_JOB_ARN": f"arn:aws:sagemaker:{region()}:{ACCOUNT}:training-job/{name}",
+            # As remote-train sets it (jobs.py): where the job's checkpoints are.
+            opt_ml.CHECKPOINT_DIR_VARIABLE: checkpoint_path,
         },
         "labels": engine.labels_for(root, "training"),
     }

@@ -7,6 +7,7 @@ hyperparameters and the same sourcedir.tar.gz to SageMaker):
   training_config() / processing_job_config() / processing_resource_config()  the JSON files
   read_hyperparameters()    config/hyperparameters.json, checked
   sample_rows()             rows of the project's data as SageMaker sends CSV to a model
+  job_name() / unique_name()  the name of every job, model and endpoint config, local or remote
 """
 
 import csv
@@ -15,10 +16,14 @@ import gzip
 import io
 import json
 import os
+import re
 import tarfile
+from datetime import datetime, timezone
 from pathlib import Path
 
 from . import ToolError
+
+PROJECT = "{{ cookiecutter.project_slug }}"
 
 # SageMaker's limits on CreateTrainingJob's HyperParameters.
 MAX_HYPERPARAMETERS = 100
@@ -30,22 +35,25 @@ MAX_VALUE_LENGTH = 2500
 CODE_CHANNEL = "code"
 CODE_TARBALL_IN_CONTAINER = "/opt/ml/input/data/code/sourcedir.tar.gz"
 
-# Not code: left out of sourcedir.tar.gz (R session files, caches, editor and VCS files, archives).
+# The environment variable that tells a training container where its checkpoints are (the R side
+# reads it); its value is the setting training.checkpoint_local_path, locally and remotely.
+CHECKPOINT_DIR_VARIABLE = "SAGEMAKER_CHECKPOINT_DIR"
+
+# What of code/ is packed: the same rule for the image (.dockerignore), sourcedir.tar.gz (here) and
+# the code/ folder of model.tar.gz (the R side), written out in the README ("What gets packed").
+# Left out: every dotfile and dot-folder at any depth (.Renviron, .env, .git, .Rproj.user, .RData,
+# .Rhistory, .DS_Store ...) except KEPT_DOTFILES, plus caches and archives (SOURCEDIR_EXCLUDES).
+KEPT_DOTFILES = (".Rprofile",)  # at the top of code/: renv's .Rprofile runs renv/activate.R
 SOURCEDIR_EXCLUDES = (
-    ".RData",
-    ".Rhistory",
-    ".Rproj.user",
-    ".git",
-    ".DS_Store",
     "__pycache__",
     "*.pyc",
-    ".pytest_cache",
-    ".ipynb_checkpoints",
     "*.tar",
     "*.tar.gz",
     "*.tgz",
     "*.zip",
 )
+# Caches inside renv/ that renv rebuilds from renv.lock (a host's library does not fit the image).
+RENV_CACHES = ("renv/library", "renv/staging", "renv/sandbox")
 
 
 def encode_hyperparameters(
@@ -88,14 +96,22 @@ def encode_hyperparameters(
     return encoded
 
 
-def _excluded(name):
-    return any(fnmatch.fnmatch(name, pattern) for pattern in SOURCEDIR_EXCLUDES)
+def packed(relative_path):
+    """Whether a path of code/ (relative, with / separators) goes into the image and the tarballs."""
+    if relative_path in RENV_CACHES or relative_path.startswith(tuple(f"{cache}/" for cache in RENV_CACHES)):
+        return False
+    for part in relative_path.split("/"):
+        if part.startswith(".") and relative_path not in KEPT_DOTFILES:
+            return False
+        if any(fnmatch.fnmatch(part, pattern) for pattern in SOURCEDIR_EXCLUDES):
+            return False
+    return True
 
 
 def pack_sourcedir(code_dir, dest_tar_gz):
     """Pack the code in code_dir into dest_tar_gz, files at the archive's root as the SDK packs them.
 
-    Only code goes in: the SOURCEDIR_EXCLUDES patterns are skipped. Symbolic links are stored as the
+    Only code goes in: see packed() (no dotfiles but .Rprofile, no caches or archives). Symbolic links are stored as the
     files they point to (the container refuses links that leave the code directory). Members are
     sorted with fixed owners and times, so the same code gives the same bytes. Returns the member names.
     """
@@ -108,10 +124,11 @@ def pack_sourcedir(code_dir, dest_tar_gz):
 
     paths = []
     for root, dirs, files in os.walk(code_dir):
-        dirs[:] = [d for d in dirs if not _excluded(d)]
+        here = Path(root).relative_to(code_dir)
+        dirs[:] = [d for d in dirs if packed((here / d).as_posix())]
         for name in files:
             path = Path(root, name)
-            if not _excluded(name) and path.resolve() != dest_real:
+            if packed((here / name).as_posix()) and path.resolve() != dest_real:
                 paths.append(path)
     paths.sort(key=lambda path: path.relative_to(code_dir).as_posix())
 
@@ -130,6 +147,19 @@ def pack_sourcedir(code_dir, dest_tar_gz):
     with open(dest, "wb") as raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as gz:
         gz.write(buffer.getvalue())
     return members
+
+
+def unique_name(base):
+    """<base>-<UTC time to the millisecond>, within SageMaker's 63 letters, digits and hyphens."""
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S-%f")[:-3]
+    base = re.sub(r"[^a-zA-Z0-9-]+", "-", base).strip("-")
+    return f"{base[: 62 - len(stamp)]}-{stamp}"
+
+
+def job_name(kind):
+    """The name of a processing or training job, local or remote: <project>-<kind>-<UTC time>,
+    e.g. myproject-training-20250101-120000-000."""
+    return unique_name(f"{PROJECT}-{kind}")
 
 
 def write_json(path, value):

@@ -1,20 +1,19 @@
-"""Jobs on SageMaker through boto3: remote-process, remote-train, deploy, invoke, undeploy.
+"""What the SageMaker commands share: checks before anything is created, S3, waiting, production settings.
 
-Role, bucket, region and instance types come from config/aws.json or the environment (settings.py);
-each command checks them, the credentials, the bucket and the image in ECR before it uploads or
-creates anything. Uploads go to s3://<bucket>/<s3_prefix>/jobs/<job name>/, job outputs to
-s3://<bucket>/<s3_prefix>/output/. The jobs use the image pushed by `make push` (same TAG).
+The commands themselves live by job: jobs.py (remote-process, remote-train) and endpoints.py (deploy,
+invoke, undeploy). Role, bucket, region and instance types come from config/aws.json or the
+environment (settings.py); each command checks them, the credentials, the bucket and the image in ECR
+before it uploads or creates anything. Uploads go to s3://<bucket>/<s3_prefix>/jobs/<job name>/, job
+outputs to s3://<bucket>/<s3_prefix>/output/. The jobs use the image pushed by `make push` (same TAG).
+
+The production settings (VPC, network isolation, KMS keys, tags) are turned into request parameters
+here, once, so that every job, model and endpoint config gets the same ones.
 """
 
-import json
-import re
 import sys
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
-from . import settings as settings_module
-from .opt_ml import encode_hyperparameters, pack_sourcedir, read_hyperparameters, sample_rows, write_json
 from .settings import (
     BUILD_DIR,
     PROJECT_DIR,
@@ -75,27 +74,71 @@ def pushed_image_uri(session, account, region, ref, tag):
     """The ECR URI of a local image ref at tag; fails unless `make push` has put it there."""
     repository = split_ref(ref)[0]
     uri = f"{ecr_registry(account, region)}/{repository}:{tag}"
-    ecr = session.client("ecr")
-    try:
-        ecr.describe_images(repositoryName=repository, imageIds=[{"imageTag": tag}])
-    except (ecr.exceptions.RepositoryNotFoundException, ecr.exceptions.ImageNotFoundException):
-        raise SetupError(f"{uri} is not in ECR: run `make push` first (with the same TAG)") from None
+    if tag.endswith("-dirty"):
+        raise SetupError(
+            f"TAG {tag} marks uncommitted changes and is never pushed: commit them (then make push), "
+            "or build and push under a name of your own (make build push TAG=<name>)"
+        )
+    if not image_in_ecr(session, uri):
+        raise SetupError(f"{uri} is not in ECR: run `make push` first (with the same TAG)")
     return uri
 
 
-# --- names, S3 and the progress line -----------------------------------------------------------------
+def image_in_ecr(session, uri):
+    """Whether an ECR image URI (repository:tag or repository@sha256:...) is there."""
+    path = uri.split("/", 1)[1]
+    if "@" in path:
+        repository, digest = path.split("@", 1)
+        image_id = {"imageDigest": digest}
+    else:
+        repository, tag = split_ref(path)
+        image_id = {"imageTag": tag or "latest"}
+    ecr = session.client("ecr")
+    try:
+        ecr.describe_images(repositoryName=repository, imageIds=[image_id])
+    except (ecr.exceptions.RepositoryNotFoundException, ecr.exceptions.ImageNotFoundException):
+        return False
+    return True
 
 
-def unique_name(base):
-    """<base>-<UTC time to the millisecond>, within SageMaker's 63 letters, digits and hyphens."""
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S-%f")[:-3]
-    base = re.sub(r"[^a-zA-Z0-9-]+", "-", base).strip("-")
-    return f"{base[: 62 - len(stamp)]}-{stamp}"
+# --- production settings as request parameters -------------------------------------------------------
 
 
-def job_name(ref):
-    """A job is named after its image's repository, e.g. myproject-training-20250101-120000-000."""
-    return unique_name(split_ref(ref)[0].rsplit("/", 1)[-1])
+def vpc_config(settings):
+    """VpcConfig of a training job or model ({} without a VPC): the job's network interfaces go there."""
+    if not settings["vpc.subnets"]:
+        return {}
+    return {"Subnets": settings["vpc.subnets"], "SecurityGroupIds": settings["vpc.security_group_ids"]}
+
+
+def aws_tags(settings):
+    """The `tags` setting as the Tags parameter of every Create* call."""
+    return [{"Key": key, "Value": value} for key, value in settings["tags"].items()]
+
+
+def tagged(settings):
+    """Tags=... for a Create* call, or nothing when no tags are set (an empty list is refused by some APIs)."""
+    tags = aws_tags(settings)
+    return {"Tags": tags} if tags else {}
+
+
+def describe_production(settings):
+    """One line saying which production settings a resource gets, for the command's output."""
+    parts = []
+    if settings["vpc.subnets"]:
+        parts.append(f"VPC subnets {','.join(settings['vpc.subnets'])}")
+    if settings["network_isolation"]:
+        parts.append("network isolation")
+    if settings["kms.volume_key_id"]:
+        parts.append("volume KMS key")
+    if settings["kms.output_key_id"]:
+        parts.append("output KMS key")
+    if settings["tags"]:
+        parts.append(f"tags {', '.join(settings['tags'])}")
+    return "; ".join(parts)
+
+
+# --- S3 and the progress line -----------------------------------------------------------------
 
 
 def s3_key(*parts):
@@ -183,380 +226,3 @@ def report_job(kind, description, name_key, status_key):
     print(f"Logs: CloudWatch log group {group}, streams {name}/...")
     print(f"  aws logs tail {group} --log-stream-name-prefix {name} --follow")
     return 0 if status == "Completed" else 1
-
-
-# --- remote-process ------------------------------------------------------------------------------------
-
-
-def remote_process(args):
-    settings, session, account = open_aws("role_arn", "bucket")
-    region, bucket = settings["region"], settings["bucket"]
-    script = CODE_DIR / PROCESSING_SCRIPT
-    if not script.is_file():
-        raise SetupError(f"{script.relative_to(PROJECT_DIR)} is missing: the processing job runs it")
-    s3 = session.client("s3")
-    check_bucket(s3, bucket, region)
-    image = pushed_image_uri(session, account, region, args.image, args.tag)
-
-    name = job_name(args.image)
-    job_prefix = s3_key(settings["s3_prefix"], "jobs", name)
-    code_uri = upload_file(s3, script, bucket, s3_key(job_prefix, "code", PROCESSING_SCRIPT))
-    print(f"Uploaded {script.relative_to(PROJECT_DIR)} to {code_uri}")
-    data_uri = settings["processing.input_s3_uri"] or upload_directory(
-        s3, DATA_DIR, bucket, s3_key(job_prefix, "input")
-    )
-    output_uri = f"s3://{bucket}/{s3_key(settings['s3_prefix'], 'output', name)}/"
-
-    def s3_input(input_name, uri, local_path):
-        source = {"S3Uri": uri, "LocalPath": local_path, "S3DataType": "S3Prefix", "S3InputMode": "File"}
-        return {"InputName": input_name, "S3Input": {**source, "S3DataDistributionType": "FullyReplicated"}}
-
-    sagemaker = session.client("sagemaker")
-    sagemaker.create_processing_job(
-        ProcessingJobName=name,
-        RoleArn=settings["role_arn"],
-        # As ScriptProcessor(command=["Rscript"]) does: the script arrives as the `code` input.
-        AppSpecification={
-            "ImageUri": image,
-            "ContainerEntrypoint": ["Rscript", f"{PROCESSING_CODE_PATH}/{PROCESSING_SCRIPT}"],
-        },
-        ProcessingInputs=[
-            s3_input("code", code_uri, PROCESSING_CODE_PATH),
-            s3_input("data", data_uri, PROCESSING_DATA_PATH),
-        ],
-        ProcessingOutputConfig={
-            "Outputs": [
-                {
-                    "OutputName": "output",
-                    "S3Output": {
-                        "S3Uri": output_uri,
-                        "LocalPath": PROCESSING_OUTPUT_PATH,
-                        "S3UploadMode": "EndOfJob",
-                    },
-                }
-            ]
-        },
-        ProcessingResources={
-            "ClusterConfig": {
-                "InstanceCount": settings["processing.instance_count"],
-                "InstanceType": settings["processing.instance_type"],
-                "VolumeSizeInGB": settings["processing.volume_size_gb"],
-            }
-        },
-        StoppingCondition={"MaxRuntimeInSeconds": settings["processing.max_runtime_seconds"]},
-    )
-    print(
-        f"Created processing job {name} ({image}, {settings['processing.instance_type']}); output: {output_uri}"
-    )
-    code, description = follow_job(
-        "processing", name, lambda: sagemaker.describe_processing_job(ProcessingJobName=name), args.no_wait
-    )
-    if description and code == 0:
-        print(f"Output in {output_uri}. Next: aws s3 ls --recursive {output_uri}")
-    return code
-
-
-# --- remote-train --------------------------------------------------------------------------------------
-
-
-def local_channels():
-    """data/<channel>/ folders: each becomes an input channel of the training job."""
-    if not DATA_DIR.is_dir():
-        return []
-    return sorted(path.name for path in DATA_DIR.iterdir() if path.is_dir() and not path.name.startswith("."))
-
-
-def remote_train(args):
-    settings, session, account = open_aws("role_arn", "bucket")
-    region, bucket = settings["region"], settings["bucket"]
-    entry_point = settings["training.entry_point"]
-    if not (CODE_DIR / entry_point).is_file():
-        raise SetupError(f"code/{entry_point} is missing: set training.entry_point in config/aws.json")
-    hyperparameters = read_hyperparameters(HYPERPARAMETERS_FILE)
-    configured_channels = settings["training.channels"]
-    channel_names = sorted(set(local_channels()) | set(configured_channels))
-    if not channel_names:
-        raise SetupError(
-            'no input data: add data/<channel>/ folders or set training.channels {"train": "s3://..."}'
-        )
-    s3 = session.client("s3")
-    check_bucket(s3, bucket, region)
-    image = pushed_image_uri(session, account, region, args.image, args.tag)
-
-    name = job_name(args.image)
-    job_prefix = s3_key(settings["s3_prefix"], "jobs", name)
-    tarball = BUILD_DIR / "remote" / name / "sourcedir.tar.gz"
-    members = pack_sourcedir(CODE_DIR, tarball)
-    source_uri = upload_file(s3, tarball, bucket, s3_key(job_prefix, "source", "sourcedir.tar.gz"))
-    print(f"Packed code/ ({len(members)} files) and uploaded it to {source_uri}")
-    try:
-        encoded = encode_hyperparameters(
-            hyperparameters, program=entry_point, submit_directory=source_uri, job_name=name, region=region
-        )
-    except ValueError as error:
-        raise SetupError(f"{HYPERPARAMETERS_FILE.relative_to(PROJECT_DIR)}: {error}") from None
-
-    channels = {}
-    for channel in channel_names:
-        if channel in configured_channels:
-            channels[channel] = configured_channels[channel]
-            print(f"Channel {channel}: {channels[channel]} (configured)")
-        else:
-            channels[channel] = upload_directory(
-                s3, DATA_DIR / channel, bucket, s3_key(job_prefix, "input", channel)
-            )
-    output_path = f"s3://{bucket}/{s3_key(settings['s3_prefix'], 'output')}"
-
-    sagemaker = session.client("sagemaker")
-    sagemaker.create_training_job(
-        TrainingJobName=name,
-        AlgorithmSpecification={"TrainingImage": image, "TrainingInputMode": "File"},
-        RoleArn=settings["role_arn"],
-        HyperParameters=encoded,
-        InputDataConfig=[
-            {
-                "ChannelName": channel,
-                "DataSource": {
-                    "S3DataSource": {
-                        "S3DataType": "S3Prefix",
-                        "S3Uri": uri,
-                        "S3DataDistributionType": "FullyReplicated",
-                    }
-                },
-            }
-            for channel, uri in channels.items()
-        ],
-        OutputDataConfig={"S3OutputPath": output_path},
-        ResourceConfig={
-            "InstanceType": settings["training.instance_type"],
-            "InstanceCount": settings["training.instance_count"],
-            "VolumeSizeInGB": settings["training.volume_size_gb"],
-        },
-        StoppingCondition={"MaxRuntimeInSeconds": settings["training.max_runtime_seconds"]},
-    )
-    # deploy reads the job from here (and its model.tar.gz from DescribeTrainingJob).
-    write_json(
-        LAST_TRAINING_JOB, {"job_name": name, "region": region, "image": image, "output_path": output_path}
-    )
-    print(
-        f"Created training job {name} ({image}, {settings['training.instance_type']}); output: {output_path}/{name}/"
-    )
-    code, description = follow_job(
-        "training", name, lambda: sagemaker.describe_training_job(TrainingJobName=name), args.no_wait
-    )
-    if not description:
-        print("Next, once it has completed: make deploy")
-    elif code == 0:
-        print(f"Model: {description.get('ModelArtifacts', {}).get('S3ModelArtifacts')}")
-        print("Next: make deploy (or make deploy SERVERLESS=1)")
-    return code
-
-
-# --- deploy / invoke / undeploy ------------------------------------------------------------------------
-
-
-def training_job_to_deploy(sagemaker, named):
-    if not named:
-        if not LAST_TRAINING_JOB.exists():
-            raise SetupError(
-                "no training job to deploy: run `make remote-train` first, or pass --training-job NAME"
-            )
-        named = json.loads(LAST_TRAINING_JOB.read_text())["job_name"]
-    try:
-        description = sagemaker.describe_training_job(TrainingJobName=named)
-    except sagemaker.exceptions.ClientError as error:
-        if is_not_found(error):
-            raise SetupError(f"training job {named} does not exist in this account and region") from None
-        raise
-    if description["TrainingJobStatus"] != "Completed":
-        raise SetupError(
-            f"training job {named} is {description['TrainingJobStatus']}: only a Completed job has a model"
-        )
-    return named, description["ModelArtifacts"]["S3ModelArtifacts"]
-
-
-def is_not_found(error):
-    """SageMaker reports a missing resource as a ValidationException "Could not find ..." (or "not found")."""
-    details = error.response.get("Error", {})
-    message = details.get("Message", "").lower()
-    return details.get("Code") in ("ValidationException", "ResourceNotFound") and (
-        "could not find" in message or "not found" in message
-    )
-
-
-def describe_endpoint(sagemaker, name):
-    try:
-        return sagemaker.describe_endpoint(EndpointName=name)
-    except sagemaker.exceptions.ClientError as error:
-        if is_not_found(error):
-            return None
-        raise
-
-
-def deploy(args):
-    settings, session, account = open_aws("role_arn")
-    region = settings["region"]
-    sagemaker = session.client("sagemaker")
-    training_job, model_data = training_job_to_deploy(sagemaker, args.training_job)
-    image = pushed_image_uri(session, account, region, args.image, args.tag)
-    endpoint = settings["endpoint.name"]
-    resource_name = unique_name(endpoint)  # the model and its endpoint config
-
-    sagemaker.create_model(
-        ModelName=resource_name,
-        PrimaryContainer={"Image": image, "ModelDataUrl": model_data},
-        ExecutionRoleArn=settings["role_arn"],
-    )
-    print(f"Created model {resource_name}: {image} with {model_data} (from training job {training_job})")
-    variant = {"VariantName": "AllTraffic", "ModelName": resource_name}
-    if args.serverless:
-        variant["ServerlessConfig"] = {
-            "MemorySizeInMB": settings["endpoint.serverless_memory_mb"],
-            "MaxConcurrency": settings["endpoint.serverless_max_concurrency"],
-        }
-        kind = f"serverless, {settings['endpoint.serverless_memory_mb']} MB"
-    else:
-        variant.update(
-            InstanceType=settings["endpoint.instance_type"],
-            InitialInstanceCount=settings["endpoint.instance_count"],
-            InitialVariantWeight=1.0,
-        )
-        kind = f"{settings['endpoint.instance_count']} x {settings['endpoint.instance_type']}"
-    sagemaker.create_endpoint_config(EndpointConfigName=resource_name, ProductionVariants=[variant])
-    print(f"Created endpoint config {resource_name} ({kind})")
-
-    # Record what we created first, so undeploy finds it even if the wait below is interrupted.
-    record = json.loads(ENDPOINT_RECORD.read_text()) if ENDPOINT_RECORD.exists() else {}
-    created = (
-        [*record.get("created", []), resource_name] if record.get("endpoint") == endpoint else [resource_name]
-    )
-    write_json(ENDPOINT_RECORD, {"endpoint": endpoint, "region": region, "created": created})
-    if describe_endpoint(sagemaker, endpoint):
-        sagemaker.update_endpoint(EndpointName=endpoint, EndpointConfigName=resource_name)
-        print(f"Updating endpoint {endpoint} to {resource_name} (it keeps serving the old model meanwhile)")
-    else:
-        sagemaker.create_endpoint(EndpointName=endpoint, EndpointConfigName=resource_name)
-        print(f"Creating endpoint {endpoint} (several minutes)")
-
-    group = f"/aws/sagemaker/Endpoints/{endpoint}"
-    hint = f"Follow it: aws sagemaker describe-endpoint --endpoint-name {endpoint}"
-    if args.no_wait:
-        print(hint)
-        print(f"Logs: CloudWatch log group {group}. Next, once InService: make invoke")
-        return 0
-    description = wait_for(
-        lambda: sagemaker.describe_endpoint(EndpointName=endpoint),
-        "EndpointStatus",
-        ENDPOINT_DONE,
-        f"endpoint {endpoint}",
-        hint,
-    )
-    status = description["EndpointStatus"]
-    if status == "InService":
-        print(f"Endpoint {endpoint} is InService.")
-    else:
-        print(
-            f"Endpoint {endpoint} is {status}: {description.get('FailureReason', 'no reason given')}",
-            file=sys.stderr,
-        )
-    print(f"Logs: CloudWatch log group {group}")
-    print(f"  aws logs tail {group} --follow")
-    if status != "InService":
-        return 1
-    print("Next: make invoke; make undeploy when done (an instance endpoint bills every hour it runs)")
-    return 0
-
-
-def invoke(args):
-    settings, session, _account = open_aws()
-    endpoint = settings["endpoint.name"]
-    if args.file:
-        body, what = Path(args.file).read_bytes(), args.file
-    else:
-        target = read_hyperparameters(HYPERPARAMETERS_FILE).get("target")
-        text, csv_file = sample_rows(DATA_DIR, args.rows, target)
-        body, what = text.encode(), f"{len(text.splitlines())} row(s) of {csv_file.relative_to(PROJECT_DIR)}"
-    response = session.client("sagemaker-runtime").invoke_endpoint(
-        EndpointName=endpoint, ContentType=args.content_type, Accept=args.accept, Body=body
-    )
-    print(f"Sent {what} ({args.content_type}) to endpoint {endpoint}:")
-    print(body.decode(errors="replace").rstrip())
-    print(f"Response ({response.get('ContentType', '?')}):")
-    print(response["Body"].read().decode(errors="replace").rstrip())
-    print("Next: make undeploy when done")
-    return 0
-
-
-def undeploy(args):
-    settings, session, _account = open_aws()
-    endpoint = settings["endpoint.name"]
-    sagemaker = session.client("sagemaker")
-    record = json.loads(ENDPOINT_RECORD.read_text()) if ENDPOINT_RECORD.exists() else {}
-    configs = set(record.get("created", [])) if record.get("endpoint") == endpoint else set()
-    models = set(configs)
-    description = describe_endpoint(sagemaker, endpoint)
-    if description:
-        config = description["EndpointConfigName"]
-        configs.add(config)
-        try:
-            variants = sagemaker.describe_endpoint_config(EndpointConfigName=config)["ProductionVariants"]
-            models.update(variant["ModelName"] for variant in variants)
-        except sagemaker.exceptions.ClientError as error:
-            if not is_not_found(error):
-                raise
-        sagemaker.delete_endpoint(EndpointName=endpoint)
-        print(f"Deleted endpoint {endpoint} (billing stops once it is gone)")
-    else:
-        print(f"No endpoint {endpoint} in {settings['region']}")
-    for kind, names, delete in (
-        ("endpoint config", configs, lambda name: sagemaker.delete_endpoint_config(EndpointConfigName=name)),
-        ("model", models, lambda name: sagemaker.delete_model(ModelName=name)),
-    ):
-        for name in sorted(names):
-            try:
-                delete(name)
-                print(f"Deleted {kind} {name}")
-            except sagemaker.exceptions.ClientError as error:
-                if not is_not_found(error):
-                    raise
-    ENDPOINT_RECORD.unlink(missing_ok=True)
-    print("Done. Next: make deploy to serve again")
-    return 0
-
-
-def register(subparsers):
-    settings_module.register(subparsers)
-
-    def job_parser(command, help_text):
-        parser = subparsers.add_parser(command, help=help_text)
-        parser.add_argument(
-            "--image", required=True, help="the local image ref (its repository names the ECR one)"
-        )
-        parser.add_argument("--tag", required=True, help="the pushed tag to run")
-        parser.add_argument("--no-wait", action="store_true", help="return once the job is created")
-        return parser
-
-    job_parser("remote-process", "Run code/preprocess.R as a SageMaker processing job").set_defaults(
-        handler=remote_process
-    )
-    job_parser("remote-train", "Run a SageMaker training job with code/ and data/").set_defaults(
-        handler=remote_train
-    )
-    parser = job_parser("deploy", "Deploy the last trained model to an endpoint")
-    parser.add_argument(
-        "--serverless", action="store_true", help="a serverless endpoint instead of instances"
-    )
-    parser.add_argument(
-        "--training-job", default="", help="the training job to deploy (default: the last one)"
-    )
-    parser.set_defaults(handler=deploy)
-
-    parser = subparsers.add_parser("invoke", help="Send sample rows to the endpoint")
-    parser.add_argument("--rows", type=int, default=5, help="how many rows of data/ to send")
-    parser.add_argument("--file", default="", help="send this file instead")
-    parser.add_argument("--content-type", default="text/csv")
-    parser.add_argument("--accept", default="text/csv")
-    parser.set_defaults(handler=invoke)
-
-    parser = subparsers.add_parser("undeploy", help="Delete the endpoint, its configs and models")
-    parser.set_defaults(handler=undeploy)

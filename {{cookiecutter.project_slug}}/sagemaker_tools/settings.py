@@ -33,7 +33,7 @@ SETTINGS = (
     ("s3_prefix", ("SAGEMAKER_S3_PREFIX",), "{{ cookiecutter.project_slug }}", "prefix"),
     ("ecr.tag_mutability", ("ECR_TAG_MUTABILITY",), "MUTABLE", "mutability"),
     ("ecr.scan_on_push", ("ECR_SCAN_ON_PUSH",), True, "bool"),
-    ("ecr.keep_last", ("ECR_KEEP_LAST",), 10, "count"),
+    ("ecr.expire_untagged_after_days", ("ECR_EXPIRE_UNTAGGED_AFTER_DAYS",), 14, "count"),
     ("processing.instance_type", ("SAGEMAKER_PROCESSING_INSTANCE_TYPE",), "ml.t3.medium", "instance"),
     ("processing.instance_count", ("SAGEMAKER_PROCESSING_INSTANCE_COUNT",), 1, "count"),
     ("processing.volume_size_gb", ("SAGEMAKER_PROCESSING_VOLUME_SIZE_GB",), 30, "count"),
@@ -45,6 +45,15 @@ SETTINGS = (
     ("training.volume_size_gb", ("SAGEMAKER_TRAINING_VOLUME_SIZE_GB",), 30, "count"),
     ("training.max_runtime_seconds", ("SAGEMAKER_TRAINING_MAX_RUNTIME_SECONDS",), 3600, "count"),
     ("training.channels", ("SAGEMAKER_TRAINING_CHANNELS",), {}, "channels"),
+    ("training.checkpoint_s3_uri", ("SAGEMAKER_TRAINING_CHECKPOINT_S3_URI",), "", "checkpoint"),
+    (
+        "training.checkpoint_local_path",
+        ("SAGEMAKER_TRAINING_CHECKPOINT_LOCAL_PATH",),
+        "/opt/ml/checkpoints",
+        "abspath",
+    ),
+    ("training.spot", ("SAGEMAKER_TRAINING_SPOT",), False, "bool"),
+    ("training.max_wait_seconds", ("SAGEMAKER_TRAINING_MAX_WAIT_SECONDS",), 7200, "count"),
     (
         "endpoint.name",
         ("SAGEMAKER_ENDPOINT_NAME",),
@@ -55,7 +64,20 @@ SETTINGS = (
     ("endpoint.instance_count", ("SAGEMAKER_ENDPOINT_INSTANCE_COUNT",), 1, "count"),
     ("endpoint.serverless_memory_mb", ("SAGEMAKER_ENDPOINT_SERVERLESS_MEMORY_MB",), 2048, "count"),
     ("endpoint.serverless_max_concurrency", ("SAGEMAKER_ENDPOINT_SERVERLESS_MAX_CONCURRENCY",), 5, "count"),
+    # Production settings: every job, model and endpoint config these tools create gets them.
+    ("vpc.subnets", ("SAGEMAKER_SUBNETS",), [], "subnets"),
+    ("vpc.security_group_ids", ("SAGEMAKER_SECURITY_GROUP_IDS",), [], "security_groups"),
+    ("network_isolation", ("SAGEMAKER_NETWORK_ISOLATION",), False, "bool"),
+    ("kms.volume_key_id", ("SAGEMAKER_VOLUME_KMS_KEY_ID",), "", "kms"),
+    ("kms.output_key_id", ("SAGEMAKER_OUTPUT_KMS_KEY_ID",), "", "kms"),
+    ("tags", ("SAGEMAKER_TAGS",), {}, "tags"),
 )
+
+# Objects whose keys are data, not settings (config/aws.json keeps them whole).
+OBJECT_SETTINGS = ("channels", "tags")
+
+# The value of training.checkpoint_s3_uri that turns checkpoints off.
+CHECKPOINTS_OFF = "off"
 
 # How to set each required setting, for the one-line error when it is missing.
 HOW_TO_SET = {
@@ -77,7 +99,29 @@ RULES = {
     "instance": (re.compile(r"^ml\.[a-z0-9-]+\.[a-z0-9]+$"), "an instance type such as ml.m5.large"),
     "s3uri": (re.compile(r"^(s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?)?$"), "an s3://bucket/prefix URI"),
     "name": (re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$"), "1-63 letters, digits and hyphens"),
+    "abspath": (re.compile(r"^/[\w./-]*$"), "an absolute path in the container, e.g. /opt/ml/checkpoints"),
+    "checkpoint": (
+        re.compile(rf"^(s3://[a-z0-9][a-z0-9.-]{{1,61}}[a-z0-9](/.*)?|{CHECKPOINTS_OFF})?$"),
+        f"an s3://bucket/prefix URI, {CHECKPOINTS_OFF!r} (no checkpoints) or empty (one folder per job)",
+    ),
+    "kms": (
+        re.compile(
+            r"^([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|mrk-[0-9a-f]{32}|alias/[\w/-]+"
+            r"|arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:(key/[\w-]+|alias/[\w/-]+))$"
+        ),
+        "a KMS key ID, key ARN, alias/<name> or alias ARN",
+    ),
 }
+LIST_RULES = {
+    "subnets": (re.compile(r"^subnet-[0-9a-f]{8,17}$"), 16, "subnet IDs such as subnet-0123456789abcdef0"),
+    "security_groups": (
+        re.compile(r"^sg-[0-9a-f]{8,17}$"),
+        5,
+        "security group IDs such as sg-0123456789abcdef0",
+    ),
+}
+# AWS tag limits: 50 tags, keys 1-128 and values 0-256 characters of letters, digits, spaces and _.:/=+-@
+TAG_TEXT = re.compile(r"^[\w .:/=+\-@]*$")
 
 
 class SetupError(ToolError):
@@ -106,7 +150,7 @@ class Settings:
 def _flatten(document, prefix=""):
     flat = {}
     for key, value in document.items():
-        if isinstance(value, dict) and key not in ("channels",):
+        if isinstance(value, dict) and key not in OBJECT_SETTINGS:
             flat.update(_flatten(value, f"{prefix}{key}."))
         else:
             flat[f"{prefix}{key}"] = value
@@ -146,6 +190,37 @@ def _convert(key, value, kind, origin):
         ):
             raise bad('an object of channel name -> s3:// URI, e.g. {"train": "s3://bucket/prefix/"}')
         return value
+    if kind in LIST_RULES:
+        rule, most, expected = LIST_RULES[kind]
+        items = value
+        if isinstance(value, str):  # from the environment: comma separated
+            items = [item.strip() for item in value.split(",") if item.strip()]
+        if not isinstance(items, list) or not all(
+            isinstance(item, str) and rule.match(item) for item in items
+        ):
+            raise bad(f"a list of {expected}")
+        if len(items) > most:
+            raise bad(f"at most {most} {expected.split(' such')[0]}")
+        return items
+    if kind == "tags":
+        if isinstance(value, str):
+            try:
+                value = json.loads(value)
+            except json.JSONDecodeError:
+                raise bad('a JSON object such as {"team": "ml", "cost-center": "42"}') from None
+        example = 'an object of tag name -> text, e.g. {"team": "ml"}'
+        if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+            raise bad(example)
+        if len(value) > 50:
+            raise bad("at most 50 tags")
+        for name, text in value.items():
+            if not 1 <= len(name) <= 128 or not TAG_TEXT.match(name) or name.lower().startswith("aws:"):
+                raise bad(
+                    f"tag names of 1-128 letters, digits, spaces or _.:/=+-@, not starting aws: ({name!r})"
+                )
+            if len(text) > 256 or not TAG_TEXT.match(text):
+                raise bad(f"tag values of at most 256 letters, digits, spaces or _.:/=+-@ ({name!r})")
+        return value
     if not isinstance(value, str):
         raise bad("a string")
     if kind == "mutability":
@@ -159,8 +234,12 @@ def _convert(key, value, kind, origin):
     return value
 
 
-def load(config_file=None, environ=None):
-    """Defaults, then config/aws.json, then the environment; every value checked for its kind."""
+def load(config_file=None, environ=None, keys=None):
+    """Defaults, then config/aws.json, then the environment; every value checked for its kind.
+
+    keys: only these settings (the local runs read the region alone, so a half-filled config/aws.json
+    never stops them); without keys, every setting and the rules between settings are checked.
+    """
     config_file = Path(config_file or CONFIG_FILE)
     environ = os.environ if environ is None else environ
     from_file = {}
@@ -174,7 +253,7 @@ def load(config_file=None, environ=None):
         from_file = _flatten(document)
     known = {key for key, *_ in SETTINGS}
     unknown = sorted(set(from_file) - known)
-    if unknown:
+    if unknown and keys is None:
         raise SetupError(
             f"{config_file}: unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
         )
@@ -182,6 +261,8 @@ def load(config_file=None, environ=None):
     file_label = "config/aws.json" if config_file == CONFIG_FILE else str(config_file)
     values, sources = {}, {}
     for key, variables, default, kind in SETTINGS:
+        if keys is not None and key not in keys:
+            continue
         value, origin = default, "default"
         if key in from_file:
             value, origin = from_file[key], file_label
@@ -191,7 +272,33 @@ def load(config_file=None, environ=None):
                 break
         values[key] = _convert(key, value, kind, origin)
         sources[key] = origin
-    return Settings(values, sources)
+    settings = Settings(values, sources)
+    if keys is None:
+        check_together(settings)
+    return settings
+
+
+def check_together(settings):
+    """The rules between settings, each failing with one line."""
+
+    def origin(key):
+        return f"{key} (from {settings.sources[key]})"
+
+    subnets, groups = settings["vpc.subnets"], settings["vpc.security_group_ids"]
+    if bool(subnets) != bool(groups):
+        raise SetupError(
+            f"{origin('vpc.subnets')} and {origin('vpc.security_group_ids')} go together: "
+            "a VPC job needs both subnets and security groups, or set neither"
+        )
+    if (
+        settings["training.spot"]
+        and settings["training.max_wait_seconds"] < settings["training.max_runtime_seconds"]
+    ):
+        raise SetupError(
+            f"{origin('training.max_wait_seconds')} = {settings['training.max_wait_seconds']} is less than "
+            f"{origin('training.max_runtime_seconds')} = {settings['training.max_runtime_seconds']}: "
+            "a spot job waits for capacity on top of its run time, so raise max_wait_seconds"
+        )
 
 
 def known_regions(session):

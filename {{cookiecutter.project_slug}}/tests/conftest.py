@@ -7,6 +7,7 @@ one are skipped with the reason on a laptop, and fail under CI=true, where nothi
 
 import os
 import shutil
+import socket
 from pathlib import Path
 
 import docker
@@ -14,6 +15,13 @@ import pytest
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def free_port():
+    """A TCP port on 127.0.0.1 that nothing listens on now (the one helper of these tests for it)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def unavailable(reason):

@@ -4,24 +4,18 @@ an R worker on the host, and a serving container on a free loopback port."""
 import contextlib
 import os
 import shutil
-import socket
 import subprocess
 import textwrap
 import time
 from pathlib import Path
 
 import requests
+from conftest import free_port
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 TRAINING_DIR = PROJECT_ROOT / "images" / "training"
 PLUMBING_DIR = TRAINING_DIR / "sagemaker"
 SAMPLE_ROWS = "5.1,3.5,1.4,0.2\n6.7,3.0,5.2,2.3\n"  # a setosa and a virginica
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def train_sample_model(rscript, model_dir):

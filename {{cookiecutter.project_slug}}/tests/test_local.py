@@ -2,7 +2,6 @@
 helpers the remote jobs share: encode_hyperparameters and pack_sourcedir."""
 
 import json
-import socket
 import subprocess
 import sys
 import tarfile
@@ -10,6 +9,9 @@ from pathlib import Path
 from shutil import copytree, ignore_patterns
 
 import pytest
+{%- if cookiecutter.images != "processing" %}
+from conftest import free_port
+{%- endif %}
 
 from sagemaker_tools.engine import LABEL_PROJECT
 from sagemaker_tools.opt_ml import encode_hyperparameters, pack_sourcedir
@@ -50,17 +52,20 @@ def test_encode_hyperparameters_refuses_what_sagemaker_refuses():
 
 def test_pack_sourcedir_packs_only_code_at_the_root(tmp_path):
     code = tmp_path / "code"
-    (code / "R").mkdir(parents=True)
-    (code / "__pycache__").mkdir()
+    for folder in ("R", "__pycache__", ".git", "renv/library/pkg"):
+        (code / folder).mkdir(parents=True)
     (code / "train.R").write_text("cat('hi')\n")
     (code / "R" / "helpers.R").write_text("f <- function() 1\n")
-    for junk in (".RData", ".Rhistory", "old.tar.gz", "__pycache__/x.pyc"):
-        (code / junk).write_text("junk")
+    (code / ".Rprofile").write_text('source("renv/activate.R")\n')  # kept: renv needs it
+    (code / "renv" / "activate.R").write_text("# renv\n")
+    junk = (".RData", ".Rhistory", ".Renviron", ".env", "R/.Rprofile", ".git/config", "old.tar.gz")
+    for name in (*junk, "__pycache__/x.pyc", "renv/library/pkg/DESCRIPTION"):
+        (code / name).write_text("junk")
 
     dest = code / "sourcedir.tar.gz"  # inside the folder it packs: must not pack itself
     members = pack_sourcedir(code, dest)
 
-    assert members == ["R/helpers.R", "train.R"]
+    assert members == [".Rprofile", "R/helpers.R", "renv/activate.R", "train.R"]
     with tarfile.open(dest) as archive:
         assert archive.getnames() == members
         assert archive.extractfile("train.R").read() == b"cat('hi')\n"
@@ -88,12 +93,6 @@ def cli(project, *args, timeout=300):
         text=True,
         timeout=timeout,
     )
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def project_containers(docker_client, project):
@@ -188,9 +187,18 @@ def test_make_local_train_serve_predict_stop(docker_client, training_image, proj
     assert "no local endpoint" in cli(project, "predict").stderr
 
 
-def test_local_train_failure_prints_the_reason(docker_client, training_image, project):
+def test_local_train_failure_prints_the_reason(docker_client, training_image, project, monkeypatch):
     (project / "config" / "hyperparameters.json").write_text('{"target": "Nope"}')
+    # The local runs read only the region of config/aws.json: other AWS settings may be unset or wrong.
+    aws = json.loads((project / "config" / "aws.json").read_text())
+    aws.update(region="eu-west-1", bucket="Not A Bucket", role_arn="nope")
+    (project / "config" / "aws.json").write_text(json.dumps(aws))
+    for variable in ("AWS_REGION", "AWS_DEFAULT_REGION"):
+        monkeypatch.delenv(variable, raising=False)
     trained = cli(project, "local-train", "--image", training_image)
+    config = project / "build" / "training" / "opt_ml" / "input" / "config"
+    assert json.loads((config / "hyperparameters.json").read_text())["sagemaker_region"] == '"eu-west-1"'
+
     assert trained.returncode == 1
     assert "Training FAILED" in trained.stderr
     assert "target column 'Nope' is not in the training data" in trained.stderr

@@ -64,6 +64,15 @@ def test_error_statuses_are_json(server, body, headers, status):
     assert invoke(server.url, SAMPLE_ROWS, CSV).status_code == 200
 
 
+def test_nginx_and_the_r_workers_agree_on_the_6_mb_limit(server):
+    """The real-time limit is set twice, in run.sh (nginx) and in the R worker (serving.R): a body of
+    exactly 6 MB gets past both (the model then refuses one-column rows), one byte more is refused.
+    test_serving_units.test_payload_limits holds the R worker alone to the same bound."""
+    exactly = "1\n" * (3 * 1024 * 1024)
+    assert invoke(server.url, exactly, CSV).status_code != 413
+    assert invoke(server.url, exactly + "1", CSV).status_code == 413
+
+
 def test_unknown_route_and_malformed_http_are_json(server):
     response = requests.get(f"{server.url}/nowhere", timeout=10)
     assert response.status_code == 404

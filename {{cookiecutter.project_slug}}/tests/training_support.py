@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import free_port
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 TRAINING_IMAGE_DIR = PROJECT_ROOT / "images" / "training"
@@ -135,12 +136,6 @@ def toolkit_env_vars(python, opt_ml, **extra_env):
 
 
 # ---- a loopback S3 API server (moto) ----------------------------------------------------------------------
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def run_s3_server():

@@ -1,0 +1,280 @@
+"""Endpoints through boto3: deploy, invoke, undeploy (shared checks and waiting: remote.py).
+
+What `deploy` serves is decided in one place, what_to_deploy(): by default the model of the last
+training job (or --training-job NAME) in the very image that trained it (DescribeTrainingJob's
+AlgorithmSpecification.TrainingImage), so a later commit or push never changes the R that reads
+model.rds; --image-uri (make deploy IMAGE=...) serves it in another image. The model and endpoint
+config get the production settings (VPC, network isolation, volume KMS key, tags; see remote.py).
+"""
+
+import json
+import sys
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from .opt_ml import read_hyperparameters, sample_rows, unique_name, write_json
+from .remote import (
+    DATA_DIR,
+    ENDPOINT_DONE,
+    ENDPOINT_RECORD,
+    HYPERPARAMETERS_FILE,
+    LAST_TRAINING_JOB,
+    describe_production,
+    image_in_ecr,
+    open_aws,
+    tagged,
+    vpc_config,
+    wait_for,
+)
+from .settings import PROJECT_DIR, SetupError, ecr_registry
+
+
+@dataclass(frozen=True)
+class Deployable:
+    """What an endpoint serves, and where each part came from (printed, and kept in build/endpoint.json)."""
+
+    image: str
+    model_data: str
+    model_source: str  # e.g. "training job myproject-training-20250101-120000-000"
+    image_source: str  # e.g. "the image that trained it"
+
+
+def from_training_job(sagemaker, named):
+    """The model of a Completed training job (the last one by default), in the image that trained it."""
+    if not named:
+        if not LAST_TRAINING_JOB.exists():
+            raise SetupError(
+                "no training job to deploy: run `make remote-train` first, or pass --training-job NAME"
+            )
+        named = json.loads(LAST_TRAINING_JOB.read_text())["job_name"]
+    try:
+        description = sagemaker.describe_training_job(TrainingJobName=named)
+    except sagemaker.exceptions.ClientError as error:
+        if is_not_found(error):
+            raise SetupError(f"training job {named} does not exist in this account and region") from None
+        raise
+    if description["TrainingJobStatus"] != "Completed":
+        raise SetupError(
+            f"training job {named} is {description['TrainingJobStatus']}: only a Completed job has a model"
+        )
+    return Deployable(
+        image=description["AlgorithmSpecification"]["TrainingImage"],
+        model_data=description["ModelArtifacts"]["S3ModelArtifacts"],
+        model_source=f"training job {named}",
+        image_source="the image that trained it",
+    )
+
+
+def what_to_deploy(session, account, region, sagemaker, args):
+    """The image and model data to serve, and where they came from.
+
+    A further source of models (e.g. the latest approved model package) is one more function
+    returning a Deployable, chosen here by its argument.
+    """
+    deployable = from_training_job(sagemaker, args.training_job)
+    if args.image_uri:
+        deployable = replace(deployable, image=args.image_uri, image_source="--image-uri (IMAGE=...)")
+    if deployable.image.startswith(f"{ecr_registry(account, region)}/") and not image_in_ecr(
+        session, deployable.image
+    ):
+        raise SetupError(
+            f"{deployable.image} ({deployable.image_source}, {deployable.model_source}) is not in ECR any more: "
+            "push it again from its commit (make build push TAG=<that tag>), or serve another: make deploy IMAGE=<uri>"
+        )
+    return deployable
+
+
+def is_not_found(error):
+    """SageMaker reports a missing resource as a ValidationException "Could not find ..." (or "not found")."""
+    details = error.response.get("Error", {})
+    message = details.get("Message", "").lower()
+    return details.get("Code") in ("ValidationException", "ResourceNotFound") and (
+        "could not find" in message or "not found" in message
+    )
+
+
+def describe_endpoint(sagemaker, name):
+    try:
+        return sagemaker.describe_endpoint(EndpointName=name)
+    except sagemaker.exceptions.ClientError as error:
+        if is_not_found(error):
+            return None
+        raise
+
+
+def deploy(args):
+    settings, session, account = open_aws("role_arn")
+    region = settings["region"]
+    sagemaker = session.client("sagemaker")
+    deployable = what_to_deploy(session, account, region, sagemaker, args)
+    endpoint = settings["endpoint.name"]
+    resource_name = unique_name(endpoint)  # the model and its endpoint config
+
+    model = {
+        "ModelName": resource_name,
+        "PrimaryContainer": {"Image": deployable.image, "ModelDataUrl": deployable.model_data},
+        "ExecutionRoleArn": settings["role_arn"],
+        **tagged(settings),
+    }
+    if vpc_config(settings):
+        model["VpcConfig"] = vpc_config(settings)
+    if settings["network_isolation"]:
+        model["EnableNetworkIsolation"] = True
+    sagemaker.create_model(**model)
+    print(f"Created model {resource_name}: {deployable.model_data} (from {deployable.model_source})")
+    print(f"  image {deployable.image} ({deployable.image_source})")
+    note = describe_production(settings)
+    if note:
+        print(f"  production settings: {note}")
+    variant = {"VariantName": "AllTraffic", "ModelName": resource_name}
+    config = {"EndpointConfigName": resource_name, "ProductionVariants": [variant], **tagged(settings)}
+    if args.serverless:
+        variant["ServerlessConfig"] = {
+            "MemorySizeInMB": settings["endpoint.serverless_memory_mb"],
+            "MaxConcurrency": settings["endpoint.serverless_max_concurrency"],
+        }
+        kind = f"serverless, {settings['endpoint.serverless_memory_mb']} MB"
+        if settings["kms.volume_key_id"]:
+            print("  note: a serverless endpoint has no storage volume; kms.volume_key_id is not used")
+    else:
+        variant.update(
+            InstanceType=settings["endpoint.instance_type"],
+            InitialInstanceCount=settings["endpoint.instance_count"],
+            InitialVariantWeight=1.0,
+        )
+        kind = f"{settings['endpoint.instance_count']} x {settings['endpoint.instance_type']}"
+        if settings["kms.volume_key_id"]:
+            config["KmsKeyId"] = settings["kms.volume_key_id"]
+    sagemaker.create_endpoint_config(**config)
+    print(f"Created endpoint config {resource_name} ({kind})")
+
+    # Record what we created first, so undeploy finds it even if the wait below is interrupted.
+    record = json.loads(ENDPOINT_RECORD.read_text()) if ENDPOINT_RECORD.exists() else {}
+    created = (
+        [*record.get("created", []), resource_name] if record.get("endpoint") == endpoint else [resource_name]
+    )
+    write_json(
+        ENDPOINT_RECORD,
+        {
+            "endpoint": endpoint,
+            "region": region,
+            "created": created,
+            "serving": {"image": deployable.image, "model_data": deployable.model_data},
+        },
+    )
+    if describe_endpoint(sagemaker, endpoint):
+        sagemaker.update_endpoint(EndpointName=endpoint, EndpointConfigName=resource_name)
+        print(f"Updating endpoint {endpoint} to {resource_name} (it keeps serving the old model meanwhile)")
+    else:
+        sagemaker.create_endpoint(EndpointName=endpoint, EndpointConfigName=resource_name, **tagged(settings))
+        print(f"Creating endpoint {endpoint} (several minutes)")
+
+    group = f"/aws/sagemaker/Endpoints/{endpoint}"
+    hint = f"Follow it: aws sagemaker describe-endpoint --endpoint-name {endpoint}"
+    if args.no_wait:
+        print(hint)
+        print(f"Logs: CloudWatch log group {group}. Next, once InService: make invoke")
+        return 0
+    description = wait_for(
+        lambda: sagemaker.describe_endpoint(EndpointName=endpoint),
+        "EndpointStatus",
+        ENDPOINT_DONE,
+        f"endpoint {endpoint}",
+        hint,
+    )
+    status = description["EndpointStatus"]
+    if status == "InService":
+        print(f"Endpoint {endpoint} is InService.")
+    else:
+        print(
+            f"Endpoint {endpoint} is {status}: {description.get('FailureReason', 'no reason given')}",
+            file=sys.stderr,
+        )
+    print(f"Logs: CloudWatch log group {group}")
+    print(f"  aws logs tail {group} --follow")
+    if status != "InService":
+        return 1
+    print("Next: make invoke; make undeploy when done (an instance endpoint bills every hour it runs)")
+    return 0
+
+
+def invoke(args):
+    settings, session, _account = open_aws()
+    endpoint = settings["endpoint.name"]
+    if args.file:
+        body, what = Path(args.file).read_bytes(), args.file
+    else:
+        target = read_hyperparameters(HYPERPARAMETERS_FILE).get("target")
+        text, csv_file = sample_rows(DATA_DIR, args.rows, target)
+        body, what = text.encode(), f"{len(text.splitlines())} row(s) of {csv_file.relative_to(PROJECT_DIR)}"
+    response = session.client("sagemaker-runtime").invoke_endpoint(
+        EndpointName=endpoint, ContentType=args.content_type, Accept=args.accept, Body=body
+    )
+    print(f"Sent {what} ({args.content_type}) to endpoint {endpoint}:")
+    print(body.decode(errors="replace").rstrip())
+    print(f"Response ({response.get('ContentType', '?')}):")
+    print(response["Body"].read().decode(errors="replace").rstrip())
+    print("Next: make undeploy when done")
+    return 0
+
+
+def undeploy(args):
+    settings, session, _account = open_aws()
+    endpoint = settings["endpoint.name"]
+    sagemaker = session.client("sagemaker")
+    record = json.loads(ENDPOINT_RECORD.read_text()) if ENDPOINT_RECORD.exists() else {}
+    configs = set(record.get("created", [])) if record.get("endpoint") == endpoint else set()
+    models = set(configs)
+    description = describe_endpoint(sagemaker, endpoint)
+    if description:
+        config = description["EndpointConfigName"]
+        configs.add(config)
+        try:
+            variants = sagemaker.describe_endpoint_config(EndpointConfigName=config)["ProductionVariants"]
+            models.update(variant["ModelName"] for variant in variants)
+        except sagemaker.exceptions.ClientError as error:
+            if not is_not_found(error):
+                raise
+        sagemaker.delete_endpoint(EndpointName=endpoint)
+        print(f"Deleted endpoint {endpoint} (billing stops once it is gone)")
+    else:
+        print(f"No endpoint {endpoint} in {settings['region']}")
+    for kind, names, delete in (
+        ("endpoint config", configs, lambda name: sagemaker.delete_endpoint_config(EndpointConfigName=name)),
+        ("model", models, lambda name: sagemaker.delete_model(ModelName=name)),
+    ):
+        for name in sorted(names):
+            try:
+                delete(name)
+                print(f"Deleted {kind} {name}")
+            except sagemaker.exceptions.ClientError as error:
+                if not is_not_found(error):
+                    raise
+    ENDPOINT_RECORD.unlink(missing_ok=True)
+    print("Done. Next: make deploy to serve again")
+    return 0
+
+
+def register(subparsers):
+    parser = subparsers.add_parser("deploy", help="Deploy the last trained model to an endpoint")
+    parser.add_argument(
+        "--serverless", action="store_true", help="a serverless endpoint instead of instances"
+    )
+    parser.add_argument(
+        "--training-job", default="", help="the training job to deploy (default: the last one)"
+    )
+    parser.add_argument(
+        "--image-uri", default="", help="serve in this image (default: the image that trained the model)"
+    )
+    parser.add_argument("--no-wait", action="store_true", help="return once the endpoint is being created")
+    parser.set_defaults(handler=deploy)
+
+    parser = subparsers.add_parser("invoke", help="Send sample rows to the endpoint")
+    parser.add_argument("--rows", type=int, default=5, help="how many rows of data/ to send")
+    parser.add_argument("--file", default="", help="send this file instead")
+    parser.add_argument("--content-type", default="text/csv")
+    parser.add_argument("--accept", default="text/csv")
+    parser.set_defaults(handler=invoke)
+
+    parser = subparsers.add_parser("undeploy", help="Delete the endpoint, its configs and models")
+    parser.set_defaults(handler=undeploy)
