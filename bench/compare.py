@@ -179,6 +179,21 @@ def bake_and_build(args):
     return project, dict(line.split("=", 1) for line in images)["training"]
 
 
+def run_to_completion(run, image, command, volumes, what, **kwargs):
+    """Run a container to its end; its output, or BenchError with the output's tail."""
+    container = run.client.containers.run(
+        image, command, detach=True, volumes=volumes, labels=run.tools.LABELS, **kwargs
+    )
+    try:
+        status = container.wait(timeout=600).get("StatusCode", 1)
+        output = container.logs().decode(errors="replace")
+    finally:
+        container.remove(force=True)
+    if status != 0:
+        raise run.tools.BenchError(f"{what} failed (exit {status}):\n{output[-3000:]}")
+    return output
+
+
 def build_seed_image(run):
     image = run.images[SERVER]
     name, _, tag = image.rpartition(":")
@@ -201,14 +216,8 @@ def make_large_model(run):
     doubles = run.settings.large_model_mb * 1_000_000 // 8
     script = f'saveRDS(runif({doubles}), "/work/model.rds", compress = FALSE)'
     volumes = {str(folder): {"bind": "/work", "mode": "rw"}}
-    run.tools.run_to_completion(
-        run.client,
-        run.images[SERVER],
-        ["-e", script],
-        volumes,
-        "writing the large model",
-        entrypoint=["Rscript"],
-    )
+    what = "writing the large model"
+    run_to_completion(run, run.images[SERVER], ["-e", script], volumes, what, entrypoint=["Rscript"])
     return folder
 
 
@@ -225,8 +234,8 @@ exit 0
 
 
 def leftovers(run, image):
-    output = run.tools.run_to_completion(
-        run.client, image, ["-c", LEFTOVER_PROBE], {}, f"probing {image}", entrypoint=["/bin/sh"]
+    output = run_to_completion(
+        run, image, ["-c", LEFTOVER_PROBE], {}, f"probing {image}", entrypoint=["/bin/sh"]
     )
     return set(output.split())
 
@@ -530,7 +539,9 @@ def main(argv=None):
     sys.path.insert(0, str(project))
     from sagemaker_tools import bench as tools  # the bake's benchmark code
 
-    tools.check_tools()
+    if not shutil.which("wrk"):
+        print("compare: error: wrk is not installed (scripts/host-packages.sh installs it)", file=sys.stderr)
+        return 1
     client = docker.from_env(timeout=600)
     workdir = Path(tempfile.mkdtemp(prefix="template-bench-"))
     run = Run(tools, client, {SERVER: image}, args.base_image, project, settings, workdir)

@@ -34,14 +34,14 @@ from pathlib import Path
 import docker
 import requests
 
-from . import ToolError, opt_ml
+from . import ToolError, engine, opt_ml
 from .local import unpack_model
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 WRK_SCRIPT = PROJECT_ROOT / "bench" / "wrk-report.lua"
 DEFAULT_MODEL = PROJECT_ROOT / "build" / "model.tar.gz"
 DEFAULT_OUTPUT = PROJECT_ROOT / "build" / "bench" / "results.md"
-CONTAINER_LABEL = "sagemaker-tools-bench"
+LABELS = engine.labels_for(PROJECT_ROOT, "bench")  # `make local-stop` removes these containers too
 # Room left per instance when suggesting a count: a server run at its limit has a long tail.
 HEADROOM = 0.7
 NOT_MEASURED = "-"
@@ -86,63 +86,41 @@ def load_average():
 
 
 def machine_line(client):
-    cpu, memory = "unknown CPU", "unknown memory"
-    try:
-        cpu = next(
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        )
-        kib = next(
-            line for line in Path("/proc/meminfo").read_text().splitlines() if line.startswith("MemTotal")
-        )
-        memory = f"{int(kib.split()[1]) / 1024 / 1024:.1f} GiB"
-    except (OSError, StopIteration):
-        pass
-    version = client.version()
+    def first(path, prefix):
+        lines = Path(path).read_text().splitlines() if Path(path).exists() else []
+        return next((line.split(":", 1)[1].strip() for line in lines if line.startswith(prefix)), "unknown")
+
+    memory = first("/proc/meminfo", "MemTotal")
+    if memory != "unknown":
+        memory = f"{int(memory.split()[0]) / 1024 / 1024:.1f} GiB"
     # The first component is the engine itself (e.g. "Podman Engine 4.3.1", "Engine 27.1.1").
-    components = version.get("Components") or [{"Name": "engine", "Version": version.get("Version", "?")}]
-    engine = f"{components[0]['Name']} {components[0]['Version'].splitlines()[0]}"
+    component = (client.version().get("Components") or [{"Name": "engine", "Version": "?"}])[0]
+    engine_name = f"{component['Name']} {component['Version'].splitlines()[0]}"
     date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    return f"nproc {os.cpu_count()}, CPU {cpu}, memory {memory}, engine {engine}, date {date}"
+    cpu = first("/proc/cpuinfo", "model name")
+    return f"nproc {os.cpu_count()}, CPU {cpu}, memory {memory}, engine {engine_name}, date {date}"
 
 
 # --- the model and the request bodies -----------------------------------------------------------
-
-
-def run_to_completion(client, image, command, volumes, what, **kwargs):
-    container = client.containers.run(
-        image, command, detach=True, volumes=volumes, labels=[CONTAINER_LABEL], **kwargs
-    )
-    try:
-        status = container.wait(timeout=600).get("StatusCode", 1)
-        output = container.logs().decode(errors="replace")
-    finally:
-        container.remove(force=True)
-    if status != 0:
-        raise BenchError(f"{what} failed (exit {status}):\n{output[-3000:]}")
-    return output
 
 
 def train_sample_model(client, image, workdir):
     """Train the image's own code (code/train.R) on data/train; returns the model dir."""
     ml = workdir / "ml"
     (ml / "input" / "config").mkdir(parents=True)
-    (ml / "input" / "config" / "hyperparameters.json").write_text("{}\n")
-    (ml / "input" / "config" / "inputdataconfig.json").write_text(
-        '{"train": {"TrainingInputMode": "File"}}\n'
+    opt_ml.write_json(ml / "input" / "config" / "hyperparameters.json", {})
+    opt_ml.write_json(
+        ml / "input" / "config" / "inputdataconfig.json", {"train": {"TrainingInputMode": "File"}}
     )
     shutil.copytree(PROJECT_ROOT / "data" / "train", ml / "input" / "data" / "train")
     for part in ("model", "output"):
         (ml / part).mkdir()
     log(f"training the sample model in {image}")
     # Not all of /opt/ml: that would hide the code baked into /opt/ml/code.
-    volumes = {
-        str(ml / part): {"bind": f"/opt/ml/{part}", "mode": "rw"} for part in ("input", "model", "output")
-    }
-    run_to_completion(client, image, ["train"], volumes, "training")
-    if not (ml / "model" / "model.rds").exists():
-        raise BenchError(f"training left no model.rds in {ml / 'model'}")
+    mounts = [engine.bind(ml / part, f"/opt/ml/{part}") for part in ("input", "model", "output")]
+    spec = {"image": image, "command": ["train"], "mounts": mounts, "labels": LABELS}
+    if engine.run_to_completion(client, [spec]) != [0] or not (ml / "model" / "model.rds").exists():
+        raise BenchError("training the sample model failed: see its log above")
     return ml / "model"
 
 
@@ -203,7 +181,7 @@ class Server:
             ports={"8080/tcp": ("127.0.0.1", port)},
             volumes=volumes,
             environment=environment,
-            labels=[CONTAINER_LABEL],
+            labels=LABELS,
         )
         self.engine_s = time.monotonic() - started
         self.first_answer_s = None
@@ -360,15 +338,20 @@ class Settings:
     target_rps: float = None
 
 
+def connection_counts(settings):
+    return sorted({1, settings.workers})
+
+
 def row_names(settings):
     """The names of the rows of the table, in order (the smoke test checks them)."""
-    names = []
-    for connections in (1, settings.workers):
-        plural = "connection" if connections == 1 else "connections"
-        for metric in ("requests/s", "p50 latency (ms)", "p99 latency (ms)"):
-            names.append(f"{connections} keep-alive {plural}: {metric}")
+    names = [
+        f"{connections} keep-alive connection{'s' if connections > 1 else ''}: {metric}"
+        for connections in connection_counts(settings)
+        for metric in ("requests/s", "p50 latency (ms)", "p99 latency (ms)")
+    ]
+    large = f"Large body ({settings.large_body_mb:g} MB CSV of data/ rows)"
     names += [
-        f"Large body ({settings.large_body_mb:g} MB CSV of data/ rows): round trip, median of {settings.round_trips} (ms)",
+        f"{large}: round trip, median of {settings.round_trips} (ms)",
         f"Container memory, {settings.workers} workers, after the load (MB)",
         "Memory per worker (MB)",
         "model.rds size (MB)",
@@ -383,57 +366,46 @@ def row_names(settings):
 def measure(client, image, base_image, model_dir, settings, workdir, notes):
     """The figures, in the order of row_names()."""
     rows = input_rows()
-    one_row = rows[0].encode()
-    big = large_body(rows, settings.large_body_mb)
-    figures = []
+    one_row, big = rows[0].encode(), large_body(rows, settings.large_body_mb)
+    figures, loads = [], {}
     with Server(client, image, model_dir, workers=settings.workers) as server:
         server.wait_for_workers(settings.workers)
         run_wrk(
             server.url, settings.workers, settings.warmup_s, one_row, workdir
-        )  # warm up R and the connections
-        loads = {}
-        for connections in (1, settings.workers):
+        )  # warm R and the connections
+        for connections in connection_counts(settings):
             load = loads[connections] = run_wrk(
                 server.url, connections, settings.duration_s, one_row, workdir
             )
-            log(
-                f"{connections} connection(s): {load.requests_per_s:.1f} req/s, p50 {load.p50_ms:.1f} ms, "
-                f"p99 {load.p99_ms:.1f} ms, {load.errors} failed"
-            )
+            log(f"{connections} connection(s): {load.requests_per_s:.1f} req/s, p50 {load.p50_ms:.1f} ms")
             if load.errors:
                 notes.append(
                     f"{connections} connection(s): {load.errors} of {load.requests} requests failed."
                 )
             figures += [fmt(load.requests_per_s), fmt(load.p50_ms), fmt(load.p99_ms)]
         log(f"{len(big) / 1e6:.1f} MB CSV ({len(big.splitlines())} rows), {settings.round_trips} round trips")
-        seconds = round_trips(server.url, big, settings.round_trips)
-        figures.append(fmt(statistics.median(seconds) * 1000))
+        figures.append(fmt(statistics.median(round_trips(server.url, big, settings.round_trips)) * 1000))
         memory = server.memory_bytes() / 1e6
-    model_mb = (model_dir / "model.rds").stat().st_size / 1e6 if (model_dir / "model.rds").exists() else None
-    figures += [fmt(memory), fmt(memory / settings.workers), fmt(model_mb, 2)]
-    log(f"container memory {memory:.0f} MB with {settings.workers} workers; model.rds {fmt(model_mb)} MB")
+    model_file = model_dir / "model.rds"
+    model_mb = model_file.stat().st_size / 1e6 if model_file.exists() else None
+    figures += [fmt(memory), fmt(memory / settings.workers), fmt(model_mb, 3 if (model_mb or 0) < 1 else 1)]
     starts = []
-    for attempt in range(settings.cold_starts):
+    for _ in range(settings.cold_starts):
         with Server(client, image, model_dir, workers=settings.workers) as server:
             starts.append(server.cold_start_s)
-            log(
-                f"cold start {attempt + 1}/{settings.cold_starts}: {server.cold_start_s:.2f} s (engine create + "
-                f"start {server.engine_s:.2f} s, first HTTP answer {server.first_answer_s:.2f} s)"
-            )
+            log(f"cold start {server.cold_start_s:.2f} s (create + start {server.engine_s:.2f} s)")
     figures.append(fmt(statistics.median(starts), 2))
-    if base_image:
-        figures.append(fmt(size_mb(client, image) - size_mb(client, base_image), 0))
-    else:
-        figures.append(NOT_MEASURED)
+    over_base = size_mb(client, image) - size_mb(client, base_image) if base_image else None
+    figures.append(fmt(over_base, 0))
+    if not base_image:
         notes.append("The base image is not here: pass --base-image (BASE_IMAGE=...) for the size over it.")
     if settings.target_rps:
         rate = loads[settings.workers].requests_per_s
-        needed = math.ceil(settings.target_rps / (rate * HEADROOM)) if rate else None
-        figures.append(str(needed) if needed else NOT_MEASURED)
+        figures.append(str(math.ceil(settings.target_rps / (rate * HEADROOM))) if rate else NOT_MEASURED)
         notes.append(
-            f"Instances: {settings.target_rps:g} req/s over {HEADROOM:.0%} of the {rate:.1f} req/s measured at "
-            f"{settings.workers} connections, for instances with this machine's {os.cpu_count()} vCPUs and "
-            "the same kind of request; measure again on the instance type you deploy to."
+            f"Instances: {settings.target_rps:g} req/s over {HEADROOM:.0%} of the {rate:.1f} req/s measured "
+            f"at {settings.workers} connections, on instances with this machine's {os.cpu_count()} vCPUs "
+            "and requests like these; measure again on the instance type you deploy to."
         )
     return figures
 
@@ -447,77 +419,43 @@ def report(names, figures, header, notes):
 def cleanup(client, workdir, image):
     """Remove our containers and temporary files (the trained model is root's if the engine runs as root)."""
     if client is not None:
-        for container in client.containers.list(all=True, filters={"label": CONTAINER_LABEL}):
-            container.remove(force=True)
-    shutil.rmtree(workdir, ignore_errors=True)
-    if workdir.exists() and client is not None:
-        try:
-            client.containers.run(
-                image,
-                ["-c", "rm -rf /work/*"],
-                entrypoint=["/bin/sh"],
-                volumes={str(workdir): {"bind": "/work", "mode": "rw"}},
-                remove=True,
-            )
-        except docker.errors.DockerException:
-            pass
-        shutil.rmtree(workdir, ignore_errors=True)
-    if workdir.exists():
-        log(f"could not remove {workdir}; remove it by hand")
-
-
-def check_tools():
-    if not shutil.which("wrk"):
-        raise BenchError("wrk is not installed: apt-get install wrk (Debian/Ubuntu) or brew install wrk")
+        for container in engine.find_containers(client, PROJECT_ROOT, "bench"):
+            engine.remove(container, timeout=1)
+    engine.clear_directory(workdir, client, image)
 
 
 def bench(args):
     settings = Settings(
-        workers=args.workers,
-        duration_s=args.duration,
-        warmup_s=2,
-        cold_starts=args.cold_starts,
-        large_body_mb=args.large_body_mb,
-        round_trips=args.round_trips,
-        target_rps=args.target_rps,
+        args.workers, args.duration, 2, args.cold_starts, args.large_body_mb, args.round_trips
     )
+    settings.target_rps = args.target_rps
     if args.quick:
         settings.duration_s, settings.warmup_s, settings.cold_starts, settings.round_trips = 1, 1, 1, 2
+    if not shutil.which("wrk"):
+        raise BenchError("wrk is not installed: apt-get install wrk (Debian/Ubuntu) or brew install wrk")
+    client = engine.connect()
+    engine.check_image(client, args.image)
     workdir = Path(tempfile.mkdtemp(prefix="sagemaker-bench-"))
-    client = None
     try:
-        check_tools()
-        client = docker.from_env(timeout=600)
-        client.images.get(args.image)
         base_image = find_base_image(client, args.image, args.base_image)
         load_before = load_average()
         log(f"{args.image} (base {base_image}) on {os.cpu_count()} CPUs, load average {load_before}")
         model_dir, model = prepare_model(client, args.image, Path(args.model), workdir)
         notes = []
         figures = measure(client, args.image, base_image, model_dir, settings, workdir, notes)
-        header = [
-            "# Serving benchmark of this project's model",
-            "",
-            f"Machine: {machine_line(client)}.",
-            "",
-            (
-                f"Image `{args.image}` (base `{base_image}`), model {model}, {settings.workers} workers; "
-                f"wrk {settings.duration_s} s per load after a {settings.warmup_s} s warm-up, one CSV row "
-                f"of data/ per request. Load average before {load_before}, after {load_average()}: other "
-                "work on the machine disturbs the figures."
-            ),
-        ]
-        text = report(row_names(settings), figures, header, notes)
-    except docker.errors.ImageNotFound as error:
-        print(f"bench: error: {error.explanation}. Build it first: make build", file=sys.stderr)
-        return 1
+        method = (
+            f"Image `{args.image}` (base `{base_image}`), model {model}, {settings.workers} worker(s); wrk "
+            f"{settings.duration_s} s per load after a {settings.warmup_s} s warm-up, one CSV row of data/ "
+            f"per request. Load average before {load_before}, after {load_average()}: other work on the "
+            "machine disturbs the figures."
+        )
+        header = ["# Serving benchmark of this project's model", "", f"Machine: {machine_line(client)}.", ""]
+        text = report(row_names(settings), figures, [*header, method], notes)
     except (docker.errors.DockerException, requests.RequestException, OSError) as error:
-        print(f"bench: error: {error}", file=sys.stderr)
-        return 1
+        raise BenchError(str(error)) from error
     finally:
         cleanup(client, workdir, args.image)
-    print()
-    print(text)
+    print(f"\n{text}")
     output = Path(args.output)
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(text)
@@ -532,37 +470,33 @@ def register(subparsers):
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--image", required=True, help="the training + serving image to measure")
-    parser.add_argument(
+    add = parser.add_argument
+    add("--image", required=True, help="the training + serving image to measure")
+    add(
         "--base-image",
         default=os.environ.get("BASE_IMAGE"),
-        help="its base image, for the size over it (default: $BASE_IMAGE; else found among local images by its layers)",
+        help="its base image (default: $BASE_IMAGE; "
+        "else the local image it was built on, found by its layers)",
     )
-    parser.add_argument(
-        "--model", default=str(DEFAULT_MODEL), help="the model.tar.gz to serve (default %(default)s)"
-    )
-    parser.add_argument(
+    add("--model", default=str(DEFAULT_MODEL), help="the model.tar.gz to serve (default %(default)s)")
+    add(
         "--workers",
         type=int,
         default=os.cpu_count() or 1,
-        help="R workers (SAGEMAKER_MODEL_SERVER_WORKERS) and connections of the second load (default: the CPUs)",
+        help="R workers (SAGEMAKER_MODEL_SERVER_WORKERS) "
+        "and connections of the second load (default: the CPUs, %(default)s)",
     )
-    parser.add_argument("--duration", type=int, default=10, help="seconds per load measurement (default 10)")
-    parser.add_argument(
-        "--cold-starts", type=int, default=3, help="cold starts; the median is shown (default 3)"
-    )
-    parser.add_argument(
-        "--large-body-mb", type=float, default=5, help="size of the large CSV body (default 5)"
-    )
-    parser.add_argument("--round-trips", type=int, default=5, help="large-body round trips (default 5)")
-    parser.add_argument(
+    add("--duration", type=int, default=10, help="seconds per load measurement (default %(default)s)")
+    add("--cold-starts", type=int, default=3, help="cold starts, of which the median (default %(default)s)")
+    add("--large-body-mb", type=float, default=5, help="MB of the large CSV body (default %(default)s)")
+    add("--round-trips", type=int, default=5, help="large-body round trips (default %(default)s)")
+    rps = os.environ.get("TARGET_RPS")
+    add(
         "--target-rps",
         type=float,
-        default=float(os.environ["TARGET_RPS"]) if os.environ.get("TARGET_RPS") else None,
-        help="a request rate to size the endpoint for (default: $TARGET_RPS)",
+        default=float(rps) if rps else None,
+        help="a request rate to size for (default: $TARGET_RPS)",
     )
-    parser.add_argument(
-        "--quick", action="store_true", help="a smoke run: 1 s per load, 1 cold start, 2 round trips"
-    )
-    parser.add_argument("--output", default=str(DEFAULT_OUTPUT), help="where the markdown report goes")
+    add("--quick", action="store_true", help="a smoke run: 1 s per load, 1 cold start, 2 round trips")
+    add("--output", default=str(DEFAULT_OUTPUT), help="where the markdown report goes (default %(default)s)")
     parser.set_defaults(handler=bench)
