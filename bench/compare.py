@@ -67,7 +67,7 @@ class Settings:
 
 
 QUICK = Settings(
-    duration_s=1, warmup_s=1, busy_s=3, cold_starts=1, large_model_mb=30, round_trips=2, soak_s=3
+    duration_s=3, warmup_s=1, busy_s=3, cold_starts=1, large_model_mb=30, round_trips=2, soak_s=3
 )
 
 
@@ -526,7 +526,7 @@ def main(argv=None):
     parser.add_argument("--no-build", action="store_true", help="use the bake's training image as built")
     parser.add_argument("--tag", default=os.environ.get("TAG", "bench"), help="image tag (default bench)")
     parser.add_argument(
-        "--quick", action="store_true", help="a smoke run: 1 s loads, a 30 MB model, a 3 s soak"
+        "--quick", action="store_true", help="a smoke run: 3 s loads, a 30 MB model, a 3 s soak"
     )
     parser.add_argument("--skip-build-times", action="store_true", help="do not time the image builds")
     parser.add_argument("--output", type=Path, default=BENCH_DIR / "results.md", help="the markdown report")

@@ -1,6 +1,6 @@
 """The template's benchmark (`make bench`, bench/compare.py), run for real on a tiny budget.
 
-It runs every phase against the default bake the suite has built (--quick: 1 s loads, a 30 MB model,
+It runs every phase against the default bake the suite has built (--quick: 3 s loads, a 30 MB model,
 a 3 s soak; no build times) and checks the machinery, not the speed: every row is there in order,
 every figure is a number of the right shape, and each row with a target says PASS or MISS. The
 timings themselves are not asserted: they depend on the machine and on what else runs on it.

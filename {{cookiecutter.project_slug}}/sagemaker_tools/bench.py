@@ -403,7 +403,7 @@ def measure(client, image, base_image, model_dir, settings, workdir, notes):
         rate = loads[settings.workers].requests_per_s
         figures.append(str(math.ceil(settings.target_rps / (rate * HEADROOM))) if rate else NOT_MEASURED)
         notes.append(
-            f"Instances: {settings.target_rps:g} req/s over {HEADROOM:.0%} of the {rate:.1f} req/s measured "
+            f"Instances: {settings.target_rps:g} req/s over {HEADROOM * 100:.0f}% of the {rate:.1f} req/s measured "
             f"at {settings.workers} connections, on instances with this machine's {os.cpu_count()} vCPUs "
             "and requests like these; measure again on the instance type you deploy to."
         )
@@ -430,7 +430,7 @@ def bench(args):
     )
     settings.target_rps = args.target_rps
     if args.quick:
-        settings.duration_s, settings.warmup_s, settings.cold_starts, settings.round_trips = 1, 1, 1, 2
+        settings.duration_s, settings.warmup_s, settings.cold_starts, settings.round_trips = 3, 1, 1, 2
     if not shutil.which("wrk"):
         raise BenchError("wrk is not installed: apt-get install wrk (Debian/Ubuntu) or brew install wrk")
     client = engine.connect()
@@ -497,6 +497,6 @@ def register(subparsers):
         default=float(rps) if rps else None,
         help="a request rate to size for (default: $TARGET_RPS)",
     )
-    add("--quick", action="store_true", help="a smoke run: 1 s per load, 1 cold start, 2 round trips")
+    add("--quick", action="store_true", help="a smoke run: 3 s per load, 1 cold start, 2 round trips")
     add("--output", default=str(DEFAULT_OUTPUT), help="where the markdown report goes (default %(default)s)")
     parser.set_defaults(handler=bench)

@@ -45,7 +45,7 @@ def test_every_row_is_there_in_order(quick_run):
     _, report = quick_run
     settings = Settings(
         workers=WORKERS,
-        duration_s=1,
+        duration_s=3,
         warmup_s=1,
         cold_starts=1,
         large_body_mb=5,
