@@ -7,8 +7,9 @@ read-only in /opt/ml/model) and measures:
   without the target column), with wrk on 1 and on N keep-alive connections (N = the workers), each
   after a warm-up; latencies are wrk's, of the requests that completed;
 - a large-body round trip: ~5 MB of rows of data/ as one CSV request (the median of a few);
-- container memory once every worker has loaded the model and answered (the cgroup's usage less its
-  inactive page cache, as `docker stats` shows it), per worker, beside the size of model.rds;
+- container memory once every worker has loaded the model, and after the loads and large bodies
+  (the cgroup's usage less its inactive page cache, as `docker stats` shows it), the latter per
+  worker, beside the size of model.rds;
 - cold start: from just before the container is created to the first 200 on /ping (the median);
 - the training image's size over its base image;
 - with --target-rps: how many instances like this machine that request rate needs.
@@ -352,7 +353,8 @@ def row_names(settings):
     large = f"Large body ({settings.large_body_mb:g} MB CSV of data/ rows)"
     names += [
         f"{large}: round trip, median of {settings.round_trips} (ms)",
-        f"Container memory, {settings.workers} workers, after the load (MB)",
+        f"Container memory, {settings.workers} workers, model loaded, before any request (MB)",
+        f"Container memory, {settings.workers} workers, after the loads and large bodies (MB)",
         "Memory per worker (MB)",
         "model.rds size (MB)",
         f"Cold start, container start to first 200 on /ping, median of {settings.cold_starts} (s)",
@@ -370,9 +372,8 @@ def measure(client, image, base_image, model_dir, settings, workdir, notes):
     figures, loads = [], {}
     with Server(client, image, model_dir, workers=settings.workers) as server:
         server.wait_for_workers(settings.workers)
-        run_wrk(
-            server.url, settings.workers, settings.warmup_s, one_row, workdir
-        )  # warm R and the connections
+        idle = server.memory_bytes() / 1e6
+        run_wrk(server.url, settings.workers, settings.warmup_s, one_row, workdir)  # warm R, connections
         for connections in connection_counts(settings):
             load = loads[connections] = run_wrk(
                 server.url, connections, settings.duration_s, one_row, workdir
@@ -388,7 +389,8 @@ def measure(client, image, base_image, model_dir, settings, workdir, notes):
         memory = server.memory_bytes() / 1e6
     model_file = model_dir / "model.rds"
     model_mb = model_file.stat().st_size / 1e6 if model_file.exists() else None
-    figures += [fmt(memory), fmt(memory / settings.workers), fmt(model_mb, 3 if (model_mb or 0) < 1 else 1)]
+    figures += [fmt(idle), fmt(memory), fmt(memory / settings.workers)]
+    figures.append(fmt(model_mb, 3 if (model_mb or 0) < 1 else 1))
     starts = []
     for _ in range(settings.cold_starts):
         with Server(client, image, model_dir, workers=settings.workers) as server:

@@ -63,7 +63,7 @@ def test_every_figure_is_a_number_of_the_right_shape(quick_run):
         assert shape.match(value), f"{name}: {value!r}"
     assert int(figures[f"Instances like this machine for {TARGET_RPS} requests/s (count)"]) >= 1
     assert float(figures["1 keep-alive connection: requests/s"]) > 0
-    assert float(figures[f"Container memory, {WORKERS} workers, after the load (MB)"]) > 0
+    assert float(figures[f"Container memory, {WORKERS} workers, model loaded, before any request (MB)"]) > 0
 
 
 def test_the_report_names_the_machine_and_is_printed_too(quick_run):
