@@ -28,11 +28,16 @@ test: setup ## Run the template's suite: bake, lint, build and run the images (P
 
 .PHONY: lint
 lint: setup ## Lint the template's own files (hooks, tests, scripts, workflows)
-	$(VENV)/bin/ruff check hooks tests
-	$(VENV)/bin/ruff format --check hooks tests
+	$(VENV)/bin/ruff check hooks tests bench
+	$(VENV)/bin/ruff format --check hooks tests bench
 	$(VENV)/bin/shellcheck scripts/*.sh .ci/run
 	$(VENV)/bin/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
 	$(VENV)/bin/zizmor --offline --min-severity low .github/workflows
+
+.PHONY: bench
+bench: setup ## Bake the default project and benchmark its server against a single plumber (QUICK=1, BASE_IMAGE=...)
+	bash scripts/engine.sh run $(PYTHON) bench/compare.py $(if $(QUICK),--quick --skip-build-times) \
+	  $(if $(BASE_IMAGE),--base-image $(BASE_IMAGE))
 
 .PHONY: demo
 demo: setup ## Bake the default project into build/demo and run it: build, process, train, serve, predict

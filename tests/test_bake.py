@@ -45,9 +45,6 @@ PROCESSING_FILES = {
     "tests/test_processing.py",
 }
 TRAINING_FILES = {
-    "bench/model-code/deploy.R",
-    "bench/seed-plumber/Dockerfile",
-    "bench/seed-plumber/seed_plumber.R",
     "bench/wrk-report.lua",
     "code/deploy.R",
     "code/train.R",

@@ -1,10 +1,11 @@
-"""Smoke test of `make bench`: the whole benchmark on a tiny budget (--quick, no build times).
+"""Smoke test of `make bench`: the benchmark of this project's model, run for real on a tiny budget.
 
-It checks the machinery, not the figures: the report has every row and column, every figure parses
-as a number, and each target row says PASS or MISS. Timings are not asserted: they depend on the
-machine and on what else runs on it.
+It checks the machinery, not the speed: every row is there, in order, and every figure is a number
+of the right shape (a count is whole, the rest decimals). Timings are not asserted: they depend on
+the machine and on what else runs on it.
 """
 
+import re
 import shutil
 import subprocess
 import sys
@@ -12,96 +13,62 @@ import sys
 import pytest
 from conftest import PROJECT_ROOT, unavailable
 
-from sagemaker_tools.bench import COLUMNS, NOT_APPLICABLE, SKIPPED, row_names
+from sagemaker_tools.bench import Settings, row_names
 
-QUICK_BUSY_SECONDS = 3
-QUICK_COLD_STARTS = 1
-TARGET_ROWS = {
-    "Sample model, 1 keep-alive connection: p50 latency (ms)",
-    "50 ms model, 4 connections: throughput relative to the single plumber (x)",
-    f"/ping p99 while a {QUICK_BUSY_SECONDS} s invocation runs (ms)",
-    f"Cold start, container start to first 200 on /ping, median of {QUICK_COLD_STARTS} (s)",
-    "Leftovers over the base: apt lists, caches, compilers (count)",
-}
-BUILD_ROWS = {"Build time, cold (--no-cache) (s)", "Build time after a code-only change (s)"}
+WORKERS = 2
+TARGET_RPS = 250
+DECIMAL = re.compile(r"^\d+\.\d+$")
+WHOLE = re.compile(r"^\d+$")
 
 
-def table_rows(markdown):
-    """The markdown table as lists of cells, the header first (the separator line dropped)."""
-    lines = [line for line in markdown.splitlines() if line.startswith("|")]
-    rows = [[cell.strip() for cell in line.strip().strip("|").split("|")] for line in lines]
-    return [rows[0]] + rows[2:]
-
-
-def is_number(text):
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
+def table(markdown):
+    """{measurement: value} of the report's table, in order."""
+    lines = [line for line in markdown.splitlines() if line.startswith("| ")][1:]
+    return dict(tuple(cell.strip() for cell in line.strip().strip("|").split("|")) for line in lines)
 
 
 @pytest.fixture(scope="module")
-def quick_report(tmp_path_factory, docker_client, training_image):
+def quick_run(tmp_path_factory, docker_client, training_image):
     if not shutil.which("wrk"):
         unavailable("wrk is not installed (apt-get install wrk)")
-    try:
-        import aiohttp  # noqa: F401
-    except ImportError:
-        unavailable("aiohttp is not installed (pip install aiohttp)")
     output = tmp_path_factory.mktemp("bench") / "results.md"
+    command = [sys.executable, "-m", "sagemaker_tools", "bench", "--image", training_image, "--quick"]
+    command += ["--workers", str(WORKERS), "--target-rps", str(TARGET_RPS), "--output", str(output)]
     finished = subprocess.run(
-        [sys.executable, "-m", "sagemaker_tools", "bench", "--image", training_image, "--quick"]
-        + ["--skip-build-times", "--output", str(output)],
-        cwd=PROJECT_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
+        command, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=900, check=False
     )
     assert finished.returncode == 0, finished.stdout + finished.stderr
     return finished.stdout, output.read_text()
 
 
-def test_report_names_the_machine(quick_report):
-    _, report = quick_report
+def test_every_row_is_there_in_order(quick_run):
+    _, report = quick_run
+    settings = Settings(
+        workers=WORKERS,
+        duration_s=3,
+        warmup_s=1,
+        cold_starts=1,
+        large_body_mb=5,
+        round_trips=2,
+        target_rps=TARGET_RPS,
+    )
+    assert list(table(report)) == row_names(settings)
+
+
+def test_every_figure_is_a_number_of_the_right_shape(quick_run):
+    _, report = quick_run
+    figures = table(report)
+    for name, value in figures.items():
+        shape = WHOLE if name.endswith("(count)") or name.startswith("Training image size") else DECIMAL
+        assert shape.match(value), f"{name}: {value!r}"
+    assert int(figures[f"Instances like this machine for {TARGET_RPS} requests/s (count)"]) >= 1
+    assert float(figures["1 keep-alive connection: requests/s"]) > 0
+    assert float(figures[f"Container memory, {WORKERS} workers, model loaded, before any request (MB)"]) > 0
+
+
+def test_the_report_names_the_machine_and_is_printed_too(quick_run):
+    stdout, report = quick_run
     machine = next(line for line in report.splitlines() if line.startswith("Machine:"))
     for key in ("nproc", "CPU", "memory", "engine", "date"):
         assert f"{key} " in machine
-
-
-def test_table_has_every_row_and_column(quick_report):
-    _, report = quick_report
-    header, *rows = table_rows(report)
-    assert tuple(header) == COLUMNS
-    assert all(len(row) == len(COLUMNS) for row in rows)
-    assert [row[0] for row in rows] == row_names(QUICK_BUSY_SECONDS, QUICK_COLD_STARTS)
-
-
-def test_every_figure_parses(quick_report):
-    _, report = quick_report
-    _, *rows = table_rows(report)
-    for name, seed, server, _target, _result in rows:
-        if name in BUILD_ROWS:
-            assert (seed, server) == (NOT_APPLICABLE, SKIPPED), name
-            continue
-        assert is_number(server), f"{name}: {server!r}"
-        # The seed design has no leftovers figure of its own (it is the image under test plus plumber).
-        assert is_number(seed) or (name.startswith("Leftovers") and seed == NOT_APPLICABLE), (
-            f"{name}: {seed!r}"
-        )
-
-
-def test_each_target_row_is_judged(quick_report):
-    _, report = quick_report
-    _, *rows = table_rows(report)
-    for name, _seed, _server, target, result in rows:
-        if name in TARGET_ROWS:
-            assert target != NOT_APPLICABLE and result in ("PASS", "MISS"), name
-        elif name not in BUILD_ROWS:
-            assert result == NOT_APPLICABLE, name
-
-
-def test_table_is_printed_too(quick_report):
-    stdout, report = quick_report
-    assert table_rows(stdout) == table_rows(report)
+    assert table(stdout) == table(report)

@@ -1,7 +1,7 @@
-# The benchmark's slow model, mounted as /opt/ml/model/code over a trained model: the sample
-# rpart model whose predict_fn takes ~50 ms more, as a heavier model would. A request with the
-# custom attribute `sleep=SECONDS` (X-Amzn-SageMaker-Custom-Attributes) holds its worker that long,
-# to measure /ping while a long invocation runs.
+# The benchmark's slow model (bench/compare.py), mounted as /opt/ml/model/code over a trained
+# model: the sample rpart model whose predict_fn takes ~50 ms more, as a heavier model would. A
+# request with the custom attribute `sleep=SECONDS` (X-Amzn-SageMaker-Custom-Attributes) holds its
+# worker that long, to measure /ping while a long invocation runs.
 library(rpart)
 
 model_fn <- function(model_dir) {

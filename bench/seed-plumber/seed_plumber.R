@@ -1,0 +1,43 @@
+# The seed's serving design, for the template's `make bench` only: ONE plumber process owns the port
+# and answers /ping and /invocations itself, as the aws-samples workshop container did. It loads the
+# same deploy.R handlers and model as the template's server and answers /invocations with the same
+# code (the plumbing's serving_app), so the benchmark compares the two designs, not two parsers.
+# The plumbing: the rsagemaker package's namespace where the image installs it as a package, else
+# its R files sourced as entrypoint.R sources them.
+local({
+  plumbing <- if (requireNamespace("rsagemaker", quietly = TRUE)) {
+    asNamespace("rsagemaker")
+  } else {
+    here <- Sys.getenv("SAGEMAKER_PLUMBING_DIR", "/opt/sagemaker/sagemaker")
+    for (module in list.files(here, pattern = "[.]R$", full.names = TRUE)) {
+      sys.source(module, envir = globalenv())
+    }
+    globalenv()
+  }
+  for (name in c("sm_path", "load_handlers", "find_deploy_script", "call_handler", "serving_app")) {
+    assign(name, get(name, envir = plumbing), envir = globalenv())
+  }
+})
+library(plumber)
+
+model_dir <- sm_path("model")
+handlers <- load_handlers(find_deploy_script(model_dir))
+model <- call_handler(handlers$model_fn, model_dir, context = new.env())
+app <- serving_app(handlers, model)
+
+# plumber has already read the body into req$bodyRaw; serving_app reads it from rook.input again.
+answer_invocation <- function(req, res) {
+  req$rook.input$rewind()
+  response <- app$call(req)
+  res$status <- response$status
+  for (name in names(response$headers)) res$setHeader(name, response$headers[[name]])
+  res$body <- response$body
+  res
+}
+
+port <- as.integer(Sys.getenv("SAGEMAKER_BIND_TO_PORT", "8080"))
+router <- pr()
+router <- pr_get(router, "/ping", function() "")
+router <- pr_post(router, "/invocations", answer_invocation)
+message("seed-style server: one plumber process on port ", port)
+pr_run(router, host = "0.0.0.0", port = port, docs = FALSE, quiet = TRUE)
