@@ -14,6 +14,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from . import settings as settings_module
+from .metric_definitions import metric_definitions
 from .opt_ml import encode_hyperparameters, pack_sourcedir, read_hyperparameters, sample_rows, write_json
 from .settings import (
     BUILD_DIR,
@@ -310,7 +311,11 @@ def remote_train(args):
     sagemaker = session.client("sagemaker")
     sagemaker.create_training_job(
         TrainingJobName=name,
-        AlgorithmSpecification={"TrainingImage": image, "TrainingInputMode": "File"},
+        AlgorithmSpecification={
+            "TrainingImage": image,
+            "TrainingInputMode": "File",
+            "MetricDefinitions": metric_definitions(),
+        },
         RoleArn=settings["role_arn"],
         HyperParameters=encoded,
         InputDataConfig=[
@@ -375,6 +380,24 @@ def training_job_to_deploy(sagemaker, named):
     return named, description["ModelArtifacts"]["S3ModelArtifacts"]
 
 
+def model_to_deploy(sagemaker, session, account, region, args):
+    """What deploy serves: (image, model data, where they come from).
+
+    A model package (--model-package ARN, or the registry's latest Approved version once the project
+    has a model package group) brings the image it was registered with; otherwise the training job
+    (--training-job, or the last remote-train) is served with the image pushed at --tag.
+    """
+    from .registry import MODEL_PACKAGE_GROUP, approved_package
+
+    if not args.training_job:
+        package = approved_package(sagemaker, MODEL_PACKAGE_GROUP, args.model_package)
+        if package:
+            return package["image"], package["model_data"], f"model package {package['arn']}"
+    training_job, model_data = training_job_to_deploy(sagemaker, args.training_job)
+    image = pushed_image_uri(session, account, region, args.image, args.tag)
+    return image, model_data, f"training job {training_job}"
+
+
 def is_not_found(error):
     """SageMaker reports a missing resource as a ValidationException "Could not find ..." (or "not found")."""
     details = error.response.get("Error", {})
@@ -397,8 +420,7 @@ def deploy(args):
     settings, session, account = open_aws("role_arn")
     region = settings["region"]
     sagemaker = session.client("sagemaker")
-    training_job, model_data = training_job_to_deploy(sagemaker, args.training_job)
-    image = pushed_image_uri(session, account, region, args.image, args.tag)
+    image, model_data, source = model_to_deploy(sagemaker, session, account, region, args)
     endpoint = settings["endpoint.name"]
     resource_name = unique_name(endpoint)  # the model and its endpoint config
 
@@ -407,7 +429,7 @@ def deploy(args):
         PrimaryContainer={"Image": image, "ModelDataUrl": model_data},
         ExecutionRoleArn=settings["role_arn"],
     )
-    print(f"Created model {resource_name}: {image} with {model_data} (from training job {training_job})")
+    print(f"Created model {resource_name}: {image} with {model_data} (from {source})")
     variant = {"VariantName": "AllTraffic", "ModelName": resource_name}
     if args.serverless:
         variant["ServerlessConfig"] = {
@@ -548,6 +570,11 @@ def register(subparsers):
     )
     parser.add_argument(
         "--training-job", default="", help="the training job to deploy (default: the last one)"
+    )
+    parser.add_argument(
+        "--model-package",
+        default="",
+        help="the model package ARN to deploy (default: the registry's latest Approved version, if any)",
     )
     parser.set_defaults(handler=deploy)
 
