@@ -35,9 +35,14 @@ EXECUTION_DONE = ("Succeeded", "Failed", "Stopped")
 POLL_SECONDS = 15
 
 
-def load_sdk_modules(*names):
-    """Import the modules that need the SDK, or fail with one line saying what to install."""
+def load_sdk_modules(region, *names):
+    """Import the modules that need the SDK, or fail with one line saying what to install.
+
+    Importing the SDK creates boto3 clients, which need a region: the project's, unless one is set.
+    """
     import importlib
+
+    os.environ.setdefault("AWS_DEFAULT_REGION", region)
 
     try:
         return [importlib.import_module(f"sagemaker_tools.{name}") for name in names]
@@ -55,7 +60,8 @@ def quiet_sdk_logs():
     warnings.filterwarnings("ignore", message="Running within a PipelineSession")
     logging.disable(logging.INFO)
     # "Popping out 'ProcessingJobName' from the pipeline definition": expected, once per step.
-    logging.getLogger("sagemaker.core.workflow.utilities").setLevel(logging.ERROR)
+    for name in ("sagemaker.core.workflow.utilities", "sagemaker.mlops.workflow.model_step"):
+        logging.getLogger(name).setLevel(logging.ERROR)
     # Retries of /ping while the local serving container starts are expected.
     logging.getLogger("urllib3").setLevel(logging.ERROR)
 
@@ -169,9 +175,8 @@ def local_pipeline(args):
     # Importing the SDK creates boto3 clients; without credentials botocore would ask the EC2
     # instance metadata service for some. A local run needs no AWS account: keep it on this machine.
     os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")
-    os.environ.setdefault("AWS_DEFAULT_REGION", region)
     quiet_sdk_logs()
-    definition, local = load_sdk_modules("pipeline_definition", "pipeline_local")
+    definition, local = load_sdk_modules(region, "pipeline_definition", "pipeline_local")
     import boto3
 
     client = connect()
@@ -303,9 +308,14 @@ def upsert(sagemaker, name, definition_json, role_arn):
         "RoleArn": role_arn,
         "PipelineDescription": "process -> train -> evaluate -> accuracy gate -> register (make pipeline)",
     }
+    from .remote import is_not_found
+
     try:
         sagemaker.describe_pipeline(PipelineName=name)
-    except sagemaker.exceptions.ResourceNotFound:
+    except sagemaker.exceptions.ClientError as error:
+        # SageMaker answers ResourceNotFound ("... does not exist"); moto a ValidationException.
+        if error.response.get("Error", {}).get("Code") != "ResourceNotFound" and not is_not_found(error):
+            raise
         arn = sagemaker.create_pipeline(**request)["PipelineArn"]
         print(f"Created pipeline {name}: {arn}")
         return arn
@@ -354,12 +364,12 @@ def registered_package(steps):
 
 
 def remote_pipeline(args):
-    quiet_sdk_logs()
-    (definition,) = load_sdk_modules("pipeline_definition")
     from .remote import open_aws
 
     threshold = min_accuracy(args.min_accuracy)
     settings, session, account = open_aws("role_arn", "bucket")
+    quiet_sdk_logs()
+    (definition,) = load_sdk_modules(settings["region"], "pipeline_definition")
     pipeline = build_remote_pipeline(definition, settings, session, account, args)
     sagemaker = session.client("sagemaker")
     upsert(sagemaker, PIPELINE_NAME, pipeline.definition(), settings["role_arn"])
