@@ -164,11 +164,9 @@ def test_local_pipeline_passing_gate_creates_the_model_and_transforms_the_test_s
     ]
     assert len(labels) == len(features) == 30
     assert all(len(line.split(",")) == 4 for line in features)  # no target column, no header
-    predictions = [
-        line.strip('"')
-        for path in (execution / "transform").glob("*.out")
-        for line in path.read_text().splitlines()
-    ]
+    # One line per record (AssembleWith Line); blank lines between records are not predictions.
+    outputs = [path.read_text() for path in (execution / "transform").glob("*.out")]
+    predictions = [line.strip('"') for text in outputs for line in text.splitlines() if line.strip()]
     assert len(predictions) == 30 and set(predictions) <= SPECIES
     matches = sum(prediction == label for prediction, label in zip(predictions, labels))
     assert matches / 30 == pytest.approx(accuracy["value"])
@@ -186,7 +184,7 @@ def test_local_pipeline_failing_gate_exits_non_zero_with_the_fail_steps_reason(
     print(f"make local-pipeline MIN_ACCURACY=1.01 took {time.monotonic() - started:.0f} s")
     assert result.returncode != 0, result.stdout
     lines = step_lines(result.stdout)
-    assert lines[-4].startswith("<== CheckAccuracy (Condition) Succeeded"), lines
+    assert lines[-3].startswith("<== CheckAccuracy (Condition) Succeeded"), lines
     assert lines[-2] == "==> AccuracyTooLow (Fail) started", lines
     assert lines[-1].startswith("<== AccuracyTooLow (Fail) Failed"), lines
     reason = lines[-1].split(": ", 1)[1]

@@ -11,7 +11,7 @@
 base_dir <- Sys.getenv("SAGEMAKER_BASE_DIR", "/opt/ml")
 input_dir <- file.path(base_dir, "processing", "input", "data")
 output_dir <- file.path(base_dir, "processing", "output")
-test_fraction <- as.numeric(Sys.getenv("TEST_FRACTION", "0"))
+test_fraction <- suppressWarnings(as.numeric(Sys.getenv("TEST_FRACTION", "0")))
 target <- Sys.getenv("TARGET", "Species")
 
 read_json <- function(path) if (file.exists(path)) jsonlite::fromJSON(path) else NULL
@@ -21,6 +21,30 @@ write_split <- function(rows, name, host, header) {
   path <- file.path(output_dir, name, sprintf("%s-%s.csv", name, host))
   utils::write.table(rows, path, sep = ",", row.names = FALSE, col.names = header, qmethod = "double")
   cat(sprintf("Wrote %d rows to %s\n", nrow(rows), path))
+}
+
+# The shuffled rows as list(train, validation[, test]): test_fraction of them held out first, then 80/20.
+split_rows <- function(shuffled) {
+  # Index vectors, not negative indexing: shuffled[-integer(0), ] would select no row at all.
+  rows <- seq_len(nrow(shuffled))
+  test_rows <- rows[rows > nrow(shuffled) - floor(test_fraction * nrow(shuffled))]
+  rest <- setdiff(rows, test_rows)
+  train_rows <- rest[seq_len(floor(0.8 * length(rest)))]
+  splits <- list(
+    train = shuffled[train_rows, , drop = FALSE],
+    validation = shuffled[setdiff(rest, train_rows), , drop = FALSE]
+  )
+  if (test_fraction > 0) splits$test <- shuffled[test_rows, , drop = FALSE]
+  splits
+}
+
+# Each split with a header; the test rows also without the target and header (test-features).
+write_splits <- function(splits, host) {
+  for (name in names(splits)) write_split(splits[[name]], name, host, header = TRUE)
+  if (!is.null(splits$test)) {
+    if (!target %in% names(splits$test)) stop("target column '", target, "' is not in the input data")
+    write_split(splits$test[setdiff(names(splits$test), target)], "test-features", host, header = FALSE)
+  }
 }
 
 main <- function() {
@@ -43,22 +67,7 @@ main <- function() {
   data <- do.call(rbind, lapply(mine, utils::read.csv))
   complete <- data[stats::complete.cases(data), , drop = FALSE]
   set.seed(42)
-  shuffled <- complete[sample(nrow(complete)), , drop = FALSE]
-  # Index vectors, not negative indexing: shuffled[-integer(0), ] would select no row at all.
-  rows <- seq_len(nrow(shuffled))
-  test_rows <- rows[rows > nrow(shuffled) - floor(test_fraction * nrow(shuffled))]
-  rest <- setdiff(rows, test_rows)
-  train_rows <- rest[seq_len(floor(0.8 * length(rest)))]
-  splits <- list(
-    train = shuffled[train_rows, , drop = FALSE],
-    validation = shuffled[setdiff(rest, train_rows), , drop = FALSE]
-  )
-  if (test_fraction > 0) splits$test <- shuffled[test_rows, , drop = FALSE]
-  for (name in names(splits)) write_split(splits[[name]], name, host, header = TRUE)
-  if (!is.null(splits$test)) {
-    if (!target %in% names(splits$test)) stop("target column '", target, "' is not in the input data")
-    write_split(splits$test[setdiff(names(splits$test), target)], "test-features", host, header = FALSE)
-  }
+  write_splits(split_rows(complete[sample(nrow(complete)), , drop = FALSE]), host)
   cat(sprintf("Dropped %d incomplete row(s)\n", nrow(data) - nrow(complete)))
 }
 
