@@ -194,7 +194,6 @@ def local_pipeline(args):
         training_image=args.training_image,
         preprocess_code_uri=code_uri,
         evaluate_code_uri=code_uri,
-        sourcedir_uri=code_uri,
         input_data_uri=DATA_DIR.as_uri(),
         output_uri=run_dir.as_uri(),
         hyperparameters=for_scripts(hyperparameters, program="train.R", submit_directory=code_uri),
@@ -284,7 +283,6 @@ def build_remote_pipeline(definition, settings, session, account, args):
         training_image=images["training"],
         preprocess_code_uri=uris["preprocess.R"],
         evaluate_code_uri=uris["evaluate.R"],
-        sourcedir_uri=uris["sourcedir"],
         input_data_uri=uris["data"],
         output_uri=f"s3://{bucket}/{s3_key(prefix, 'executions')}",
         hyperparameters=for_scripts(

@@ -13,7 +13,7 @@ itself does (ModelBuilder.register() looks up the session's default bucket, set 
 """
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 # The SDK checks a role's IAM permissions with iam:SimulatePrincipalPolicy when a ModelTrainer is
 # built, which many users may not call; the commands check role and bucket themselves. Export
@@ -73,10 +73,9 @@ class PipelinePlan:
     training_image: str
     preprocess_code_uri: str  # the object or folder holding preprocess.R
     evaluate_code_uri: str  # the object or folder holding evaluate.R
-    sourcedir_uri: str  # sagemaker_submit_directory of the training job
     input_data_uri: str  # default of the InputData parameter
     output_uri: str  # every step's outputs go under <output_uri>/<execution id>/
-    hyperparameters: dict  # as encode_hyperparameters() returns them
+    hyperparameters: dict  # as encode_hyperparameters() returns them, sagemaker_submit_directory included
     target: str
     model_package_group: str
     processing_instance_type: str
@@ -85,7 +84,6 @@ class PipelinePlan:
     min_accuracy: float = 0.9
     approval_status: str = "PendingManualApproval"
     local: bool = False
-    environment: dict = field(default_factory=dict)
 
 
 def parameters(plan):
@@ -136,7 +134,7 @@ def _processor(plan, session, params, script):
         instance_type=params["ProcessingInstanceType"],
         # As ScriptProcessor(command=["Rscript"]) would: the script arrives as the `code` input.
         entrypoint=["Rscript", f"{CODE_PATH}/{script}"],
-        env={"TARGET": plan.target, "TEST_FRACTION": TEST_FRACTION, **plan.environment},
+        env={"TARGET": plan.target, "TEST_FRACTION": TEST_FRACTION},
         base_job_name=f"{plan.name}-{script.split('.')[0]}",
         sagemaker_session=session,
     )
