@@ -505,6 +505,16 @@ def test_registry_bad_input_gets_one_line_and_changes_nothing(
     assert sagemaker.list_models()["Models"] == []
     assert sagemaker.list_endpoint_configs()["EndpointConfigs"] == []
 
+    missing = registered[0].rsplit("/", 1)[0] + "/7"
+    result = make(
+        default_project, "deploy", check=False, PYTHON=sdk_python, NO_WAIT="1", MODEL_PACKAGE=missing
+    )
+    ship.assert_one_clear_error(result, f"model package {missing} does not exist")
+    assert sagemaker.list_models()["Models"] == []
+
+    result = make(default_project, "approve", check=False, PYTHON=sdk_python)
+    assert result.returncode != 0 and "error: set VERSION=<n> (see make models)" in result.stderr
+
 
 def test_models_without_a_group_says_how_to_get_one(default_project, in_ecr, sdk_python):
     result = make(default_project, "models", check=False, PYTHON=sdk_python)
