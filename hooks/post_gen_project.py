@@ -41,8 +41,16 @@ ONLY_FOR = {
         "tests/serving_support.py",
         "tests/training_support.py",
         "tests/training_toolkit_snapshot.py",
+        "sagemaker_tools/registry.py",
     ],
 }
+# The pipeline runs both images: without one of them it is left out.
+NEEDS_BOTH = [
+    "code/evaluate.R",
+    "sagemaker_tools/pipeline.py",
+    "sagemaker_tools/pipeline_definition.py",
+    "sagemaker_tools/pipeline_local.py",
+]
 
 
 def remove(path):
@@ -58,6 +66,9 @@ def prune(project, images):
         if image not in chosen:
             for relative in paths:
                 remove(project / relative)
+    if images != "both":
+        for relative in NEEDS_BOTH:
+            remove(project / relative)
 
 
 # ---- The record of the template: .cruft.json -------------------------------------------------

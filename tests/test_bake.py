@@ -32,6 +32,7 @@ COMMON_FILES = {
     "sagemaker_tools/engine.py",
     "sagemaker_tools/jobs.py",
     "sagemaker_tools/local.py",
+    "sagemaker_tools/metric_definitions.py",
     "sagemaker_tools/opt_ml.py",
     "sagemaker_tools/remote.py",
     "sagemaker_tools/settings.py",
@@ -62,6 +63,7 @@ TRAINING_FILES = {
     "images/training/sagemaker/training.R",
     "images/training/sagemaker/user_profile.R",
     "sagemaker_tools/bench.py",
+    "sagemaker_tools/registry.py",
     "tests/serving_support.py",
     "tests/test_bench_smoke.py",
     "tests/test_serving.py",
@@ -74,6 +76,14 @@ TRAINING_FILES = {
     "tests/training_toolkit_snapshot.py",
 }
 
+# The pipeline (process -> train -> evaluate -> register) runs both images.
+PIPELINE_FILES = {
+    "code/evaluate.R",
+    "sagemaker_tools/pipeline.py",
+    "sagemaker_tools/pipeline_definition.py",
+    "sagemaker_tools/pipeline_local.py",
+}
+
 
 def expected_files(images):
     files = set(COMMON_FILES)
@@ -81,6 +91,8 @@ def expected_files(images):
         files |= PROCESSING_FILES
     if images in ("both", "training"):
         files |= TRAINING_FILES
+    if images == "both":
+        files |= PIPELINE_FILES
     return files
 
 
@@ -118,6 +130,7 @@ def test_bake_combination(cookies, images, base_image):
     # Make targets of the image left out are gone too.
     assert ("local-process:" in makefile) == (images != "training")
     assert ("local-train:" in makefile) == (images != "processing")
+    assert ("local-pipeline:" in makefile) == (images == "both")
 
 
 @pytest.mark.parametrize(("images", "base_image"), COMBINATIONS)

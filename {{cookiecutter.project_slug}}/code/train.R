@@ -45,8 +45,19 @@ fit <- rpart(
     maxdepth = setting("maxdepth", 5), cp = setting("cp", 0.01), minsplit = setting("minsplit", 10)
   )
 )
+# Metric lines: SageMaker reads them from the log with the regexes in sagemaker_tools/metric_definitions.py
+# (train:accuracy, validation:accuracy); change both together.
 accuracy <- mean(predict(fit, data, type = "class") == data[[target]])
 cat(sprintf("train_accuracy=%.4f;\n", accuracy))
+validation_dir <- Sys.getenv("SM_CHANNEL_VALIDATION")
+validation_files <- if (nzchar(validation_dir)) list.files(validation_dir, pattern = "\\.csv$", full.names = TRUE)
+if (length(validation_files) > 0) {
+  validation <- do.call(rbind, lapply(validation_files, utils::read.csv, stringsAsFactors = TRUE))
+  if (target %in% names(validation) && nrow(validation) > 0) {
+    validation_accuracy <- mean(as.character(predict(fit, validation, type = "class")) == validation[[target]])
+    cat(sprintf("validation_accuracy=%.4f;\n", validation_accuracy))
+  }
+}
 
 saveRDS(list(fit = fit, features = features, target = target), file.path(model_dir, "model.rds"))
 cat("Model saved to", file.path(model_dir, "model.rds"), "\n")

@@ -65,13 +65,31 @@ def from_training_job(sagemaker, named):
     )
 
 
+def from_model_package(sagemaker, named):
+    """The named model package, else the registry's latest Approved one; None without a registry."""
+    from .registry import MODEL_PACKAGE_GROUP, approved_package
+
+    package = approved_package(sagemaker, MODEL_PACKAGE_GROUP, named)
+    if package is None:
+        return None
+    return Deployable(
+        image=package["image"],
+        model_data=package["model_data"],
+        model_source=f"model package {package['arn']}",
+        image_source="the image the package records",
+    )
+
+
 def what_to_deploy(session, account, region, sagemaker, args):
     """The image and model data to serve, and where they came from.
 
-    A further source of models (e.g. the latest approved model package) is one more function
-    returning a Deployable, chosen here by its argument.
+    A model package (--model-package ARN, or the registry's latest Approved version once the project
+    has a model package group) brings the image it was registered with; a training job
+    (--training-job, or the last remote-train) the image that trained it.
     """
-    deployable = from_training_job(sagemaker, args.training_job)
+    deployable = None if args.training_job else from_model_package(sagemaker, args.model_package)
+    if deployable is None:
+        deployable = from_training_job(sagemaker, args.training_job)
     if args.image_uri:
         deployable = replace(deployable, image=args.image_uri, image_source="--image-uri (IMAGE=...)")
     if deployable.image.startswith(f"{ecr_registry(account, region)}/") and not image_in_ecr(
@@ -262,6 +280,11 @@ def register(subparsers):
     )
     parser.add_argument(
         "--training-job", default="", help="the training job to deploy (default: the last one)"
+    )
+    parser.add_argument(
+        "--model-package",
+        default="",
+        help="the model package ARN to deploy (default: the registry's latest Approved version, if any)",
     )
     parser.add_argument(
         "--image-uri", default="", help="serve in this image (default: the image that trained the model)"

@@ -12,6 +12,7 @@ With network isolation the container cannot reach S3 itself, so the code travels
 it to an isolated job: sourcedir.tar.gz in the `code` channel (the container reads it from there).
 """
 
+from .metric_definitions import metric_definitions
 from .opt_ml import (
     CHECKPOINT_DIR_VARIABLE,
     CODE_CHANNEL,
@@ -192,7 +193,11 @@ def training_job_request(settings, *, name, image, hyperparameters, channels, ou
     local_path = settings["training.checkpoint_local_path"]
     request = {
         "TrainingJobName": name,
-        "AlgorithmSpecification": {"TrainingImage": image, "TrainingInputMode": "File"},
+        "AlgorithmSpecification": {
+            "TrainingImage": image,
+            "TrainingInputMode": "File",
+            "MetricDefinitions": metric_definitions(),
+        },
         "RoleArn": settings["role_arn"],
         "HyperParameters": hyperparameters,
         "InputDataConfig": [s3_channel(channel, uri) for channel, uri in channels.items()],
