@@ -15,7 +15,7 @@ import pytest
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 TRAINING_IMAGE_DIR = PROJECT_ROOT / "images" / "training"
-PLUMBING_DIR = TRAINING_IMAGE_DIR / "sagemaker"
+FETCH_CODE = TRAINING_IMAGE_DIR / "rsagemaker" / "inst" / "fetch_code.py"
 ENTRYPOINT = TRAINING_IMAGE_DIR / "entrypoint.R"
 
 # A user program written for the toolkit's conventions: a shebang, arguments from the command
@@ -90,7 +90,6 @@ def host_env(opt_ml, **extra):
     }
     env.update(
         SAGEMAKER_BASE_DIR=str(opt_ml.root),
-        SAGEMAKER_PLUMBING_DIR=str(PLUMBING_DIR),
         SAGEMAKER_PYTHON=sys.executable,  # has boto3: the image uses Debian's python3-boto3
     )
     env.update({key: str(value) for key, value in extra.items()})

@@ -1,14 +1,16 @@
-# JSON with Python's types, for environment.R.
-#
-# The training toolkit is Python: it decodes hyperparameters with json.loads, writes SM_* variables
-# with json.dumps(sort_keys=True, separators=(",", ":")) and command-line values with str(). To give
-# byte-for-byte the same text, JSON is read here into values that remember their Python type
-# (int or float, list or dict, None) and written back the way Python would; jsonlite cannot tell
-# 1.0 from 1, nor a one-element list from a scalar.
-
-# Values: a string is character(1), true/false logical(1); the rest carry a class:
-# py_int (the digits, any size), py_float (a double), py_none, py_list and py_dict (a named list in
-# the document's order: Python's str() of a dict keeps it).
+#' JSON with Python's types
+#'
+#' The training toolkit is Python: it decodes hyperparameters with `json.loads`, writes SM_*
+#' variables with `json.dumps(sort_keys=True, separators=(",", ":"))` and command-line values with
+#' `str()`. To give byte for byte the same text, JSON is read (by jsonlite) into values that remember
+#' their Python type and is written back the way Python would.
+#'
+#' Values: a string is character(1), true/false logical(1); the rest carry a class: `py_int` (the
+#' digits, any size), `py_float` (a double), `py_none`, `py_list` and `py_dict` (a named list in the
+#' document's order: Python's `str()` of a dict keeps it).
+#' @name python_json
+#' @keywords internal
+NULL
 
 py_none <- structure(list(), class = "py_none")
 py_int <- function(digits) structure(digits, class = "py_int")
@@ -20,134 +22,61 @@ py_dict <- function(x = list()) {
   structure(x, class = "py_dict")
 }
 
-json_token_pattern <- paste0(
-  '"(?:[^"\\\\]++|\\\\.)*+"', "|-?(?:0|[1-9][0-9]*)(?:\\.[0-9]+)?(?:[eE][-+]?[0-9]+)?",
-  "|true|false|null|NaN|-?Infinity|[][{},:]|[ \t\n\r]+"
+# A JSON string token (escapes included), possessive so that long strings cannot exhaust PCRE.
+json_string_pattern <- '"(?:[^"\\\\]++|\\\\.)*+"'
+# Escapes json.loads accepts but an R string cannot hold: \u0000 and UTF-16 surrogates outside a
+# valid pair (a backslash itself escaped, \\u0000, is no escape).
+unholdable_escape_patterns <- c(
+  nul = "(?<!\\\\)(?:\\\\\\\\)*\\\\u0000",
+  lone_high = "(?<!\\\\)(?:\\\\\\\\)*\\\\u[dD][89abAB][0-9a-fA-F]{2}(?!\\\\u[dD][c-fC-F])",
+  lone_low = "(?<!\\\\)(?:\\\\\\\\)*(?<!\\\\u[dD][89abAB][0-9a-fA-F]{2})\\\\u[dD][c-fC-F][0-9a-fA-F]{2}"
 )
+python_only_constants <- c("NaN" = NaN, "Infinity" = Inf, "-Infinity" = -Inf)
 
-# Parse JSON text as Python's json.loads does; stop() with a reason when it would raise.
-parse_py_json <- function(text) { # nolint: cyclocomp_linter. One branch per JSON / Python type.
+#' Parse JSON text as Python's `json.loads` does
+#'
+#' jsonlite parses; the number tokens of the text (jsonlite gives 3000000000 and 3000000000.0 the
+#' same double, and rounds integers beyond 2^53) then tell `py_int` from `py_float`. A duplicate
+#' key keeps its last value at its first place, as a Python dict does.
+#' @param text one string of JSON.
+#' @return the value, with the classes above; stop()s with a reason where `json.loads` would raise.
+#' @keywords internal
+parse_py_json <- function(text) {
   if (!is.character(text) || length(text) != 1 || is.na(text) || !validUTF8(text)) stop("not UTF-8 text")
-  matches <- gregexpr(json_token_pattern, text, perl = TRUE)[[1]]
-  lengths <- attr(matches, "match.length")
-  if (matches[[1]] == -1 || any(matches != cumsum(c(1L, utils::head(lengths, -1)))) ||
-    sum(lengths) != nchar(text)) {
-    stop("not JSON")
+  bare <- trimws(text, whitespace = "[ \t\n\r]")
+  if (bare %in% names(python_only_constants)) {
+    return(py_float(python_only_constants[[bare]])) # json.loads accepts these; jsonlite does not
   }
-  tokens <- regmatches(text, list(matches))[[1]]
-  tokens <- tokens[!grepl("^[ \t\n\r]+$", tokens)]
-  if (length(tokens) == 0) stop("empty")
-  at <- 1L
-  next_token <- function() {
-    if (at > length(tokens)) stop("unexpected end")
-    at <<- at + 1L
-    tokens[[at - 1L]]
+  outside_strings <- gsub(json_string_pattern, '""', text, perl = TRUE)
+  if (grepl("/", outside_strings, fixed = TRUE)) stop("comments are not JSON") # jsonlite allows them
+  if (any(vapply(unholdable_escape_patterns, grepl, NA, x = text, perl = TRUE))) {
+    stop("a character R cannot hold (NUL or a lone surrogate)")
   }
-  peek <- function() if (at <= length(tokens)) tokens[[at]] else ""
-  value <- function() {
-    token <- next_token()
-    first <- substr(token, 1, 1)
-    if (token == "{") {
-      out <- list()
-      keys <- character()
-      if (peek() == "}") {
-        next_token()
-        return(py_dict())
-      }
-      repeat {
-        key <- next_token()
-        if (!startsWith(key, '"')) stop("expected a key")
-        key <- json_string(key)
-        if (next_token() != ":") stop("expected ':'")
-        item <- value()
-        seen <- match(key, keys)
-        if (is.na(seen)) {
-          keys <- c(keys, key)
-          out[[length(out) + 1L]] <- item
-        } else {
-          out[[seen]] <- item # json.loads keeps the last value, at the first key's place
-        }
-        separator <- next_token()
-        if (separator == "}") break
-        if (separator != ",") stop("expected ',' or '}'")
-      }
-      return(py_dict(stats::setNames(out, keys)))
+  parsed <- jsonlite::parse_json(text, simplifyVector = FALSE)
+  numbers <- regmatches(outside_strings, gregexpr("-?[0-9][-+.0-9eE]*", outside_strings))[[1]]
+  seen <- 0L
+  # Depth-first in document order: the n-th number met is the n-th number token.
+  typed <- function(x) {
+    if (is.null(x)) {
+      return(py_none)
     }
-    if (token == "[") {
-      out <- list()
-      if (peek() == "]") {
-        next_token()
-        return(py_list())
+    if (is.list(x)) {
+      items <- lapply(x, typed)
+      if (is.null(names(x))) {
+        return(py_list(items))
       }
-      repeat {
-        out[[length(out) + 1L]] <- value()
-        separator <- next_token()
-        if (separator == "]") break
-        if (separator != ",") stop("expected ',' or ']'")
-      }
-      return(py_list(out))
+      keys <- names(x)
+      last <- vapply(unique(keys), function(key) max(which(keys == key)), 0L)
+      return(py_dict(stats::setNames(items[last], unique(keys))))
     }
-    if (first == '"') {
-      return(json_string(token))
+    if (is.numeric(x)) {
+      seen <<- seen + 1L
+      token <- numbers[[seen]]
+      return(if (grepl("^-?[0-9]+$", token)) py_int(sub("^-0+$", "0", token)) else py_float(as.double(x)))
     }
-    switch(token,
-      true = TRUE,
-      false = FALSE,
-      null = py_none,
-      "NaN" = py_float(NaN),
-      "Infinity" = py_float(Inf),
-      "-Infinity" = py_float(-Inf),
-      if (grepl("^-?[0-9]+$", token)) {
-        py_int(sub("^-0+$", "0", token))
-      } else if (grepl("^-?[0-9]", token)) {
-        py_float(as.numeric(token))
-      } else {
-        stop("unexpected '", token, "'")
-      }
-    )
+    x
   }
-  result <- value()
-  if (at <= length(tokens)) stop("extra data")
-  result
-}
-
-# The text of a JSON string token, escapes resolved; control characters refused (json.loads is strict).
-json_string <- function(token) { # nolint: cyclocomp_linter. One branch per JSON / Python type.
-  body <- substr(token, 2, nchar(token) - 1)
-  points <- utf8ToInt(body)
-  if (any(points < 32)) stop("control character in string")
-  if (!any(points == 92)) {
-    return(body)
-  }
-  out <- integer()
-  i <- 1L
-  while (i <= length(points)) {
-    point <- points[[i]]
-    if (point != 92) {
-      out <- c(out, point)
-      i <- i + 1L
-      next
-    }
-    escape <- intToUtf8(points[[i + 1L]])
-    simple <- c('"' = 34L, "\\" = 92L, "/" = 47L, b = 8L, f = 12L, n = 10L, r = 13L, t = 9L)
-    if (escape %in% names(simple)) {
-      out <- c(out, simple[[escape]])
-      i <- i + 2L
-      next
-    }
-    hex <- intToUtf8(points[seq(i + 2L, length.out = 4L)])
-    if (escape != "u" || !grepl("^[0-9a-fA-F]{4}$", hex)) stop("invalid escape")
-    code <- strtoi(hex, 16L)
-    i <- i + 6L
-    low_hex <- if (i + 5L <= length(points)) intToUtf8(points[i:(i + 5L)]) else ""
-    if (code >= 0xD800 && code <= 0xDBFF && grepl("^\\\\u[dD][c-fC-F][0-9a-fA-F]{2}$", low_hex)) {
-      code <- 0x10000 + (code - 0xD800) * 1024 + (strtoi(substr(low_hex, 3, 6), 16L) - 0xDC00)
-      i <- i + 6L
-    }
-    if (code == 0 || (code >= 0xD800 && code <= 0xDFFF)) stop("character R cannot hold")
-    out <- c(out, code)
-  }
-  intToUtf8(out)
+  typed(parsed)
 }
 
 # A double as Python's repr(float): the shortest digits that read back the same, fixed notation

@@ -14,7 +14,14 @@ SUPPORTED_TYPES <- c("text/csv", "application/json", "application/jsonlines")
 REALTIME_MAX_PAYLOAD_BYTES <- 6 * 1024 * 1024
 MAX_ERROR_MESSAGE_CHARS <- 1024
 
-# An error with an HTTP status; handlers may raise it too, e.g. http_error(422, "age must be > 0").
+#' Answer a request with an HTTP error
+#'
+#' Raise it from a handler in deploy.R for a client error, e.g. `http_error(422, "age must be > 0")`:
+#' the caller gets that status and the JSON body `{"error": "age must be > 0"}`. Any other error in
+#' a handler answers 500.
+#' @param status the HTTP status code (4xx or 5xx).
+#' @param message the reason, sent back to the caller.
+#' @export
 http_error <- function(status, message) {
   stop(structure(
     class = c("http_error", "error", "condition"),
@@ -196,9 +203,20 @@ find_deploy_script <- function(model_dir) {
   found[[1]]
 }
 
+# What deploy.R sees besides its own definitions: the package's exported names (http_error), then
+# the global environment and the attached packages. The package's internals stay out of reach, so a
+# handler file can neither call nor replace them.
+handler_parent_env <- function() {
+  exported <- new.env(parent = globalenv())
+  for (name in getNamespaceExports("rsagemaker")) {
+    assign(name, getExportedValue("rsagemaker", name), envir = exported)
+  }
+  lockEnvironment(exported, bindings = TRUE)
+  exported
+}
+
 load_handlers <- function(deploy_script) {
-  handlers <- new.env(parent = globalenv())
-  handlers$http_error <- http_error
+  handlers <- new.env(parent = handler_parent_env())
   owd <- setwd(dirname(deploy_script)) # deploy.R may source its helpers by relative path
   on.exit(setwd(owd))
   sys.source(deploy_script, envir = handlers)
@@ -334,8 +352,14 @@ serving_app <- function(handlers, model) {
   })
 }
 
-# Load deploy.R and the model, then serve until killed. A model that fails to load ends the worker
-# with a non-zero status before it ever answers, so /ping never says 200 for it.
+#' Serve the model: one worker
+#'
+#' Load deploy.R and the model, then serve until killed. A model that fails to load ends the worker
+#' with a non-zero status before it ever answers, so /ping never says 200 for it.
+#' @param socket a unix socket path to listen on (behind nginx), or NULL.
+#' @param port a TCP port to listen on when `socket` is NULL.
+#' @param ready_file files created once the model is loaded (run.sh waits for them).
+#' @export
 serve <- function(socket = NULL, port = NULL, ready_file = NULL) {
   model_dir <- sm_path("model")
   started <- Sys.time()

@@ -1,8 +1,14 @@
-# `docker run IMAGE train`: fetch the user's code, export the toolkit's environment, run the
-# program named by sagemaker_program, and leave the model with its inference code in /opt/ml/model.
-# Any failure ends with its reason in /opt/ml/output/failure and a non-zero exit.
+#' A training job
+#'
+#' `docker run IMAGE train`: fetch the user's code, export the toolkit's environment, run the
+#' program named by sagemaker_program, and leave the model with its inference code in /opt/ml/model.
+#' Any failure ends with its reason in /opt/ml/output/failure and a non-zero exit.
+#' @name training
+#' @keywords internal
+NULL
 
-plumbing_dir <- function() Sys.getenv("SAGEMAKER_PLUMBING_DIR", "/opt/sagemaker/sagemaker")
+# A file the package installs (inst/): fetch_code.py, user_profile.R.
+package_file <- function(name) system.file(name, package = "rsagemaker", mustWork = TRUE)
 
 # run.sh creates this file when SageMaker sends SIGTERM (StopTrainingJob, MaxRuntime), before it
 # interrupts the R processes, so that an ending program is reported as stopped, not as failed.
@@ -30,7 +36,7 @@ fetch_code <- function(source, code_dir) {
   python <- Sys.getenv("SAGEMAKER_PYTHON", "python3")
   # R's own LD_LIBRARY_PATH (set by its start-up script) is not Python's: a Python built against
   # other libraries would load the wrong ones.
-  args <- c("-u", "LD_LIBRARY_PATH", python, file.path(plumbing_dir(), "fetch_code.py"), source, code_dir)
+  args <- c("-u", "LD_LIBRARY_PATH", python, package_file("fetch_code.py"), source, code_dir)
   output <- suppressWarnings(system2("env", shQuote(args), stdout = TRUE, stderr = TRUE))
   if (length(output) > 0) message(paste(output, collapse = "\n"))
   status <- attr(output, "status") %||% 0L
@@ -80,10 +86,11 @@ run_program <- function(env) {
       " (found: ", if (length(found) > 0) paste(found, collapse = ", ") else "nothing", ")"
     )
   }
-  # R_PROFILE_USER makes the program's R process record its own error message for the failure file.
+  # R_PROFILE_USER makes the program's R process record its own error message for the failure file;
+  # that profile then runs the project's own .Rprofile (renv's activation) as R would have.
   error_file <- tempfile("user-error-")
   on.exit(unlink(error_file), add = TRUE)
-  Sys.setenv(R_PROFILE_USER = file.path(plumbing_dir(), "user_profile.R"), SAGEMAKER_USER_ERROR_FILE = error_file)
+  Sys.setenv(R_PROFILE_USER = package_file("user_profile.R"), SAGEMAKER_USER_ERROR_FILE = error_file)
   on.exit(Sys.unsetenv(c("R_PROFILE_USER", "SAGEMAKER_USER_ERROR_FILE")), add = TRUE)
   command <- c(program_command(path), user_args(env$hyperparameters))
   message("Running: ", paste(shQuote(command), collapse = " "))
@@ -102,19 +109,43 @@ run_program <- function(env) {
 }
 
 # The model ships with the code that serves it: the code directory goes to /opt/ml/model/code
-# unless the program already put its own inference code there. Archives are left out.
+# unless the program already put its own inference code there.
+#
+# The rule (sourcedir.tar.gz and the image's .dockerignore apply the same one): every file and
+# folder of the code goes, except names starting with "." at any depth (.Renviron, .env, .git, ...)
+# other than .Rprofile files and anything under a top-level renv/ folder, and except archives
+# (*.tar.gz, *.tgz, *.tar) at the top level.
+inference_code_files <- function(code_dir) {
+  paths <- list.files(code_dir, all.files = TRUE, recursive = TRUE, include.dirs = TRUE, no.. = TRUE)
+  dotted <- vapply(strsplit(paths, "/", fixed = TRUE), function(parts) {
+    hidden <- startsWith(parts, ".")
+    hidden[length(parts)] <- hidden[length(parts)] && parts[length(parts)] != ".Rprofile"
+    any(hidden)
+  }, NA)
+  archive <- !grepl("/", paths, fixed = TRUE) & grepl("\\.(tar\\.gz|tgz|tar)$", paths)
+  keep <- (startsWith(paths, "renv/") | paths == "renv" | !dotted) & !archive
+  left_out <- paths[!keep]
+  list(kept = paths[keep], left_out = left_out[!dirname(left_out) %in% left_out]) # a folder, not its files
+}
+
 save_inference_code <- function(env) {
   target <- file.path(env$model_dir, "code")
   if (dir.exists(target)) {
     message("Inference code left as the program wrote it in ", target)
     return(invisible())
   }
+  files <- inference_code_files(env$code_dir)
   dir.create(target, recursive = TRUE)
-  entries <- list.files(env$code_dir, all.files = TRUE, no.. = TRUE, full.names = TRUE)
-  entries <- entries[!grepl("\\.(tar\\.gz|tgz|tar)$", entries)]
-  ok <- file.copy(entries, target, recursive = TRUE, copy.date = TRUE)
-  if (!all(ok)) fail("ModelSaveError", "cannot copy ", paste(entries[!ok], collapse = ", "), " to ", target)
-  message("Inference code copied to ", target, ": ", paste(basename(entries), collapse = ", "))
+  is_dir <- dir.exists(file.path(env$code_dir, files$kept))
+  for (dir in files$kept[is_dir]) dir.create(file.path(target, dir), recursive = TRUE, showWarnings = FALSE)
+  copied <- files$kept[!is_dir]
+  ok <- file.copy(file.path(env$code_dir, copied), file.path(target, copied), copy.date = TRUE)
+  if (!all(ok)) fail("ModelSaveError", "cannot copy ", paste(copied[!ok], collapse = ", "), " to ", target)
+  top <- unique(sub("/.*$", "", files$kept))
+  message(
+    "Inference code copied to ", target, ": ", paste(top, collapse = ", "),
+    if (length(files$left_out) > 0) paste0(" (left out: ", paste(files$left_out, collapse = ", "), ")") else ""
+  )
 }
 
 stopped_reason <- function(detail) {
@@ -124,6 +155,11 @@ stopped_reason <- function(detail) {
   )
 }
 
+#' Run the training job described under /opt/ml
+#'
+#' Ends the R process: exit status 0 on success, 1 on failure (the reason in
+#' /opt/ml/output/failure), 143 when the job was stopped (SIGTERM).
+#' @export
 train <- function() {
   failure_file <- sm_path("output", "failure")
   unlink(failure_file)
