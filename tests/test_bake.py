@@ -79,6 +79,7 @@ TRAINING_FILES = {
     "tests/test_bench_smoke.py",
     "tests/test_serving.py",
     "tests/test_serving_fuzz.py",
+    "tests/test_rsagemaker.py",
     "tests/test_serving_units.py",
     "tests/test_training.py",
     "tests/test_training_units.py",

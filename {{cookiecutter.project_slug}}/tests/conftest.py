@@ -72,7 +72,15 @@ def rscript(tmp_path_factory):
         )
     library = tmp_path_factory.mktemp("r-library")
     install = subprocess.run(
-        [str(Path(path).with_name("R")), "CMD", "INSTALL", "--no-docs", "-l", str(library), str(RSAGEMAKER_SOURCE)],
+        [
+            str(Path(path).with_name("R")),
+            "CMD",
+            "INSTALL",
+            "--no-docs",
+            "-l",
+            str(library),
+            str(RSAGEMAKER_SOURCE),
+        ],
         capture_output=True,
         text=True,
         check=False,

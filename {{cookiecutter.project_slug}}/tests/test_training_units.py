@@ -394,7 +394,10 @@ UNSAFE_MEMBERS = {
     ),
     # A hard link to an earlier symbolic link would be one to what it points at.
     "hardlink_to_symlink": (
-        [member("pw", tarfile.SYMTYPE, "../../../../../../etc/passwd"), member("copy", tarfile.LNKTYPE, "pw")],
+        [
+            member("pw", tarfile.SYMTYPE, "../../../../../../etc/passwd"),
+            member("copy", tarfile.LNKTYPE, "pw"),
+        ],
         "copy",
     ),
 }
@@ -471,7 +474,9 @@ def test_later_member_replaces_an_earlier_link_without_following_it(rscript, tmp
     opt_ml = job_with_code(tmp_path, str(tmp_path / "replace.tar.gz"))
     done = run_train(rscript, opt_ml)
     assert done.returncode == 0, done.stderr
-    assert not os.path.islink(opt_ml.path("code", EVIL)) and opt_ml.path("code", EVIL).read_text() == PROGRAM_V2
+    assert (
+        not os.path.islink(opt_ml.path("code", EVIL)) and opt_ml.path("code", EVIL).read_text() == PROGRAM_V2
+    )
     assert not opt_ml.path("output", "target.R").exists()
 
 

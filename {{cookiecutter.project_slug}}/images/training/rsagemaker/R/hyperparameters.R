@@ -57,4 +57,3 @@ user_args <- function(hyperparameters) {
     c(name, text)
   }), use.names = FALSE)
 }
-

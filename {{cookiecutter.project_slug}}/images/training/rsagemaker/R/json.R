@@ -52,29 +52,33 @@ parse_py_json <- function(text) {
   if (any(vapply(unholdable_escape_patterns, grepl, NA, x = text, perl = TRUE))) {
     stop("a character R cannot hold (NUL or a lone surrogate)")
   }
-  parsed <- jsonlite::parse_json(text, simplifyVector = FALSE)
   numbers <- regmatches(outside_strings, gregexpr("-?[0-9][-+.0-9eE]*", outside_strings))[[1]]
+  with_python_types(jsonlite::parse_json(text, simplifyVector = FALSE), numbers)
+}
+
+# jsonlite's value with Python's types. Depth-first in document order, the n-th number met is the
+# n-th number token of the text: its digits say int or float.
+with_python_types <- function(parsed, numbers) {
   seen <- 0L
-  # Depth-first in document order: the n-th number met is the n-th number token.
   typed <- function(x) {
     if (is.null(x)) {
       return(py_none)
-    }
-    if (is.list(x)) {
-      items <- lapply(x, typed)
-      if (is.null(names(x))) {
-        return(py_list(items))
-      }
-      keys <- names(x)
-      last <- vapply(unique(keys), function(key) max(which(keys == key)), 0L)
-      return(py_dict(stats::setNames(items[last], unique(keys))))
     }
     if (is.numeric(x)) {
       seen <<- seen + 1L
       token <- numbers[[seen]]
       return(if (grepl("^-?[0-9]+$", token)) py_int(sub("^-0+$", "0", token)) else py_float(as.double(x)))
     }
-    x
+    if (!is.list(x)) {
+      return(x)
+    }
+    items <- lapply(x, typed)
+    if (is.null(names(x))) {
+      return(py_list(items))
+    }
+    keys <- unique(names(x))
+    last <- vapply(keys, function(key) max(which(names(x) == key)), 0L)
+    py_dict(stats::setNames(items[last], keys))
   }
   typed(parsed)
 }

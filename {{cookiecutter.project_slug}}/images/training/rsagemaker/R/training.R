@@ -116,7 +116,7 @@ run_program <- function(env) {
 # other than .Rprofile files and anything under a top-level renv/ folder, and except archives
 # (*.tar.gz, *.tgz, *.tar) at the top level.
 inference_code_files <- function(code_dir) {
-  paths <- list.files(code_dir, all.files = TRUE, recursive = TRUE, include.dirs = TRUE, no.. = TRUE)
+  paths <- code_tree(code_dir)
   dotted <- vapply(strsplit(paths, "/", fixed = TRUE), function(parts) {
     hidden <- startsWith(parts, ".")
     hidden[length(parts)] <- hidden[length(parts)] && parts[length(parts)] != ".Rprofile"
@@ -128,6 +128,23 @@ inference_code_files <- function(code_dir) {
   list(kept = paths[keep], left_out = left_out[!dirname(left_out) %in% left_out]) # a folder, not its files
 }
 
+# Every path under dir (relative to it), descending into real folders only: a symbolic link is an
+# entry of its own, never followed (a link to a folder above would otherwise never end).
+code_tree <- function(dir, prefix = "") {
+  entries <- list.files(file.path(dir, prefix), all.files = TRUE, no.. = TRUE)
+  paths <- if (nzchar(prefix)) file.path(prefix, entries) else entries
+  unlist(lapply(paths, function(path) {
+    full <- file.path(dir, path)
+    if (dir.exists(full) && !nzchar(Sys.readlink(full))) c(path, code_tree(dir, path)) else path
+  }), use.names = FALSE) %||% character()
+}
+
+# A copy of one entry: symbolic links as links (fetch_code.py checked they stay inside the code).
+copy_entry <- function(from, to) {
+  link <- Sys.readlink(from)
+  if (nzchar(link)) file.symlink(link, to) else file.copy(from, to, copy.date = TRUE)
+}
+
 save_inference_code <- function(env) {
   target <- file.path(env$model_dir, "code")
   if (dir.exists(target)) {
@@ -136,10 +153,11 @@ save_inference_code <- function(env) {
   }
   files <- inference_code_files(env$code_dir)
   dir.create(target, recursive = TRUE)
-  is_dir <- dir.exists(file.path(env$code_dir, files$kept))
+  sources <- file.path(env$code_dir, files$kept)
+  is_dir <- dir.exists(sources) & !nzchar(Sys.readlink(sources))
   for (dir in files$kept[is_dir]) dir.create(file.path(target, dir), recursive = TRUE, showWarnings = FALSE)
   copied <- files$kept[!is_dir]
-  ok <- file.copy(file.path(env$code_dir, copied), file.path(target, copied), copy.date = TRUE)
+  ok <- mapply(copy_entry, file.path(env$code_dir, copied), file.path(target, copied))
   if (!all(ok)) fail("ModelSaveError", "cannot copy ", paste(copied[!ok], collapse = ", "), " to ", target)
   top <- unique(sub("/.*$", "", files$kept))
   message(

@@ -13,7 +13,8 @@ test_that("inference code leaves out dotfiles (but .Rprofile and renv/) and top-
     "renv/.gitignore" = "library/", ".Renviron" = "SECRET=1", ".env" = "TOKEN=2", ".git/config" = "",
     "helpers/.secret" = "", "sourcedir.tar.gz" = "", "model.tgz" = "", "helpers/data.tar" = ""
   ))
-  said <- conditionMessage(expect_message(save_inference_code(list(code_dir = code, model_dir = file.path(root, "model")))))
+  job <- list(code_dir = code, model_dir = file.path(root, "model"))
+  said <- conditionMessage(expect_message(save_inference_code(job)))
   left_out <- strsplit(sub("^.*\\(left out: (.*)\\)\n$", "\\1", said), ", ")[[1]]
   expect_setequal(left_out, c(".env", ".git", ".Renviron", "helpers/.secret", "model.tgz", "sourcedir.tar.gz"))
   copied <- sort(list.files(file.path(root, "model", "code"), recursive = TRUE, all.files = TRUE))
@@ -88,4 +89,16 @@ test_that("the program's error, and an error in .Rprofile, are recorded for the 
   run <- run_with_profile(dir, "cat('not reached')")
   expect_identical(run$status, 1L)
   expect_match(paste(run$error, collapse = "\n"), ".Rprofile failed: renv could not activate")
+})
+
+test_that("symbolic links in the code are copied as links, never followed", {
+  root <- local_opt_ml()
+  code <- file.path(root, "code")
+  write_files(code, list("deploy.R" = "# d", "sub/x.R" = "# x"))
+  file.symlink("..", file.path(code, "sub", "loop")) # a folder above: following it would never end
+  file.symlink("deploy.R", file.path(code, "alias.R"))
+  expect_message(save_inference_code(list(code_dir = code, model_dir = file.path(root, "model"))), "copied")
+  copy <- file.path(root, "model", "code")
+  expect_identical(Sys.readlink(file.path(copy, c("sub/loop", "alias.R"))), c("..", "deploy.R"))
+  expect_identical(readLines(file.path(copy, "sub", "x.R")), "# x")
 })
