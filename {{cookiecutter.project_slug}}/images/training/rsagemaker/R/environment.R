@@ -9,14 +9,14 @@
 #' @keywords internal
 NULL
 
-# Only tests move the root: SAGEMAKER_BASE_DIR is the toolkit's own name for this override.
+#' Only tests move the root: SAGEMAKER_BASE_DIR is the toolkit's own name for this override.
 sm_base_dir <- function() {
   base <- sub("(.)/+$", "\\1", Sys.getenv("SAGEMAKER_BASE_DIR", "/opt/ml"))
   if (nzchar(base)) base else "/opt/ml"
 }
 sm_path <- function(...) file.path(sm_base_dir(), ...)
 
-# Shared by every module of the plumbing (base R has it only from 4.4).
+#' Shared by every module of the plumbing (base R has it only from 4.4).
 `%||%` <- function(a, b) if (is.null(a)) b else a
 
 # ---- configuration files -------------------------------------------------------------------------
@@ -36,8 +36,8 @@ read_config_json <- function(name, default = NULL) {
   )
 }
 
-# Where the program keeps checkpoints: the job's CheckpointConfig LocalPath when the launcher passes
-# it on (SAGEMAKER_CHECKPOINT_DIR), else SageMaker's default, /opt/ml/checkpoints.
+#' Where the program keeps checkpoints: the job's CheckpointConfig LocalPath when the launcher passes
+#' it on (SAGEMAKER_CHECKPOINT_DIR), else SageMaker's default, /opt/ml/checkpoints.
 checkpoint_dir <- function() {
   dir <- Sys.getenv("SAGEMAKER_CHECKPOINT_DIR")
   if (nzchar(dir)) dir else sm_path("checkpoints")
@@ -45,8 +45,8 @@ checkpoint_dir <- function() {
 
 # ---- the toolkit's view of the job ---------------------------------------------------------------
 
-# A value as an environment variable (mapping.to_env_vars): strings as they are, None as "",
-# anything else as compact JSON.
+#' A value as an environment variable (mapping.to_env_vars): strings as they are, None as "",
+#' anything else as compact JSON.
 env_value <- function(value) {
   if (inherits(value, "py_none") || is.null(value)) {
     return("")
@@ -93,8 +93,8 @@ count_neuron_cores <- function(instance_type) {
   sum(vapply(devices, function(d) as.integer(unclass(d[["nc_count"]] %||% py_int("0"))), 0L))
 }
 
-# Everything a training job's code may ask about, gathered once: the toolkit's Environment
-# properties (`toolkit`, its dict(self)) plus what the R plumbing needs.
+#' Everything a training job's code may ask about, gathered once: the toolkit's Environment
+#' properties (`toolkit`, its dict(self)) plus what the R plumbing needs.
 training_environment <- function() {
   all_hyperparameters <- read_hyperparameters()
   keys <- names(all_hyperparameters)
@@ -208,8 +208,8 @@ training_environment <- function() {
   )
 }
 
-# The SM_* variables the training toolkit exports for the same /opt/ml (Environment.to_env_vars),
-# and the variables it sets in its own process, which the user's program inherits.
+#' The SM_* variables the training toolkit exports for the same /opt/ml (Environment.to_env_vars),
+#' and the variables it sets in its own process, which the user's program inherits.
 toolkit_env_vars <- function(env) {
   t <- env$toolkit
   values <- list(

@@ -15,9 +15,9 @@ SAGEMAKER_HYPERPARAMETERS <- c(
   "default_user_module_name", "_tuning_objective_metric", "sagemaker_s3_output"
 )
 
-# Every value in hyperparameters.json is a string. In script mode the SDK JSON-encodes each one
-# ("\"train.R\"", "10", "true"); without it the user's raw text arrives ("abc"). Decode as the
-# toolkit does: JSON first, the raw string when that fails.
+#' Every value in hyperparameters.json is a string. In script mode the SDK JSON-encodes each one
+#' ("\"train.R\"", "10", "true"); without it the user's raw text arrives ("abc"). Decode as the
+#' toolkit does: JSON first, the raw string when that fails.
 decode_hyperparameter <- function(value) {
   tryCatch(parse_py_json(value), error = function(e) value)
 }
@@ -39,8 +39,8 @@ read_hyperparameters <- function() {
   py_dict(lapply(raw, decode_hyperparameter))
 }
 
-# The hyperparameters as command-line arguments (mapping.to_cmd_args): sorted keys, "--key" (or
-# "-k"), values as Python's str() ("True", "[1, 'a']"), a dict as "k1=v1,k2=v2".
+#' The hyperparameters as command-line arguments (mapping.to_cmd_args): sorted keys, "--key" (or
+#' "-k"), values as Python's str() ("True", "[1, 'a']"), a dict as "k1=v1,k2=v2".
 user_args <- function(hyperparameters) {
   keys <- sort(names(hyperparameters), method = "radix")
   unlist(lapply(keys, function(key) {

@@ -56,8 +56,8 @@ parse_py_json <- function(text) {
   with_python_types(jsonlite::parse_json(text, simplifyVector = FALSE), numbers)
 }
 
-# jsonlite's value with Python's types. Depth-first in document order, the n-th number met is the
-# n-th number token of the text: its digits say int or float.
+#' jsonlite's value with Python's types. Depth-first in document order, the n-th number met is the
+#' n-th number token of the text: its digits say int or float.
 with_python_types <- function(parsed, numbers) {
   seen <- 0L
   typed <- function(x) {
@@ -83,8 +83,8 @@ with_python_types <- function(parsed, numbers) {
   typed(parsed)
 }
 
-# A double as Python's repr(float): the shortest digits that read back the same, fixed notation
-# for exponents -4..15, else d.dddde+XX.
+#' A double as Python's repr(float): the shortest digits that read back the same, fixed notation
+#' for exponents -4..15, else d.dddde+XX.
 py_float_repr <- function(x) { # nolint: cyclocomp_linter. One branch per JSON / Python type.
   if (is.nan(x)) {
     return("nan")
@@ -125,7 +125,7 @@ py_float_repr <- function(x) { # nolint: cyclocomp_linter. One branch per JSON /
   paste0(sign, body)
 }
 
-# json.dumps(x, sort_keys=True, separators=(",", ":")): ASCII only, \uXXXX for the rest.
+#' json.dumps(x, sort_keys=True, separators=(",", ":")): ASCII only, \uXXXX for the rest.
 to_py_json <- function(x) { # nolint: cyclocomp_linter. One branch per JSON / Python type.
   if (inherits(x, "py_dict")) {
     keys <- names(x)
@@ -192,8 +192,8 @@ json_quote <- function(text) { # nolint: cyclocomp_linter. One branch per JSON /
   paste0('"', paste(parts, collapse = ""), '"')
 }
 
-# Python's repr() of a str: single quotes unless the text holds ' and no ", escapes for the rest.
-# Non-ASCII letters are kept (printable); C0/C1 controls and U+00A0 are escaped as Python does.
+#' Python's repr() of a str: single quotes unless the text holds ' and no ", escapes for the rest.
+#' Non-ASCII letters are kept (printable); C0/C1 controls and U+00A0 are escaped as Python does.
 py_str_repr <- function(text) { # nolint: cyclocomp_linter. One branch per JSON / Python type.
   points <- utf8ToInt(enc2utf8(text))
   quote <- if (39 %in% points && !34 %in% points) 34L else 39L
@@ -221,7 +221,7 @@ py_str_repr <- function(text) { # nolint: cyclocomp_linter. One branch per JSON 
   paste0(intToUtf8(quote), paste(parts, collapse = ""), intToUtf8(quote))
 }
 
-# Python's str(): strings as they are, containers with repr() of their items.
+#' Python's str(): strings as they are, containers with repr() of their items.
 py_str <- function(x, top = TRUE) { # nolint: cyclocomp_linter. One branch per JSON / Python type.
   if (is.character(x) && length(x) == 1 && !inherits(x, "py_int")) {
     return(if (top) x else py_str_repr(x))

@@ -20,7 +20,7 @@ main <- function(args = commandArgs(trailingOnly = TRUE)) {
   )
 }
 
-# The values following each occurrence of an option; the last one where one value is meant.
+#' The values following each occurrence of an option; the last one where one value is meant.
 option_values <- function(args, name) {
   at <- which(args == name)
   at <- at[at < length(args)]

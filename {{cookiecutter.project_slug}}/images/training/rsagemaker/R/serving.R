@@ -1,14 +1,17 @@
-# One serving worker: loads deploy.R and the model once, then answers HTTP on a unix socket (behind
-# nginx, see run.sh) or on a TCP port (tests, or a single worker). deploy.R defines handlers in the
-# SageMaker inference toolkit's style; every one but predict_fn has a default here:
-#   model_fn(model_dir)                -> the model (default: readRDS(model_dir/model.rds))
-#   input_fn(body, content_type)       -> data   (body: the request body as one UTF-8 string)
-#   predict_fn(data, model)            -> prediction
-#   output_fn(prediction, accept)      -> a string (or raw vector) of media type `accept`
-# or transform_fn(model, body, content_type, accept) instead of the last three. A handler that
-# declares a `context` argument also gets the request context, an environment holding
-# `custom_attributes` (the X-Amzn-SageMaker-Custom-Attributes request header, or NULL); setting
-# `context$response_custom_attributes` sends that header back to the caller.
+#' One serving worker: loads deploy.R and the model once, then answers HTTP on a unix socket (behind
+#' nginx, see run.sh) or on a TCP port (tests, or a single worker). deploy.R defines handlers in the
+#' SageMaker inference toolkit's style; every one but predict_fn has a default here:
+#'   model_fn(model_dir)                -> the model (default: readRDS(model_dir/model.rds))
+#'   input_fn(body, content_type)       -> data   (body: the request body as one UTF-8 string)
+#'   predict_fn(data, model)            -> prediction
+#'   output_fn(prediction, accept)      -> a string (or raw vector) of media type `accept`
+#' or transform_fn(model, body, content_type, accept) instead of the last three. A handler that
+#' declares a `context` argument also gets the request context, an environment holding
+#' `custom_attributes` (the X-Amzn-SageMaker-Custom-Attributes request header, or NULL); setting
+#' `context$response_custom_attributes` sends that header back to the caller.
+#' @name serving
+#' @keywords internal
+NULL
 
 SUPPORTED_TYPES <- c("text/csv", "application/json", "application/jsonlines")
 REALTIME_MAX_PAYLOAD_BYTES <- 6 * 1024 * 1024
@@ -29,7 +32,7 @@ http_error <- function(status, message) {
   ))
 }
 
-# A positive whole number from the environment, or the default when unset or invalid.
+#' A positive whole number from the environment, or the default when unset or invalid.
 env_number <- function(name, default) {
   value <- suppressWarnings(as.numeric(Sys.getenv(name, "")))
   if (is.na(value) || value <= 0) default else value
@@ -55,9 +58,9 @@ normalise_type <- function(type) {
   )
 }
 
-# The response type: the first acceptable entry of Accept; a missing or */* Accept means
-# SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT when set, else the request's own content type.
-# `supported` is NULL when deploy.R writes its own output (any type may be asked for).
+#' The response type: the first acceptable entry of Accept; a missing or */* Accept means
+#' SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT when set, else the request's own content type.
+#' `supported` is NULL when deploy.R writes its own output (any type may be asked for).
 choose_accept <- function(accept, content_type, supported = SUPPORTED_TYPES) {
   fallback <- normalise_type(media_type(Sys.getenv("SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT", content_type)))
   if (is.null(accept) || !nzchar(trimws(accept))) {
@@ -92,7 +95,7 @@ is_record <- function(x) {
     all(vapply(x, function(v) is.atomic(v) && length(v) == 1, logical(1)))
 }
 
-# Records as a data frame: a list of objects or of arrays, one object, or one scalar.
+#' Records as a data frame: a list of objects or of arrays, one object, or one scalar.
 as_frame <- function(x) {
   if (is.data.frame(x)) {
     return(x)
@@ -109,7 +112,7 @@ as_frame <- function(x) {
   http_error(400, "expected records: a list of objects or arrays, one object, or {\"instances\": [...]}")
 }
 
-# jsonlite::parse_json, never fromJSON: fromJSON reads a body such as "/etc/passwd" as a file name.
+#' jsonlite::parse_json, never fromJSON: fromJSON reads a body such as "/etc/passwd" as a file name.
 parse_json_text <- function(text, what) {
   tryCatch(jsonlite::parse_json(text, simplifyVector = TRUE),
     error = function(e) http_error(400, paste0("malformed ", what, ": ", conditionMessage(e)))
@@ -151,7 +154,7 @@ default_input_fn <- function(body, content_type) {
   )
 }
 
-# A CSV field, quoted only when it must be (a comma, quote or line break in it).
+#' A CSV field, quoted only when it must be (a comma, quote or line break in it).
 csv_field <- function(x) {
   text <- as.character(x) # numbers with 15 significant digits, as R prints them
   text[is.na(x)] <- ""
@@ -195,7 +198,7 @@ default_output_fn <- function(prediction, accept) {
   )
 }
 
-# deploy.R from the model (so a retrained model carries its serving code), else from the image.
+#' deploy.R from the model (so a retrained model carries its serving code), else from the image.
 find_deploy_script <- function(model_dir) {
   candidates <- c(file.path(model_dir, "code", "deploy.R"), file.path(sm_path("code"), "deploy.R"))
   found <- candidates[file.exists(candidates)]
@@ -203,9 +206,9 @@ find_deploy_script <- function(model_dir) {
   found[[1]]
 }
 
-# What deploy.R sees besides its own definitions: the package's exported names (http_error), then
-# the global environment and the attached packages. The package's internals stay out of reach, so a
-# handler file can neither call nor replace them.
+#' What deploy.R sees besides its own definitions: the package's exported names (http_error), then
+#' the global environment and the attached packages. The package's internals stay out of reach, so a
+#' handler file can neither call nor replace them.
 handler_parent_env <- function() {
   exported <- new.env(parent = globalenv())
   for (name in getNamespaceExports("rsagemaker")) {
@@ -307,9 +310,9 @@ invoke <- function(handlers, model, req) {
   list(status = 200L, headers = headers, body = response_body(result))
 }
 
-# POST /invocations under a time limit: R stops the handlers at SAGEMAKER_MODEL_SERVER_TIMEOUT (at
-# its next interrupt check), so the worker is free again; nginx's own timeout, a little longer,
-# covers code that never checks.
+#' POST /invocations under a time limit: R stops the handlers at SAGEMAKER_MODEL_SERVER_TIMEOUT (at
+#' its next interrupt check), so the worker is free again; nginx's own timeout, a little longer,
+#' covers code that never checks.
 invoke_with_timeout <- function(handlers, model, req) {
   timeout <- request_timeout_seconds()
   started <- Sys.time()

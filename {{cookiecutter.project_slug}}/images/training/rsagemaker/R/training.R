@@ -7,19 +7,19 @@
 #' @keywords internal
 NULL
 
-# A file the package installs (inst/): fetch_code.py, user_profile.R.
+#' A file the package installs (inst/): fetch_code.py, user_profile.R.
 package_file <- function(name) system.file(name, package = "rsagemaker", mustWork = TRUE)
 
-# run.sh creates this file when SageMaker sends SIGTERM (StopTrainingJob, MaxRuntime), before it
-# interrupts the R processes, so that an ending program is reported as stopped, not as failed.
+#' run.sh creates this file when SageMaker sends SIGTERM (StopTrainingJob, MaxRuntime), before it
+#' interrupts the R processes, so that an ending program is reported as stopped, not as failed.
 stop_requested <- function() {
   marker <- Sys.getenv("SAGEMAKER_STOP_MARKER")
   nzchar(marker) && file.exists(marker)
 }
 
-# Where the code comes from: sagemaker_submit_directory (s3://, file:// or a path, to a
-# sourcedir.tar.gz or a directory), else the `code` channel of a network-isolated job, else the
-# code baked into the image (nothing to fetch).
+#' Where the code comes from: sagemaker_submit_directory (s3://, file:// or a path, to a
+#' sourcedir.tar.gz or a directory), else the `code` channel of a network-isolated job, else the
+#' code baked into the image (nothing to fetch).
 code_source <- function(env) {
   submit <- env$submit_directory
   if (!is.null(submit)) {
@@ -59,8 +59,8 @@ check_channels <- function(env) {
   }
 }
 
-# How a program runs: R scripts through Rscript (so a shebang is optional), Python and shell
-# scripts through their interpreters, anything else executed directly as the toolkit does.
+#' How a program runs: R scripts through Rscript (so a shebang is optional), Python and shell
+#' scripts through their interpreters, anything else executed directly as the toolkit does.
 program_command <- function(path) {
   switch(tolower(tools::file_ext(path)),
     r = c(file.path(R.home("bin"), "Rscript"), path),
@@ -108,13 +108,13 @@ run_program <- function(env) {
   }
 }
 
-# The model ships with the code that serves it: the code directory goes to /opt/ml/model/code
-# unless the program already put its own inference code there.
-#
-# The rule (sourcedir.tar.gz and the image's .dockerignore apply the same one): every file and
-# folder of the code goes, except names starting with "." at any depth (.Renviron, .env, .git, ...)
-# other than .Rprofile files and anything under a top-level renv/ folder, and except archives
-# (*.tar.gz, *.tgz, *.tar) at the top level.
+#' The model ships with the code that serves it: the code directory goes to /opt/ml/model/code
+#' unless the program already put its own inference code there.
+#'
+#' The rule (sourcedir.tar.gz and the image's .dockerignore apply the same one): every file and
+#' folder of the code goes, except names starting with "." at any depth (.Renviron, .env, .git, ...)
+#' other than .Rprofile files and anything under a top-level renv/ folder, and except archives
+#' (*.tar.gz, *.tgz, *.tar) at the top level.
 inference_code_files <- function(code_dir) {
   paths <- code_tree(code_dir)
   dotted <- vapply(strsplit(paths, "/", fixed = TRUE), function(parts) {
@@ -128,8 +128,8 @@ inference_code_files <- function(code_dir) {
   list(kept = paths[keep], left_out = left_out[!dirname(left_out) %in% left_out]) # a folder, not its files
 }
 
-# Every path under dir (relative to it), descending into real folders only: a symbolic link is an
-# entry of its own, never followed (a link to a folder above would otherwise never end).
+#' Every path under dir (relative to it), descending into real folders only: a symbolic link is an
+#' entry of its own, never followed (a link to a folder above would otherwise never end).
 code_tree <- function(dir, prefix = "") {
   entries <- list.files(file.path(dir, prefix), all.files = TRUE, no.. = TRUE)
   paths <- if (nzchar(prefix)) file.path(prefix, entries) else entries
@@ -139,7 +139,7 @@ code_tree <- function(dir, prefix = "") {
   }), use.names = FALSE) %||% character()
 }
 
-# A copy of one entry: symbolic links as links (fetch_code.py checked they stay inside the code).
+#' A copy of one entry: symbolic links as links (fetch_code.py checked they stay inside the code).
 copy_entry <- function(from, to) {
   link <- Sys.readlink(from)
   if (nzchar(link)) file.symlink(link, to) else file.copy(from, to, copy.date = TRUE)

@@ -75,7 +75,9 @@ def check_name(member):
     ):
         raise FetchError(f"unsafe member {name!r}: link to {member.linkname!r} leaves the code directory")
     if member.islnk() and ".." in member.linkname.split("/"):
-        raise FetchError(f"unsafe member {name!r}: hard link to {member.linkname!r} leaves the code directory")
+        raise FetchError(
+            f"unsafe member {name!r}: hard link to {member.linkname!r} leaves the code directory"
+        )
 
 
 def real_path(root, name, member):
