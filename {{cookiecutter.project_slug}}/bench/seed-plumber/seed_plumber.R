@@ -2,18 +2,14 @@
 # /ping and /invocations itself, as the aws-samples workshop container did. It loads the same
 # deploy.R handlers and model as the project's server and answers /invocations with the same code
 # (serving.R's serving_app), so the benchmark compares the two designs, not two request parsers.
-local({
-  here <- Sys.getenv("SAGEMAKER_PLUMBING_DIR", "/opt/sagemaker/sagemaker")
-  for (module in c("errors.R", "python_json.R", "environment.R", "training.R", "serving.R")) {
-    sys.source(file.path(here, module), envir = globalenv())
-  }
-})
 library(plumber)
 
-model_dir <- sm_path("model")
-handlers <- load_handlers(find_deploy_script(model_dir))
-model <- call_handler(handlers$model_fn, model_dir, context = new.env())
-app <- serving_app(handlers, model)
+# The plumbing's internals, from the rsagemaker package installed in the training image.
+plumbing <- asNamespace("rsagemaker")
+model_dir <- plumbing$sm_path("model")
+handlers <- plumbing$load_handlers(plumbing$find_deploy_script(model_dir))
+model <- plumbing$call_handler(handlers$model_fn, model_dir, context = new.env())
+app <- plumbing$serving_app(handlers, model)
 
 # plumber has already read the body into req$bodyRaw; serving_app reads it from rook.input again.
 answer_invocation <- function(req, res) {

@@ -157,7 +157,7 @@ save_inference_code <- function(env) {
   is_dir <- dir.exists(sources) & !nzchar(Sys.readlink(sources))
   for (dir in files$kept[is_dir]) dir.create(file.path(target, dir), recursive = TRUE, showWarnings = FALSE)
   copied <- files$kept[!is_dir]
-  ok <- mapply(copy_entry, file.path(env$code_dir, copied), file.path(target, copied))
+  ok <- vapply(copied, function(path) copy_entry(file.path(env$code_dir, path), file.path(target, path)), NA)
   if (!all(ok)) fail("ModelSaveError", "cannot copy ", paste(copied[!ok], collapse = ", "), " to ", target)
   top <- unique(sub("/.*$", "", files$kept))
   message(
