@@ -169,27 +169,25 @@ to_py_json <- function(x) { # nolint: cyclocomp_linter. One branch per JSON / Py
   stop("cannot write ", class(x)[[1]], " as JSON")
 }
 
-json_quote <- function(text) { # nolint: cyclocomp_linter. One branch per JSON / Python type.
-  points <- utf8ToInt(enc2utf8(text))
-  plain <- points >= 32 & points <= 126 & points != 34 & points != 92
-  if (all(plain)) {
-    return(paste0('"', text, '"'))
+#' A string as json.dumps writes it: jsonlite's escapes (the same as Python's for ASCII), then
+#' \uXXXX (UTF-16, as ensure_ascii does) for every character above "~".
+json_quote <- function(text) {
+  quoted <- as.character(jsonlite::toJSON(enc2utf8(text), auto_unbox = TRUE))
+  points <- utf8ToInt(quoted)
+  if (all(points <= 126)) {
+    return(quoted)
   }
-  named <- c("34" = '\\"', "92" = "\\\\", "10" = "\\n", "13" = "\\r", "9" = "\\t", "8" = "\\b", "12" = "\\f")
-  parts <- vapply(points, function(point) {
-    if (point >= 32 && point <= 126 && point != 34 && point != 92) {
-      return(intToUtf8(point))
-    }
-    if (as.character(point) %in% names(named)) {
-      return(named[[as.character(point)]])
-    }
-    if (point >= 0x10000) {
-      offset <- point - 0x10000
-      return(sprintf("\\u%04x\\u%04x", 0xD800 + offset %/% 1024, 0xDC00 + offset %% 1024))
-    }
-    sprintf("\\u%04x", point)
-  }, "")
-  paste0('"', paste(parts, collapse = ""), '"')
+  paste(vapply(points, function(point) if (point <= 126) intToUtf8(point) else utf16_escape(point), ""),
+    collapse = ""
+  )
+}
+
+utf16_escape <- function(point) {
+  if (point < 0x10000) {
+    return(sprintf("\\u%04x", point))
+  }
+  offset <- point - 0x10000
+  sprintf("\\u%04x\\u%04x", 0xD800 + offset %/% 1024, 0xDC00 + offset %% 1024)
 }
 
 #' Python's repr() of a str: single quotes unless the text holds ' and no ", escapes for the rest.

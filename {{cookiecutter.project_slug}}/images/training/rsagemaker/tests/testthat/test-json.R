@@ -49,3 +49,10 @@ test_that("str() of values: Python's repr() inside containers", {
   expect_identical(py_str(parse_py_json('{"d": null}')), "{'d': None}")
   expect_identical(py_str("plain"), "plain")
 })
+
+test_that("strings are escaped as json.dumps escapes them (ensure_ascii)", {
+  expect_identical(
+    json_quote(paste0("a\"b\\c\n\r\t\b\f", "\001\037\177", "\u00e9\U0001F600/")), # R: no \u with \001
+    '"a\\"b\\\\c\\n\\r\\t\\b\\f\\u0001\\u001f\\u007f\\u00e9\\ud83d\\ude00/"'
+  )
+})
