@@ -140,7 +140,9 @@ def extract_member(archive, member, root):
         # O_NOFOLLOW | O_EXCL: the place was just cleared; nothing may have put a link there.
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
         # Ownership and odd modes from the archive are not wanted in the container.
-        descriptor = os.open(path, flags, (member.mode & 0o755) | 0o600)
+        mode = (member.mode & 0o755) | 0o600
+        descriptor = os.open(path, flags, mode)
+        os.fchmod(descriptor, mode)  # as the archive says, whatever the umask
         with os.fdopen(descriptor, "wb") as out, archive.extractfile(member) as data:
             shutil.copyfileobj(data, out)
         os.utime(path, (member.mtime, member.mtime), follow_symlinks=False)
