@@ -31,6 +31,7 @@ ONLY_FOR = {
         "config/hyperparameters.json",
         "tests/test_training.py",
         "tests/test_training_units.py",
+        "tests/test_rsagemaker.py",
         "tests/test_serving.py",
         "tests/test_serving_units.py",
         "tests/test_serving_fuzz.py",

@@ -2,18 +2,9 @@
 # and answers /ping and /invocations itself, as the aws-samples workshop container did. It loads the
 # same deploy.R handlers and model as the template's server and answers /invocations with the same
 # code (the plumbing's serving_app), so the benchmark compares the two designs, not two parsers.
-# The plumbing: the rsagemaker package's namespace where the image installs it as a package, else
-# its R files sourced as entrypoint.R sources them.
+# The plumbing's internals, from the rsagemaker package the training image installs.
 local({
-  plumbing <- if (requireNamespace("rsagemaker", quietly = TRUE)) {
-    asNamespace("rsagemaker")
-  } else {
-    here <- Sys.getenv("SAGEMAKER_PLUMBING_DIR", "/opt/sagemaker/sagemaker")
-    for (module in list.files(here, pattern = "[.]R$", full.names = TRUE)) {
-      sys.source(module, envir = globalenv())
-    }
-    globalenv()
-  }
+  plumbing <- asNamespace("rsagemaker")
   for (name in c("sm_path", "load_handlers", "find_deploy_script", "call_handler", "serving_app")) {
     assign(name, get(name, envir = plumbing), envir = globalenv())
   }

@@ -1,5 +1,5 @@
 # Inference handlers, in the style of the SageMaker inference toolkit. Each serving worker sources
-# this file once, then the serving plumbing (images/training/sagemaker/serving.R) calls:
+# this file once, then the serving plumbing (images/training/rsagemaker/R/serving.R) calls:
 #   model_fn(model_dir)           once per worker; default: readRDS(file.path(model_dir, "model.rds"))
 #   input_fn(body, content_type)  default: text/csv, application/json, application/jsonlines -> data.frame
 #   predict_fn(data, model)       required

@@ -8,6 +8,7 @@ one are skipped with the reason on a laptop, and fail under CI=true, where nothi
 import os
 import shutil
 import socket
+import subprocess
 from pathlib import Path
 
 import docker
@@ -63,10 +64,36 @@ def processing_image(docker_client):
     return _image(docker_client, "PROCESSING_IMAGE")
 
 
+RSAGEMAKER_SOURCE = PROJECT_ROOT / "images" / "training" / "rsagemaker"
+
+
 @pytest.fixture(scope="session")
-def rscript():
-    """Rscript on the host, for the fast tests of the R plumbing against a temporary /opt/ml."""
+def rscript(tmp_path_factory):
+    """Rscript on the host, for the fast tests of the R plumbing against a temporary /opt/ml.
+
+    The rsagemaker package is installed from images/training/rsagemaker into a library of this test
+    session, and R_LIBS points every R process the tests start (and their children) at it."""
     path = shutil.which("Rscript")
     if not path:
-        unavailable("Rscript is not installed on this machine (apt-get install r-base-core r-cran-jsonlite)")
-    return path
+        unavailable(
+            "Rscript is not installed on this machine (apt-get install r-base-core r-cran-jsonlite r-cran-httpuv)"
+        )
+    library = tmp_path_factory.mktemp("r-library")
+    install = subprocess.run(
+        [
+            str(Path(path).with_name("R")),
+            "CMD",
+            "INSTALL",
+            "--no-docs",
+            "-l",
+            str(library),
+            str(RSAGEMAKER_SOURCE),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert install.returncode == 0, f"R CMD INSTALL rsagemaker failed:\n{install.stdout}\n{install.stderr}"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("R_LIBS", str(library))
+        yield path

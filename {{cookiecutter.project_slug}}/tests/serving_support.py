@@ -14,7 +14,6 @@ from conftest import free_port
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 TRAINING_DIR = PROJECT_ROOT / "images" / "training"
-PLUMBING_DIR = TRAINING_DIR / "sagemaker"
 SAMPLE_ROWS = "5.1,3.5,1.4,0.2\n6.7,3.0,5.2,2.3\n"  # a setosa and a virginica
 
 
@@ -71,7 +70,6 @@ def host_worker(rscript, base_dir, env=None):
     full_env = dict(
         os.environ,
         SAGEMAKER_BASE_DIR=str(base_dir),
-        SAGEMAKER_PLUMBING_DIR=str(PLUMBING_DIR),
         **(env or {}),
     )
     process = subprocess.Popen(

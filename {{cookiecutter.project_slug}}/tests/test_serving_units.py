@@ -1,13 +1,13 @@
-"""Fast tests of the serving plumbing (images/training/sagemaker/serving.R): one R worker on the host
+"""Fast tests of the serving plumbing (images/training/rsagemaker/R/serving.R): one R worker on the host
 (`entrypoint.R serve --port N`) against a temporary /opt/ml (SAGEMAKER_BASE_DIR). No container."""
 
 import json
+import os
 import subprocess
 
 import pytest
 import requests
 from serving_support import (
-    PLUMBING_DIR,
     SAMPLE_ROWS,
     TRAINING_DIR,
     host_worker,
@@ -296,7 +296,7 @@ def test_model_that_fails_to_load_exits_non_zero(rscript, tmp_path, deploy, reas
     write_model(tmp_path / "model", deploy)
     env = {
         "SAGEMAKER_BASE_DIR": str(tmp_path),
-        "SAGEMAKER_PLUMBING_DIR": str(PLUMBING_DIR),
+        "R_LIBS": os.environ["R_LIBS"],  # the package under test (the rscript fixture)
         "PATH": "/usr/bin:/bin",
     }
     result = subprocess.run(

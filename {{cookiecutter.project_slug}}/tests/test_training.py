@@ -14,6 +14,7 @@ from training_support import (
     encode_script_mode,
     make_tarball,
     run_s3_server,
+    symlink_chain,
     upload,
 )
 
@@ -192,3 +193,60 @@ def test_error_in_user_code_in_the_container(docker_client, training_image, tmp_
         failure.startswith("ExecuteUserScriptError: bad.R exited with status 1")
         and "the data has no rows" in failure
     )
+
+
+def test_the_project_rprofile_runs_and_dotfiles_stay_out_of_the_model(
+    docker_client, training_image, tmp_path
+):
+    """In the image, as SageMaker runs it: the code folder's .Rprofile (renv's activation) runs
+    before the program, the program's error still reaches the failure file, and the model's code
+    leaves out .Renviron and .env but keeps .Rprofile and renv/."""
+    program = (
+        'model_dir <- Sys.getenv("SM_MODEL_DIR")\n'
+        'writeLines(getOption("project.setting", "unset"), file.path(model_dir, "setting.txt"))\n'
+        'if (!nzchar(Sys.getenv("FAIL"))) quit(status = 0)\n'
+        'stop("failed after the profile ran")\n'
+    )
+    files = {
+        "fit.R": program,
+        "deploy.R": "predict_fn <- function(data, model) data\n",
+        ".Rprofile": 'options(project.setting = "from .Rprofile")\nsource("renv/activate.R")\n',
+        "renv/activate.R": 'file.create(file.path(Sys.getenv("SM_MODEL_DIR"), "renv-activated"))\n',
+        ".Renviron": "DB_PASSWORD=secret\n",
+        ".env": "TOKEN=secret\n",
+    }
+    for fail in ("", "1"):
+        opt_ml = OptMl(tmp_path / f"opt_ml{fail}")
+        opt_ml.channels({"code": {"TrainingInputMode": "File"}})
+        make_tarball(opt_ml.path("input", "data", "code", "sourcedir.tar.gz"), files)
+        opt_ml.hyperparameters(encode_script_mode({"sagemaker_program": "fit.R"}))
+        status, logs = finish(
+            run_container(docker_client, training_image, opt_ml, environment={"FAIL": fail})
+        )
+        assert opt_ml.path("model", "renv-activated").exists(), logs
+        assert opt_ml.path("model", "setting.txt").read_text().strip() == "from .Rprofile"
+        if fail:
+            assert status == 1, logs
+            failure = opt_ml.path("output", "failure").read_text()
+            assert failure.startswith("ExecuteUserScriptError: fit.R exited with status 1"), failure
+            assert "failed after the profile ran" in failure
+        else:
+            assert status == 0, logs
+            code = opt_ml.path("model", "code")
+            assert sorted(os.listdir(code)) == [".Rprofile", "deploy.R", "fit.R", "renv"]
+
+
+def test_symlink_chain_cannot_write_outside_the_code_folder(docker_client, training_image, tmp_path):
+    """The attack reproduced on the bookworm base (Python 3.11.2, no tarfile filters): links whose
+    targets each stay inside as text climb out of the code folder when created through each other.
+    Here they aim at /opt/ml/output, mounted from the host so that a write would show."""
+    chain, refused = symlink_chain(2, "output/evil.R")
+    opt_ml = OptMl(tmp_path / "opt_ml")
+    opt_ml.channels({"code": {"TrainingInputMode": "File"}})
+    make_tarball(opt_ml.path("input", "data", "code", "sourcedir.tar.gz"), {"fit.R": 'cat("ran")\n'}, chain)
+    opt_ml.hyperparameters(encode_script_mode({"sagemaker_program": "fit.R"}))
+    status, logs = finish(run_container(docker_client, training_image, opt_ml))
+    assert status == 1, logs
+    failure = opt_ml.path("output", "failure").read_text()
+    assert failure.startswith("CodeFetchError:") and f"unsafe member {refused!r}" in failure, failure
+    assert not opt_ml.path("output", "evil.R").exists()

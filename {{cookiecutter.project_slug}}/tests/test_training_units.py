@@ -3,13 +3,17 @@ temporary /opt/ml (SAGEMAKER_BASE_DIR), no container. The container tests are in
 
 import json
 import os
+import posixpath
 import shutil
+import subprocess
+import sys
 import tarfile
 from pathlib import Path
 
 import pytest
 from training_support import (
     DUMP_PROGRAM,
+    FETCH_CODE,
     PROJECT_ROOT,
     S3_CREDENTIALS,
     OptMl,
@@ -17,6 +21,8 @@ from training_support import (
     make_tarball,
     run_s3_server,
     run_train,
+    symlink_chain,
+    tar_member,
     toolkit_env_vars,
     toolkit_python,
     upload,
@@ -286,40 +292,215 @@ def test_checkpoint_resumed_by_the_sample_training_script(rscript, tmp_path):
     assert "Resuming from checkpoint" in second.stdout and "1 earlier run(s)" in second.stdout
 
 
+def test_checkpoint_dir_follows_sagemaker_checkpoint_dir(rscript, tmp_path):
+    """The job's CheckpointConfig LocalPath reaches the program as SM_CHECKPOINT_DIR, created."""
+    opt_ml = OptMl(tmp_path / "opt_ml")
+    (opt_ml.path("code") / "dump.R").write_text(DUMP_PROGRAM)
+    opt_ml.hyperparameters(encode_script_mode({"sagemaker_program": "dump.R"}))
+    local_path = tmp_path / "spot" / "checkpoints"
+    done = run_train(rscript, opt_ml, SAGEMAKER_CHECKPOINT_DIR=local_path)
+    assert done.returncode == 0, done.stderr
+    assert opt_ml.dump()["env"]["SM_CHECKPOINT_DIR"] == str(local_path)
+    assert local_path.is_dir() and not opt_ml.path("checkpoints").exists()
+
+
+# The code of a project using renv and keeping secrets in dotfiles.
+PROJECT_WITH_DOTFILES = {
+    "dump.R": DUMP_PROGRAM,
+    "deploy.R": "predict_fn <- function(data, model) data\n",
+    "helpers/util.R": "# a helper\n",
+    ".Rprofile": 'options(project.setting = "from .Rprofile")\nsource("renv/activate.R")\n',
+    "renv/activate.R": 'file.create(file.path(Sys.getenv("SM_MODEL_DIR"), "renv-activated"))\n',
+    "renv/settings.json": "{}\n",
+    "renv.lock": "{}\n",
+    ".Renviron": "DB_PASSWORD=secret\n",
+    ".env": "TOKEN=secret\n",
+    ".git/config": "[core]\n",
+    "helpers/.credentials": "secret\n",
+}
+
+
+def test_inference_code_leaves_dotfiles_out_but_keeps_rprofile_and_renv(rscript, tmp_path):
+    tarball = make_tarball(tmp_path / "sourcedir.tar.gz", PROJECT_WITH_DOTFILES)
+    opt_ml = job_with_code(tmp_path, str(tarball))
+    done = run_train(rscript, opt_ml)
+    assert done.returncode == 0, done.stderr
+    code = opt_ml.path("model", "code")
+    saved = sorted(str(path.relative_to(code)) for path in code.rglob("*") if path.is_file())
+    assert saved == [
+        ".Rprofile",
+        "deploy.R",
+        "dump.R",
+        "helpers/util.R",
+        "renv.lock",
+        "renv/activate.R",
+        "renv/settings.json",
+    ]
+    assert "left out: " in done.stderr and ".Renviron" in done.stderr
+
+
+def test_the_r_plumbing_and_the_tools_pack_the_same_paths_of_code(rscript):
+    """One rule of what of code/ is packed (sourcedir.tar.gz, the image, /opt/ml/model/code): the
+    model's copy (R, packed()) and the tools' tarball (Python, opt_ml.packed()) agree path by path."""
+    from sagemaker_tools.opt_ml import packed
+
+    paths = [
+        "train.R", "deploy.R", ".Rprofile", "helpers/util.R", "helpers/.Rprofile", ".Renviron", ".env",
+        ".git", ".git/config", "helpers/.credentials", "renv", "renv/activate.R", "renv/settings.json",
+        "renv/.gitignore", "renv/library", "renv/library/R-4.5/jsonlite/DESCRIPTION", "renv/staging",
+        "renv/sandbox/x", "renvironment.R", "renv.lock", "sourcedir.tar.gz", "data/part.tar", "m.tgz",
+        "a.zip", "__pycache__", "tools/__pycache__/x.pyc", "tools/x.pyc", "notes.tar.gz.R", ".RData",
+    ]
+    script = 'cat(rsagemaker:::packed(commandArgs(trailingOnly = TRUE)), sep = "\\n")'
+    done = subprocess.run([rscript, "-e", script, *paths], capture_output=True, text=True, check=True)
+    in_r = dict(zip(paths, (line == "TRUE" for line in done.stdout.split())))
+    in_python = {path: packed(path) for path in paths}
+    assert in_r == in_python
+    assert [path for path in paths if in_python[path]] == [
+        "train.R", "deploy.R", ".Rprofile", "helpers/util.R", "renv", "renv/activate.R",
+        "renv/settings.json", "renvironment.R", "renv.lock", "notes.tar.gz.R",
+    ]
+
+
+def test_the_project_rprofile_runs_in_the_training_program(rscript, tmp_path):
+    """R_PROFILE_USER (the plumbing's error recorder) would make R skip the code folder's .Rprofile,
+    and renv with it: it runs, as R runs it, before the program."""
+    program = (
+        'writeLines(getOption("project.setting", "unset"), file.path(Sys.getenv("SM_MODEL_DIR"), "setting.txt"))\n'
+        'stop("failed after the profile ran")\n'
+    )
+    files = {**PROJECT_WITH_DOTFILES, "dump.R": program}
+    opt_ml = job_with_code(tmp_path, str(make_tarball(tmp_path / "sourcedir.tar.gz", files)))
+    done = run_train(rscript, opt_ml)
+    assert opt_ml.path("model", "renv-activated").exists(), done.stderr
+    assert opt_ml.path("model", "setting.txt").read_text().strip() == "from .Rprofile"
+    # The program's own error is still recorded for the failure file.
+    assert done.returncode != 0
+    assert opt_ml.failure().startswith("ExecuteUserScriptError: dump.R exited with status 1")
+    assert "failed after the profile ran" in opt_ml.failure()
+
+
 # ---- unsafe and broken tarballs ---------------------------------------------------------------------
 
 
-def member(name, kind=tarfile.REGTYPE, linkname="", size=1):
-    info = tarfile.TarInfo(name)
-    info.type = kind
-    info.linkname = linkname
-    info.size = size if kind == tarfile.REGTYPE else 0
-    return info
-
+member = tar_member
+# Written by the unsafe archives wherever they manage to write: only the code folder may hold it.
+EVIL = "evil.R"
+CHAIN_MEMBERS, CHAIN_REFUSED = symlink_chain(2, f"output/{EVIL}")  # to /opt/ml/output/evil.R
 
 UNSAFE_MEMBERS = {
-    "absolute": (member("/tmp/evil.R"), "/tmp/evil.R"),
-    "dotdot": (member("sub/../../evil.R"), "sub/../../evil.R"),
-    "device": (member("dev/null", tarfile.CHRTYPE), "dev/null"),
-    "fifo": (member("pipe", tarfile.FIFOTYPE), "pipe"),
-    "symlink_out": (member("passwd", tarfile.SYMTYPE, "../../../etc/passwd"), "passwd"),
-    "symlink_absolute": (member("passwd", tarfile.SYMTYPE, "/etc/passwd"), "passwd"),
-    "hardlink_out": (member("shadow", tarfile.LNKTYPE, "../etc/shadow"), "shadow"),
+    "absolute": ([member("/tmp/evil.R")], "/tmp/evil.R"),
+    "dotdot": ([member("sub/../../evil.R")], "sub/../../evil.R"),
+    "device": ([member("dev/null", tarfile.CHRTYPE)], "dev/null"),
+    "block_device": ([member("dev/sda", tarfile.BLKTYPE)], "dev/sda"),
+    "fifo": ([member("pipe", tarfile.FIFOTYPE)], "pipe"),
+    "symlink_out": ([member("passwd", tarfile.SYMTYPE, "../../../etc/passwd")], "passwd"),
+    "symlink_absolute": ([member("passwd", tarfile.SYMTYPE, "/etc/passwd")], "passwd"),
+    "hardlink_out": ([member("shadow", tarfile.LNKTYPE, "../etc/shadow")], "shadow"),
+    "hardlink_absolute": ([member("shadow", tarfile.LNKTYPE, "/etc/shadow")], "shadow"),
+    # Each link's target stays inside as text; created through each other they climb out.
+    "symlink_chain": (CHAIN_MEMBERS, CHAIN_REFUSED),
+    # A file written through a link that points outside.
+    "file_through_symlink": (
+        [member("up", tarfile.SYMTYPE, "../.."), member(f"up/output/{EVIL}")],
+        f"up/output/{EVIL}",
+    ),
+    # A link that looks inside until a later link redirects the folder it goes through.
+    "symlink_redirected_later": (
+        [member("a", tarfile.SYMTYPE, "b/x/../.."), member("b", tarfile.SYMTYPE, ".")],
+        "a",
+    ),
+    # A hard link reached through a symbolic link to the outside.
+    "hardlink_through_symlink": (
+        [member("up", tarfile.SYMTYPE, "../../output"), member("copy", tarfile.LNKTYPE, "up/secret")],
+        "copy",
+    ),
+    # A hard link to an earlier symbolic link would be one to what it points at.
+    "hardlink_to_symlink": (
+        [
+            member("pw", tarfile.SYMTYPE, "../../../../../../etc/passwd"),
+            member("copy", tarfile.LNKTYPE, "pw"),
+        ],
+        "copy",
+    ),
 }
 
 
 @pytest.mark.parametrize("case", sorted(UNSAFE_MEMBERS))
 def test_unsafe_tarball_is_refused_naming_the_member(rscript, tmp_path, case):
     unsafe, name = UNSAFE_MEMBERS[case]
-    tarball = make_tarball(tmp_path / "sourcedir.tar.gz", {"dump.R": DUMP_PROGRAM}, [unsafe])
+    tarball = make_tarball(tmp_path / "sourcedir.tar.gz", {"dump.R": DUMP_PROGRAM}, unsafe)
     opt_ml = job_with_code(tmp_path, str(tarball))
+    opt_ml.path("output", "secret").write_text("not to be linked")
     done = run_train(rscript, opt_ml)
     assert done.returncode != 0
     failure = opt_ml.failure()
     assert failure.startswith("CodeFetchError:"), failure
     assert f"unsafe member {name!r}" in failure[:1024]
-    assert opt_ml.path("code", "stale.R").exists(), "nothing is written before every member is checked"
-    assert not Path("/tmp/evil.R").exists()
+    assert opt_ml.path("code", "stale.R").exists(), "a refused archive leaves the code folder as it was"
+    assert sorted(os.listdir(opt_ml.path("code"))) == ["stale.R"]
+    written = [path for path in tmp_path.rglob(EVIL) if not path.is_symlink()]
+    assert written == [] and not Path("/tmp/evil.R").exists(), f"written outside the code folder: {written}"
+    assert not any(opt_ml.root.glob(".code-*")), "the staging folder is removed"
+
+
+# fetch_code.py run as by a Python whose tarfile offers no extraction filters (3.11.2 as Debian
+# bookworm first shipped it; they came with 3.11.4 and in later point releases of some distributions):
+# the safe filters are removed, tarfile's own fully trusted default stays.
+WITHOUT_TAR_FILTERS = (
+    "import runpy, sys, tarfile\n"
+    "for name in ('tar_filter', 'data_filter'):\n"
+    "    if hasattr(tarfile, name):\n"
+    "        delattr(tarfile, name)\n"
+    "sys.argv = sys.argv[1:]\n"
+    "runpy.run_path(sys.argv[0], run_name='__main__')\n"
+)
+
+
+@pytest.mark.parametrize("case", sorted(UNSAFE_MEMBERS))
+def test_unsafe_tarball_is_refused_without_tarfile_filters(tmp_path, case):
+    unsafe, name = UNSAFE_MEMBERS[case]
+    tarball = make_tarball(tmp_path / "sourcedir.tar.gz", {"dump.R": DUMP_PROGRAM}, unsafe)
+    opt_ml = job_with_code(tmp_path, str(tarball))
+    opt_ml.path("output", "secret").write_text("not to be linked")
+    done = subprocess.run(
+        [sys.executable, "-c", WITHOUT_TAR_FILTERS, str(FETCH_CODE), str(tarball), str(opt_ml.path("code"))],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert f"unsafe member {name!r}" in done.stderr.strip().splitlines()[-1]
+    written = [path for path in tmp_path.rglob(EVIL) if not path.is_symlink()]
+    assert written == [], f"written outside the code folder: {written}"
+    assert sorted(os.listdir(opt_ml.path("code"))) == ["stale.R"]
+
+
+def test_symlink_chain_passes_a_check_of_names_and_link_texts():
+    """The chain case is the real attack: every link target, read as text, stays in the tree."""
+    root = "/code"
+    for link in CHAIN_MEMBERS[:-1]:
+        resolved = posixpath.normpath(posixpath.join(root, posixpath.dirname(link.name), link.linkname))
+        assert resolved == root or resolved.startswith(root + "/"), link.name
+
+
+def test_later_member_replaces_an_earlier_link_without_following_it(rscript, tmp_path):
+    """tar's rule (a later member replaces an earlier one) holds, but writing replaces the link
+    itself: the file lands in the code folder, never where the link pointed."""
+    staged = tmp_path / "staged"
+    staged.mkdir()
+    (staged / "dump.R").write_text(PROGRAM_V2)
+    with tarfile.open(tmp_path / "replace.tar.gz", "w:gz") as archive:
+        archive.addfile(member(EVIL, tarfile.SYMTYPE, "../../output/target.R"))
+        archive.add(staged / "dump.R", arcname=EVIL)
+        archive.add(staged / "dump.R", arcname="dump.R")
+    opt_ml = job_with_code(tmp_path, str(tmp_path / "replace.tar.gz"))
+    done = run_train(rscript, opt_ml)
+    assert done.returncode == 0, done.stderr
+    assert (
+        not os.path.islink(opt_ml.path("code", EVIL)) and opt_ml.path("code", EVIL).read_text() == PROGRAM_V2
+    )
+    assert not opt_ml.path("output", "target.R").exists()
 
 
 def test_safe_links_inside_the_code_are_kept(rscript, tmp_path):

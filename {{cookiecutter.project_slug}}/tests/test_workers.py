@@ -83,6 +83,7 @@ def test_timeout_answers_504_json(docker_client, training_image, pid_model):
 def test_a_killed_worker_is_replaced(docker_client, training_image, pid_model):
     env = {"SAGEMAKER_MODEL_SERVER_WORKERS": "2"}
     with serving_container(docker_client, training_image, pid_model, env=env) as served:
+        served.wait_for_ready_workers(2)  # the other worker must be up to take over (/ping needs only one)
         before = served.worker_pids()
         victim = sleep_then_pid(served.url, 0)
         assert victim in before

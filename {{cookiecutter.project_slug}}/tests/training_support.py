@@ -16,7 +16,7 @@ from conftest import free_port
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 TRAINING_IMAGE_DIR = PROJECT_ROOT / "images" / "training"
-PLUMBING_DIR = TRAINING_IMAGE_DIR / "sagemaker"
+FETCH_CODE = TRAINING_IMAGE_DIR / "rsagemaker" / "inst" / "fetch_code.py"
 ENTRYPOINT = TRAINING_IMAGE_DIR / "entrypoint.R"
 
 # A user program written for the toolkit's conventions: a shebang, arguments from the command
@@ -82,6 +82,31 @@ def make_tarball(path, files, extra_members=()):
     return path
 
 
+def tar_member(name, kind=tarfile.REGTYPE, linkname="", size=1):
+    """A raw TarInfo (for make_tarball's extra_members): any type, any name, any link target."""
+    info = tarfile.TarInfo(name)
+    info.type = kind
+    info.linkname = linkname
+    info.size = size if kind == tarfile.REGTYPE else 0
+    return info
+
+
+def symlink_chain(levels_up, target):
+    """Members that climb `levels_up` folders above the extraction folder and then write `target`.
+
+    Each link points to '..' and is created through the previous one, so every link target stays
+    inside the tree *as text* (a check of names and link texts passes them all), while the real
+    path of each climbs one folder higher: the attack of the bookworm base, whose Python 3.11.2
+    has no tarfile extraction filters. Returns (members, name of the first member refused)."""
+    base = "a/b"
+    links = []
+    path = base
+    for i in range(1, levels_up + 3):
+        path = f"{path}/l{i}"
+        links.append(tar_member(path, tarfile.SYMTYPE, ".."))
+    return [*links, tar_member(f"{path}/{target}")], links[1].name
+
+
 def host_env(opt_ml, **extra):
     """The environment of a host run: only what a container would have, plus the root override."""
     env = {
@@ -91,7 +116,6 @@ def host_env(opt_ml, **extra):
     }
     env.update(
         SAGEMAKER_BASE_DIR=str(opt_ml.root),
-        SAGEMAKER_PLUMBING_DIR=str(PLUMBING_DIR),
         SAGEMAKER_PYTHON=sys.executable,  # has boto3: the image uses Debian's python3-boto3
     )
     env.update({key: str(value) for key, value in extra.items()})

@@ -90,7 +90,7 @@ write_nginx_conf() {
   # The workers stop a request at $timeout s themselves; nginx waits a little longer.
   sed -e "s|@RUNDIR@|$rundir|g" -e "s|@PORT@|$port|g" -e "s|@TIMEOUT@|$timeout|g" \
     -e "s|@PROXY_TIMEOUT@|$((timeout + 2))|g" -e "s|@MAX_MB@|$max_mb|g" \
-    "$here/sagemaker/nginx.conf.template" |
+    "$here/nginx.conf.template" |
     awk -v servers="$servers" '{ if ($0 ~ /@SERVERS@/) printf "%s", servers; else print }' \
       >"$rundir/nginx.conf"
 }

@@ -1,20 +1,30 @@
-# One serving worker: loads deploy.R and the model once, then answers HTTP on a unix socket (behind
-# nginx, see run.sh) or on a TCP port (tests, or a single worker). deploy.R defines handlers in the
-# SageMaker inference toolkit's style; every one but predict_fn has a default here:
-#   model_fn(model_dir)                -> the model (default: readRDS(model_dir/model.rds))
-#   input_fn(body, content_type)       -> data   (body: the request body as one UTF-8 string)
-#   predict_fn(data, model)            -> prediction
-#   output_fn(prediction, accept)      -> a string (or raw vector) of media type `accept`
-# or transform_fn(model, body, content_type, accept) instead of the last three. A handler that
-# declares a `context` argument also gets the request context, an environment holding
-# `custom_attributes` (the X-Amzn-SageMaker-Custom-Attributes request header, or NULL); setting
-# `context$response_custom_attributes` sends that header back to the caller.
+#' One serving worker: loads deploy.R and the model once, then answers HTTP on a unix socket (behind
+#' nginx, see run.sh) or on a TCP port (tests, or a single worker). deploy.R defines handlers in the
+#' SageMaker inference toolkit's style; every one but predict_fn has a default here:
+#'   model_fn(model_dir)                -> the model (default: readRDS(model_dir/model.rds))
+#'   input_fn(body, content_type)       -> data   (body: the request body as one UTF-8 string)
+#'   predict_fn(data, model)            -> prediction
+#'   output_fn(prediction, accept)      -> a string (or raw vector) of media type `accept`
+#' or transform_fn(model, body, content_type, accept) instead of the last three. A handler that
+#' declares a `context` argument also gets the request context, an environment holding
+#' `custom_attributes` (the X-Amzn-SageMaker-Custom-Attributes request header, or NULL); setting
+#' `context$response_custom_attributes` sends that header back to the caller.
+#' @name serving
+#' @keywords internal
+NULL
 
 SUPPORTED_TYPES <- c("text/csv", "application/json", "application/jsonlines")
 REALTIME_MAX_PAYLOAD_BYTES <- 6 * 1024 * 1024
 MAX_ERROR_MESSAGE_CHARS <- 1024
 
-# An error with an HTTP status; handlers may raise it too, e.g. http_error(422, "age must be > 0").
+#' Answer a request with an HTTP error
+#'
+#' Raise it from a handler in deploy.R for a client error, e.g. `http_error(422, "age must be > 0")`:
+#' the caller gets that status and the JSON body `{"error": "age must be > 0"}`. Any other error in
+#' a handler answers 500.
+#' @param status the HTTP status code (4xx or 5xx).
+#' @param message the reason, sent back to the caller.
+#' @export
 http_error <- function(status, message) {
   stop(structure(
     class = c("http_error", "error", "condition"),
@@ -22,7 +32,7 @@ http_error <- function(status, message) {
   ))
 }
 
-# A positive whole number from the environment, or the default when unset or invalid.
+#' A positive whole number from the environment, or the default when unset or invalid.
 env_number <- function(name, default) {
   value <- suppressWarnings(as.numeric(Sys.getenv(name, "")))
   if (is.na(value) || value <= 0) default else value
@@ -48,9 +58,9 @@ normalise_type <- function(type) {
   )
 }
 
-# The response type: the first acceptable entry of Accept; a missing or */* Accept means
-# SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT when set, else the request's own content type.
-# `supported` is NULL when deploy.R writes its own output (any type may be asked for).
+#' The response type: the first acceptable entry of Accept; a missing or */* Accept means
+#' SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT when set, else the request's own content type.
+#' `supported` is NULL when deploy.R writes its own output (any type may be asked for).
 choose_accept <- function(accept, content_type, supported = SUPPORTED_TYPES) {
   fallback <- normalise_type(media_type(Sys.getenv("SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT", content_type)))
   if (is.null(accept) || !nzchar(trimws(accept))) {
@@ -85,7 +95,7 @@ is_record <- function(x) {
     all(vapply(x, function(v) is.atomic(v) && length(v) == 1, logical(1)))
 }
 
-# Records as a data frame: a list of objects or of arrays, one object, or one scalar.
+#' Records as a data frame: a list of objects or of arrays, one object, or one scalar.
 as_frame <- function(x) {
   if (is.data.frame(x)) {
     return(x)
@@ -102,7 +112,7 @@ as_frame <- function(x) {
   http_error(400, "expected records: a list of objects or arrays, one object, or {\"instances\": [...]}")
 }
 
-# jsonlite::parse_json, never fromJSON: fromJSON reads a body such as "/etc/passwd" as a file name.
+#' jsonlite::parse_json, never fromJSON: fromJSON reads a body such as "/etc/passwd" as a file name.
 parse_json_text <- function(text, what) {
   tryCatch(jsonlite::parse_json(text, simplifyVector = TRUE),
     error = function(e) http_error(400, paste0("malformed ", what, ": ", conditionMessage(e)))
@@ -144,7 +154,7 @@ default_input_fn <- function(body, content_type) {
   )
 }
 
-# A CSV field, quoted only when it must be (a comma, quote or line break in it).
+#' A CSV field, quoted only when it must be (a comma, quote or line break in it).
 csv_field <- function(x) {
   text <- as.character(x) # numbers with 15 significant digits, as R prints them
   text[is.na(x)] <- ""
@@ -188,7 +198,7 @@ default_output_fn <- function(prediction, accept) {
   )
 }
 
-# deploy.R from the model (so a retrained model carries its serving code), else from the image.
+#' deploy.R from the model (so a retrained model carries its serving code), else from the image.
 find_deploy_script <- function(model_dir) {
   candidates <- c(file.path(model_dir, "code", "deploy.R"), file.path(sm_path("code"), "deploy.R"))
   found <- candidates[file.exists(candidates)]
@@ -196,9 +206,20 @@ find_deploy_script <- function(model_dir) {
   found[[1]]
 }
 
+#' What deploy.R sees besides its own definitions: the package's exported names (http_error), then
+#' the global environment and the attached packages. The package's internals stay out of reach, so a
+#' handler file can neither call nor replace them.
+handler_parent_env <- function() {
+  exported <- new.env(parent = globalenv())
+  for (name in getNamespaceExports("rsagemaker")) {
+    assign(name, getExportedValue("rsagemaker", name), envir = exported)
+  }
+  lockEnvironment(exported, bindings = TRUE)
+  exported
+}
+
 load_handlers <- function(deploy_script) {
-  handlers <- new.env(parent = globalenv())
-  handlers$http_error <- http_error
+  handlers <- new.env(parent = handler_parent_env())
   owd <- setwd(dirname(deploy_script)) # deploy.R may source its helpers by relative path
   on.exit(setwd(owd))
   sys.source(deploy_script, envir = handlers)
@@ -289,9 +310,9 @@ invoke <- function(handlers, model, req) {
   list(status = 200L, headers = headers, body = response_body(result))
 }
 
-# POST /invocations under a time limit: R stops the handlers at SAGEMAKER_MODEL_SERVER_TIMEOUT (at
-# its next interrupt check), so the worker is free again; nginx's own timeout, a little longer,
-# covers code that never checks.
+#' POST /invocations under a time limit: R stops the handlers at SAGEMAKER_MODEL_SERVER_TIMEOUT (at
+#' its next interrupt check), so the worker is free again; nginx's own timeout, a little longer,
+#' covers code that never checks.
 invoke_with_timeout <- function(handlers, model, req) {
   timeout <- request_timeout_seconds()
   started <- Sys.time()
@@ -334,8 +355,14 @@ serving_app <- function(handlers, model) {
   })
 }
 
-# Load deploy.R and the model, then serve until killed. A model that fails to load ends the worker
-# with a non-zero status before it ever answers, so /ping never says 200 for it.
+#' Serve the model: one worker
+#'
+#' Load deploy.R and the model, then serve until killed. A model that fails to load ends the worker
+#' with a non-zero status before it ever answers, so /ping never says 200 for it.
+#' @param socket a unix socket path to listen on (behind nginx), or NULL.
+#' @param port a TCP port to listen on when `socket` is NULL.
+#' @param ready_file files created once the model is loaded (run.sh waits for them).
+#' @export
 serve <- function(socket = NULL, port = NULL, ready_file = NULL) {
   model_dir <- sm_path("model")
   started <- Sys.time()

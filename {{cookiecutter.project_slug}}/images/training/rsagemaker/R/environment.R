@@ -1,29 +1,23 @@
-# What SageMaker gives a training container: the /opt/ml layout, the JSON files under
-# /opt/ml/input/config, and the SM_* variables that aws/sagemaker-training-toolkit computes from them
-# (SageMaker itself sets none). Names and encodings follow the toolkit (environment.py, mapping.py)
-# so that scripts written for it run unchanged.
-#
-# JSON is read and written with Python's types (python_json.R) so the text is the toolkit's, byte
-# for byte.
+#' The training job's environment
+#'
+#' What SageMaker gives a training container: the /opt/ml layout, the JSON files under
+#' /opt/ml/input/config, and the SM_* variables that aws/sagemaker-training-toolkit computes from
+#' them (SageMaker itself sets none). Names and encodings follow the toolkit (environment.py,
+#' mapping.py) so that scripts written for it run unchanged. JSON is read and written with Python's
+#' types (json.R) so the text is the toolkit's, byte for byte.
+#' @name environment
+#' @keywords internal
+NULL
 
-# Only tests move the root: SAGEMAKER_BASE_DIR is the toolkit's own name for this override.
+#' Only tests move the root: SAGEMAKER_BASE_DIR is the toolkit's own name for this override.
 sm_base_dir <- function() {
   base <- sub("(.)/+$", "\\1", Sys.getenv("SAGEMAKER_BASE_DIR", "/opt/ml"))
   if (nzchar(base)) base else "/opt/ml"
 }
 sm_path <- function(...) file.path(sm_base_dir(), ...)
 
-# Shared by every module of the plumbing (base R has it only from 4.4).
+#' Shared by every module of the plumbing (base R has it only from 4.4).
 `%||%` <- function(a, b) if (is.null(a)) b else a
-
-# Hyperparameters the SDK sets for the container (the toolkit's params.SAGEMAKER_HYPERPARAMETERS).
-# They and every other `sagemaker_` key are kept from the user's script; the other `sagemaker_`
-# keys are the "framework parameters".
-SAGEMAKER_HYPERPARAMETERS <- c(
-  "sagemaker_program", "sagemaker_submit_directory", "sagemaker_enable_cloudwatch_metrics",
-  "sagemaker_region", "sagemaker_container_log_level", "sagemaker_job_name",
-  "default_user_module_name", "_tuning_objective_metric", "sagemaker_s3_output"
-)
 
 # ---- configuration files -------------------------------------------------------------------------
 
@@ -42,34 +36,17 @@ read_config_json <- function(name, default = NULL) {
   )
 }
 
-# Every value in hyperparameters.json is a string. In script mode the SDK JSON-encodes each one
-# ("\"train.R\"", "10", "true"); without it the user's raw text arrives ("abc"). Decode as the
-# toolkit does: JSON first, the raw string when that fails.
-decode_hyperparameter <- function(value) {
-  tryCatch(parse_py_json(value), error = function(e) value)
-}
-
-read_hyperparameters <- function() {
-  path <- sm_path("input", "config", "hyperparameters.json")
-  raw <- read_config_json("hyperparameters.json", default = py_dict())
-  if (!inherits(raw, "py_dict")) {
-    fail("InvalidHyperparameters", path, " must hold a JSON object whose values are strings")
-  }
-  not_strings <- names(raw)[!vapply(raw, function(v) is.character(v) && !inherits(v, "py_int"), logical(1))]
-  if (length(not_strings) > 0) {
-    fail(
-      "InvalidHyperparameters", path, ": every value must be a string, as SageMaker writes them; not a string: ",
-      paste(not_strings, collapse = ", "),
-      ". Encode values as strings, e.g. \"epochs\": \"10\" (JSON-encoded, as the SageMaker SDK does)."
-    )
-  }
-  py_dict(lapply(raw, decode_hyperparameter))
+#' Where the program keeps checkpoints: the job's CheckpointConfig LocalPath when the launcher passes
+#' it on (SAGEMAKER_CHECKPOINT_DIR), else SageMaker's default, /opt/ml/checkpoints.
+checkpoint_dir <- function() {
+  dir <- Sys.getenv("SAGEMAKER_CHECKPOINT_DIR")
+  if (nzchar(dir)) dir else sm_path("checkpoints")
 }
 
 # ---- the toolkit's view of the job ---------------------------------------------------------------
 
-# A value as an environment variable (mapping.to_env_vars): strings as they are, None as "",
-# anything else as compact JSON.
+#' A value as an environment variable (mapping.to_env_vars): strings as they are, None as "",
+#' anything else as compact JSON.
 env_value <- function(value) {
   if (inherits(value, "py_none") || is.null(value)) {
     return("")
@@ -78,25 +55,6 @@ env_value <- function(value) {
     return(value)
   }
   to_py_json(value)
-}
-
-# The hyperparameters as command-line arguments (mapping.to_cmd_args): sorted keys, "--key" (or
-# "-k"), values as Python's str() ("True", "[1, 'a']"), a dict as "k1=v1,k2=v2".
-user_args <- function(hyperparameters) {
-  keys <- sort(names(hyperparameters), method = "radix")
-  unlist(lapply(keys, function(key) {
-    name <- if (nchar(key) > 1) paste0("--", key) else if (nzchar(key)) paste0("-", key) else ""
-    value <- hyperparameters[[key]]
-    text <- if (inherits(value, "py_dict")) {
-      inner <- sort(names(value), method = "radix")
-      paste(vapply(inner, function(k) paste0(k, "=", py_str(value[[k]])), ""), collapse = ",")
-    } else if (inherits(value, "py_none")) {
-      ""
-    } else {
-      py_str(value)
-    }
-    c(name, text)
-  }), use.names = FALSE)
 }
 
 config_string <- function(value, what) {
@@ -135,8 +93,8 @@ count_neuron_cores <- function(instance_type) {
   sum(vapply(devices, function(d) as.integer(unclass(d[["nc_count"]] %||% py_int("0"))), 0L))
 }
 
-# Everything a training job's code may ask about, gathered once: the toolkit's Environment
-# properties (`toolkit`, its dict(self)) plus what the R plumbing needs.
+#' Everything a training job's code may ask about, gathered once: the toolkit's Environment
+#' properties (`toolkit`, its dict(self)) plus what the R plumbing needs.
 training_environment <- function() {
   all_hyperparameters <- read_hyperparameters()
   keys <- names(all_hyperparameters)
@@ -235,7 +193,7 @@ training_environment <- function() {
     code_dir = sm_path("code"),
     model_dir = toolkit$model_dir,
     output_data_dir = toolkit$output_data_dir,
-    checkpoint_dir = sm_path("checkpoints"),
+    checkpoint_dir = checkpoint_dir(),
     failure_file = sm_path("output", "failure"),
     hyperparameters = hyperparameters,
     sagemaker_parameters = sagemaker_parameters,
@@ -250,8 +208,8 @@ training_environment <- function() {
   )
 }
 
-# The SM_* variables the training toolkit exports for the same /opt/ml (Environment.to_env_vars),
-# and the variables it sets in its own process, which the user's program inherits.
+#' The SM_* variables the training toolkit exports for the same /opt/ml (Environment.to_env_vars),
+#' and the variables it sets in its own process, which the user's program inherits.
 toolkit_env_vars <- function(env) {
   t <- env$toolkit
   values <- list(

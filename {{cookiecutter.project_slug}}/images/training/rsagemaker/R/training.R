@@ -1,19 +1,25 @@
-# `docker run IMAGE train`: fetch the user's code, export the toolkit's environment, run the
-# program named by sagemaker_program, and leave the model with its inference code in /opt/ml/model.
-# Any failure ends with its reason in /opt/ml/output/failure and a non-zero exit.
+#' A training job
+#'
+#' `docker run IMAGE train`: fetch the user's code, export the toolkit's environment, run the
+#' program named by sagemaker_program, and leave the model with its inference code in /opt/ml/model.
+#' Any failure ends with its reason in /opt/ml/output/failure and a non-zero exit.
+#' @name training
+#' @keywords internal
+NULL
 
-plumbing_dir <- function() Sys.getenv("SAGEMAKER_PLUMBING_DIR", "/opt/sagemaker/sagemaker")
+#' A file the package installs (inst/): fetch_code.py, user_profile.R.
+package_file <- function(name) system.file(name, package = "rsagemaker", mustWork = TRUE)
 
-# run.sh creates this file when SageMaker sends SIGTERM (StopTrainingJob, MaxRuntime), before it
-# interrupts the R processes, so that an ending program is reported as stopped, not as failed.
+#' run.sh creates this file when SageMaker sends SIGTERM (StopTrainingJob, MaxRuntime), before it
+#' interrupts the R processes, so that an ending program is reported as stopped, not as failed.
 stop_requested <- function() {
   marker <- Sys.getenv("SAGEMAKER_STOP_MARKER")
   nzchar(marker) && file.exists(marker)
 }
 
-# Where the code comes from: sagemaker_submit_directory (s3://, file:// or a path, to a
-# sourcedir.tar.gz or a directory), else the `code` channel of a network-isolated job, else the
-# code baked into the image (nothing to fetch).
+#' Where the code comes from: sagemaker_submit_directory (s3://, file:// or a path, to a
+#' sourcedir.tar.gz or a directory), else the `code` channel of a network-isolated job, else the
+#' code baked into the image (nothing to fetch).
 code_source <- function(env) {
   submit <- env$submit_directory
   if (!is.null(submit)) {
@@ -30,7 +36,7 @@ fetch_code <- function(source, code_dir) {
   python <- Sys.getenv("SAGEMAKER_PYTHON", "python3")
   # R's own LD_LIBRARY_PATH (set by its start-up script) is not Python's: a Python built against
   # other libraries would load the wrong ones.
-  args <- c("-u", "LD_LIBRARY_PATH", python, file.path(plumbing_dir(), "fetch_code.py"), source, code_dir)
+  args <- c("-u", "LD_LIBRARY_PATH", python, package_file("fetch_code.py"), source, code_dir)
   output <- suppressWarnings(system2("env", shQuote(args), stdout = TRUE, stderr = TRUE))
   if (length(output) > 0) message(paste(output, collapse = "\n"))
   status <- attr(output, "status") %||% 0L
@@ -53,8 +59,8 @@ check_channels <- function(env) {
   }
 }
 
-# How a program runs: R scripts through Rscript (so a shebang is optional), Python and shell
-# scripts through their interpreters, anything else executed directly as the toolkit does.
+#' How a program runs: R scripts through Rscript (so a shebang is optional), Python and shell
+#' scripts through their interpreters, anything else executed directly as the toolkit does.
 program_command <- function(path) {
   switch(tolower(tools::file_ext(path)),
     r = c(file.path(R.home("bin"), "Rscript"), path),
@@ -80,10 +86,11 @@ run_program <- function(env) {
       " (found: ", if (length(found) > 0) paste(found, collapse = ", ") else "nothing", ")"
     )
   }
-  # R_PROFILE_USER makes the program's R process record its own error message for the failure file.
+  # R_PROFILE_USER makes the program's R process record its own error message for the failure file;
+  # that profile then runs the project's own .Rprofile (renv's activation) as R would have.
   error_file <- tempfile("user-error-")
   on.exit(unlink(error_file), add = TRUE)
-  Sys.setenv(R_PROFILE_USER = file.path(plumbing_dir(), "user_profile.R"), SAGEMAKER_USER_ERROR_FILE = error_file)
+  Sys.setenv(R_PROFILE_USER = package_file("user_profile.R"), SAGEMAKER_USER_ERROR_FILE = error_file)
   on.exit(Sys.unsetenv(c("R_PROFILE_USER", "SAGEMAKER_USER_ERROR_FILE")), add = TRUE)
   command <- c(program_command(path), user_args(env$hyperparameters))
   message("Running: ", paste(shQuote(command), collapse = " "))
@@ -101,20 +108,68 @@ run_program <- function(env) {
   }
 }
 
-# The model ships with the code that serves it: the code directory goes to /opt/ml/model/code
-# unless the program already put its own inference code there. Archives are left out.
+#' What of the code is packed: one rule for sourcedir.tar.gz, the image (.dockerignore) and
+#' /opt/ml/model/code (sagemaker_tools/opt_ml.py packed(); README "What gets packed"). Every file and
+#' folder goes, except names starting with "." at any depth (.Renviron, .env, .git, ...) other than
+#' the top-level .Rprofile (renv's, which runs renv/activate.R), renv's caches (renv/library,
+#' renv/staging, renv/sandbox: renv rebuilds them from renv.lock), __pycache__, *.pyc and archives
+#' (*.tar, *.tar.gz, *.tgz, *.zip). `paths` are relative to the code folder, with "/" separators.
+RENV_CACHES <- c("renv/library", "renv/staging", "renv/sandbox")
+packed <- function(paths) {
+  vapply(paths, function(path) {
+    parts <- strsplit(path, "/", fixed = TRUE)[[1]]
+    in_cache <- any(path == RENV_CACHES | startsWith(path, paste0(RENV_CACHES, "/")))
+    hidden <- startsWith(parts, ".") & path != ".Rprofile"
+    excluded <- grepl("^__pycache__$|[.]pyc$|[.]tar$|[.]tar[.]gz$|[.]tgz$|[.]zip$", parts)
+    !in_cache && !any(hidden) && !any(excluded)
+  }, NA, USE.NAMES = FALSE)
+}
+
+#' The model ships with the code that serves it: the code directory goes to /opt/ml/model/code
+#' (what packed() keeps) unless the program already put its own inference code there.
+inference_code_files <- function(code_dir) {
+  paths <- code_tree(code_dir)
+  keep <- packed(paths)
+  left_out <- paths[!keep]
+  list(kept = paths[keep], left_out = left_out[!dirname(left_out) %in% left_out]) # a folder, not its files
+}
+
+#' Every path under dir (relative to it), descending into real folders only: a symbolic link is an
+#' entry of its own, never followed (a link to a folder above would otherwise never end).
+code_tree <- function(dir, prefix = "") {
+  entries <- list.files(file.path(dir, prefix), all.files = TRUE, no.. = TRUE)
+  paths <- if (nzchar(prefix)) file.path(prefix, entries) else entries
+  unlist(lapply(paths, function(path) {
+    full <- file.path(dir, path)
+    if (dir.exists(full) && !nzchar(Sys.readlink(full))) c(path, code_tree(dir, path)) else path
+  }), use.names = FALSE) %||% character()
+}
+
+#' A copy of one entry: symbolic links as links (fetch_code.py checked they stay inside the code).
+copy_entry <- function(from, to) {
+  link <- Sys.readlink(from)
+  if (nzchar(link)) file.symlink(link, to) else file.copy(from, to, copy.date = TRUE)
+}
+
 save_inference_code <- function(env) {
   target <- file.path(env$model_dir, "code")
   if (dir.exists(target)) {
     message("Inference code left as the program wrote it in ", target)
     return(invisible())
   }
+  files <- inference_code_files(env$code_dir)
   dir.create(target, recursive = TRUE)
-  entries <- list.files(env$code_dir, all.files = TRUE, no.. = TRUE, full.names = TRUE)
-  entries <- entries[!grepl("\\.(tar\\.gz|tgz|tar)$", entries)]
-  ok <- file.copy(entries, target, recursive = TRUE, copy.date = TRUE)
-  if (!all(ok)) fail("ModelSaveError", "cannot copy ", paste(entries[!ok], collapse = ", "), " to ", target)
-  message("Inference code copied to ", target, ": ", paste(basename(entries), collapse = ", "))
+  sources <- file.path(env$code_dir, files$kept)
+  is_dir <- dir.exists(sources) & !nzchar(Sys.readlink(sources))
+  for (dir in files$kept[is_dir]) dir.create(file.path(target, dir), recursive = TRUE, showWarnings = FALSE)
+  copied <- files$kept[!is_dir]
+  ok <- vapply(copied, function(path) copy_entry(file.path(env$code_dir, path), file.path(target, path)), NA)
+  if (!all(ok)) fail("ModelSaveError", "cannot copy ", paste(copied[!ok], collapse = ", "), " to ", target)
+  top <- unique(sub("/.*$", "", files$kept))
+  message(
+    "Inference code copied to ", target, ": ", paste(top, collapse = ", "),
+    if (length(files$left_out) > 0) paste0(" (left out: ", paste(files$left_out, collapse = ", "), ")") else ""
+  )
 }
 
 stopped_reason <- function(detail) {
@@ -124,6 +179,11 @@ stopped_reason <- function(detail) {
   )
 }
 
+#' Run the training job described under /opt/ml
+#'
+#' Ends the R process: exit status 0 on success, 1 on failure (the reason in
+#' /opt/ml/output/failure), 143 when the job was stopped (SIGTERM).
+#' @export
 train <- function() {
   failure_file <- sm_path("output", "failure")
   unlink(failure_file)

@@ -1,8 +1,11 @@
-# Errors that end a job, and the file SageMaker reads their reason from.
-#
-# A job fails with a classed condition (kind + message). The reason written to /opt/ml/output/failure
-# starts with the kind and the message, because SageMaker keeps only its first 1024 characters as the
-# job's FailureReason.
+#' Errors that end a job, and the file SageMaker reads their reason from.
+#'
+#' A job fails with a classed condition (kind + message). The reason written to /opt/ml/output/failure
+#' starts with the kind and the message, because SageMaker keeps only its first 1024 characters as the
+#' job's FailureReason.
+#' @name errors
+#' @keywords internal
+NULL
 
 sagemaker_error <- function(kind, message) {
   structure(
@@ -11,7 +14,7 @@ sagemaker_error <- function(kind, message) {
   )
 }
 
-# Stop the job with a reason, e.g. fail("MissingChannel", "channel 'train' has no directory").
+#' Stop the job with a reason, e.g. fail("MissingChannel", "channel 'train' has no directory").
 fail <- function(kind, ...) {
   stop(sagemaker_error(kind, paste0(...)))
 }

@@ -1,0 +1,11 @@
+test_that("options: the value after each occurrence, the last one for a single value", {
+  args <- c("serve", "--socket", "/tmp/a.sock", "--ready", "r1", "--ready", "r2", "--port")
+  expect_identical(option_values(args, "--ready"), c("r1", "r2"))
+  expect_identical(option_value(args, "--socket"), "/tmp/a.sock")
+  expect_null(option_value(args, "--port")) # no value follows it
+  expect_null(option_values(args, "--missing"))
+})
+
+test_that("only the entry points and http_error are exported", {
+  expect_setequal(getNamespaceExports("rsagemaker"), c("http_error", "main", "serve", "train"))
+})

@@ -1,0 +1,81 @@
+# A fake httpuv request: method, path, headers (as HTTP_* names) and a body.
+fake_request <- function(method = "POST", path = "/invocations", body = "", ...) {
+  bytes <- charToRaw(body)
+  c(
+    list(REQUEST_METHOD = method, PATH_INFO = path, rook.input = list(read = function() bytes)),
+    list(...)
+  )
+}
+
+write_deploy <- function(source) {
+  dir <- withr::local_tempdir(.local_envir = parent.frame())
+  writeLines(source, file.path(dir, "deploy.R"))
+  file.path(dir, "deploy.R")
+}
+
+test_that("deploy.R sees the exported names, not the package's internals, and cannot replace them", {
+  script <- write_deploy(c(
+    "seen <- c(http_error = exists('http_error'), default_model_fn = exists('default_model_fn'))",
+    "default_input_fn <- function(body, content_type) stop('replaced')",
+    "model_fn <- function(model_dir) seen",
+    "predict_fn <- function(data, model) data"
+  ))
+  handlers <- load_handlers(script)
+  expect_identical(handlers$model_fn("unused"), c(http_error = TRUE, default_model_fn = FALSE))
+  # deploy.R's own default_input_fn is just a name of its own: the default one is untouched
+  expect_identical(handlers$input_fn, default_input_fn)
+  expect_identical(nrow(default_input_fn("1,2\n3,4\n", "text/csv")), 2L)
+  expect_false(exists("model_fn", envir = globalenv()))
+})
+
+test_that("a deploy.R without predict_fn or transform_fn is refused", {
+  expect_error(load_handlers(write_deploy("model_fn <- function(d) 1")), "neither predict_fn nor transform_fn")
+})
+
+test_that("Accept and Content-Type choose the response type", {
+  withr::local_envvar(SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT = NA)
+  expect_identical(choose_accept(NULL, "text/csv"), "text/csv")
+  expect_identical(choose_accept("*/*", "application/json"), "application/json")
+  expect_identical(choose_accept("text/html, application/x-jsonlines", "text/csv"), "application/jsonlines")
+  expect_error(choose_accept("text/html", "text/csv"), class = "http_error")
+  withr::local_envvar(SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT = "text/csv")
+  expect_identical(choose_accept(NULL, "application/json"), "text/csv")
+})
+
+test_that("bodies: CSV, JSON records or instances, JSON lines", {
+  expect_identical(dim(default_input_fn("5.1,3.5\n6.7,3.0\n", "text/csv")), c(2L, 2L))
+  expect_identical(default_input_fn('{"instances": [{"a": 1}, {"a": 2}]}', "application/json")$a, c(1L, 2L))
+  expect_identical(nrow(default_input_fn('{"a": 1}\n{"a": 2}\n', "application/jsonlines")), 2L)
+  expect_error(default_input_fn("{", "application/json"), class = "http_error")
+  expect_error(default_input_fn("x", "text/html"), "not supported", class = "http_error")
+})
+
+test_that("outputs: CSV quoted only where needed, JSON predictions, JSON lines", {
+  expect_identical(default_output_fn(c("a", "b,c"), "text/csv"), "a\n\"b,c\"\n")
+  expect_identical(default_output_fn(c(1.5, 2), "application/json"), '{"predictions":[1.5,2]}')
+  expect_identical(default_output_fn(data.frame(x = 1:2), "application/jsonlines"), '{"x":1}\n{"x":2}\n')
+})
+
+test_that("the app answers /ping, invocations and errors as JSON with their status", {
+  handlers <- load_handlers(write_deploy(c(
+    "model_fn <- function(model_dir) 2",
+    "predict_fn <- function(data, model) { if (data[[1]][[1]] < 0) http_error(422, 'negative'); data[[1]] * model }"
+  )))
+  app <- serving_app(handlers, 2)
+  expect_identical(app$call(fake_request("GET", "/ping"))$status, 200L)
+  ok <- app$call(fake_request(body = "1\n3\n", HTTP_CONTENT_TYPE = "text/csv", HTTP_ACCEPT = "text/csv"))
+  expect_identical(c(ok$status, ok$body), c("200", "2\n6\n"))
+  refused <- app$call(fake_request(body = "-1\n", HTTP_CONTENT_TYPE = "text/csv"))
+  expect_identical(refused$status, 422L)
+  expect_identical(jsonlite::fromJSON(refused$body), list(error = "negative"))
+  expect_identical(app$call(fake_request("GET", "/invocations"))$status, 405L)
+  expect_identical(app$call(fake_request("GET", "/nowhere"))$status, 404L)
+})
+
+test_that("payload limit: 6 MB, or SAGEMAKER_MAX_PAYLOAD_IN_MB in batch transform", {
+  withr::local_envvar(SAGEMAKER_BATCH = NA)
+  expect_identical(max_payload_bytes(), 6 * 1024 * 1024)
+  withr::local_envvar(SAGEMAKER_BATCH = "true", SAGEMAKER_MAX_PAYLOAD_IN_MB = "20")
+  expect_identical(max_payload_bytes(), 20 * 1024 * 1024)
+  expect_identical(execution_parameters()$MaxPayloadInMB, 20L)
+})
