@@ -425,8 +425,20 @@ def test_pipeline_with_bad_settings_says_so_and_creates_nothing(
 @pytest.fixture
 def registered(in_ecr):
     """Two versions in the project's group, as two pipeline runs would leave them; returns their ARNs."""
-    sagemaker, s3 = in_ecr.client("sagemaker"), in_ecr.client("s3")
+    sagemaker, s3, ecr = in_ecr.client("sagemaker"), in_ecr.client("s3"), in_ecr.client("ecr")
     sagemaker.create_model_package_group(ModelPackageGroupName=SLUG)
+    # Each version's image is still in ECR (deploy refuses one that is gone).
+    for number, image_tag in enumerate(("older", "newer"), start=1):
+        config = {"mediaType": "application/vnd.docker.container.image.v1+json", "size": 2}
+        manifest = {
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+            "config": {**config, "digest": "sha256:" + f"{number}" * 64},
+            "layers": [],
+        }
+        ecr.put_image(
+            repositoryName=f"{SLUG}-training", imageManifest=json.dumps(manifest), imageTag=image_tag
+        )
     arns = []
     for version, (accuracy, image_tag) in enumerate(((0.9333, "older"), (0.9667, "newer")), start=1):
         key = f"{SLUG}/pipeline/executions/run{version}/evaluation/evaluation.json"

@@ -345,11 +345,35 @@ def test_the_r_plumbing_and_the_tools_pack_the_same_paths_of_code(rscript):
     from sagemaker_tools.opt_ml import packed
 
     paths = [
-        "train.R", "deploy.R", ".Rprofile", "helpers/util.R", "helpers/.Rprofile", ".Renviron", ".env",
-        ".git", ".git/config", "helpers/.credentials", "renv", "renv/activate.R", "renv/settings.json",
-        "renv/.gitignore", "renv/library", "renv/library/R-4.5/jsonlite/DESCRIPTION", "renv/staging",
-        "renv/sandbox/x", "renvironment.R", "renv.lock", "sourcedir.tar.gz", "data/part.tar", "m.tgz",
-        "a.zip", "__pycache__", "tools/__pycache__/x.pyc", "tools/x.pyc", "notes.tar.gz.R", ".RData",
+        "train.R",
+        "deploy.R",
+        ".Rprofile",
+        "helpers/util.R",
+        "helpers/.Rprofile",
+        ".Renviron",
+        ".env",
+        ".git",
+        ".git/config",
+        "helpers/.credentials",
+        "renv",
+        "renv/activate.R",
+        "renv/settings.json",
+        "renv/.gitignore",
+        "renv/library",
+        "renv/library/R-4.5/jsonlite/DESCRIPTION",
+        "renv/staging",
+        "renv/sandbox/x",
+        "renvironment.R",
+        "renv.lock",
+        "sourcedir.tar.gz",
+        "data/part.tar",
+        "m.tgz",
+        "a.zip",
+        "__pycache__",
+        "tools/__pycache__/x.pyc",
+        "tools/x.pyc",
+        "notes.tar.gz.R",
+        ".RData",
     ]
     script = 'cat(rsagemaker:::packed(commandArgs(trailingOnly = TRUE)), sep = "\\n")'
     done = subprocess.run([rscript, "-e", script, *paths], capture_output=True, text=True, check=True)
@@ -357,8 +381,16 @@ def test_the_r_plumbing_and_the_tools_pack_the_same_paths_of_code(rscript):
     in_python = {path: packed(path) for path in paths}
     assert in_r == in_python
     assert [path for path in paths if in_python[path]] == [
-        "train.R", "deploy.R", ".Rprofile", "helpers/util.R", "renv", "renv/activate.R",
-        "renv/settings.json", "renvironment.R", "renv.lock", "notes.tar.gz.R",
+        "train.R",
+        "deploy.R",
+        ".Rprofile",
+        "helpers/util.R",
+        "renv",
+        "renv/activate.R",
+        "renv/settings.json",
+        "renvironment.R",
+        "renv.lock",
+        "notes.tar.gz.R",
     ]
 
 
