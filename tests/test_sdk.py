@@ -174,9 +174,11 @@ def remove(containers):
             container.remove(force=True)
 
 
-def feature_rows(project):
-    lines = (project / "data/train/iris.csv").read_text().splitlines()[1:]
-    return [",".join(line.split(",")[:4]) for line in lines]
+def batch_rows(batch_file):
+    """The rows the snippet wrote for batch transform (features only, no header)."""
+    rows = batch_file.read_text().splitlines()
+    assert len(rows) >= 10 and all(row.count(",") == 3 for row in rows), rows[:3]
+    return rows
 
 
 def served_predictions(engine, image, model_tar, rows, tmp_path):
@@ -312,9 +314,9 @@ def test_v3_snippets_train_deploy_predict_transform_process(
         assert {"model.rds", "code/deploy.R", "code/train.R"} <= names, names
         assert report["outputs"]["predictions"] == ["setosa", "virginica"]
 
-        rows = feature_rows(project)
+        rows = batch_rows(project / "build/sdk-v3/batch/rows.csv")
         expected = served_predictions(engine, images["training"], model_tar, rows, tmp_path)
-        assert len(expected) == len(rows)
+        assert len(expected) == len(rows) and len(set(expected)) == 3, expected
         assert_transform_output(project / "build/sdk-v3/transform/rows.csv.out", expected)
         batch_logs = [
             c.logs().decode(errors="replace")
@@ -352,8 +354,9 @@ def test_v2_snippets_train_deploy_predict_transform_process(
             assert {"model.rds", "code/deploy.R"} <= set(archive.getnames())
         assert report["outputs"]["predictions"] == [["setosa"], ["virginica"]]
 
-        rows = feature_rows(project)
+        rows = batch_rows(project / "build/sdk-v2/batch/rows.csv")
         expected = served_predictions(engine, images["training"], model_tar, rows, tmp_path)
+        assert len(expected) == len(rows) and len(set(expected)) == 3, expected
         for strategy in ("MultiRecord", "SingleRecord"):
             assert_transform_output(project / f"build/sdk-v2/transform-{strategy}/rows.csv.out", expected)
         batch = [c for c in containers.values() if "SAGEMAKER_BATCH=True" in c.attrs["Config"]["Env"]]
