@@ -497,11 +497,10 @@ def test_v3_plain_rscript_command_loses_the_failure_reason(
         remove(containers)
 
 
-def test_v3_handover_command_turns_sigterm_into_an_r_interrupt(
-    built_project, engine, sdk_python, sdk_env, tmp_path
-):
-    project, images = built_project
-    env = v3_training(project, tmp_path, sdk_env, STOPPABLE_TRAIN, "exec /opt/sagemaker/run.sh train")
+@contextlib.contextmanager
+def training_waiting_for_sigterm(project, engine, images, sdk_python, sdk_env, tmp_path, command):
+    """A v3 ModelTrainer job running STOPPABLE_TRAIN with command; yields (SDK process, its container)."""
+    env = v3_training(project, tmp_path, sdk_env, STOPPABLE_TRAIN, command)
     script = tmp_path / "stop.py"
     script.write_text(TRAINER_SCRIPT)
     before = set(compose_containers(engine, [images["training"]]))
@@ -520,30 +519,54 @@ def test_v3_handover_command_turns_sigterm_into_an_r_interrupt(
             assert time.monotonic() < deadline and process.poll() is None, process.communicate()[0][-4000:]
             time.sleep(0.5)
             if container is None:
-                new = {
-                    k: v
-                    for k, v in compose_containers(engine, [images["training"]]).items()
-                    if k not in before
-                }
-                containers.update(new)
-                container = next(iter(new.values()), None)
+                current = compose_containers(engine, [images["training"]])
+                containers.update({k: v for k, v in current.items() if k not in before})
+                container = next(iter(containers.values()), None)
+        yield process, container
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)
+            process.wait(timeout=30)
+        remove(containers)
+
+
+def test_v3_handover_command_turns_sigterm_into_an_r_interrupt(
+    built_project, engine, sdk_python, sdk_env, tmp_path
+):
+    project, images = built_project
+    command = "exec /opt/sagemaker/run.sh train"
+    with training_waiting_for_sigterm(project, engine, images, sdk_python, sdk_env, tmp_path, command) as (
+        process,
+        container,
+    ):
         stopped_at = time.monotonic()
         container.kill(signal="SIGTERM")  # what StopTrainingJob sends to the container's first process
         process.wait(timeout=120)
         assert time.monotonic() - stopped_at < 30
         report = json.loads((tmp_path / "stop-report.json").read_text())
         assert_stayed_on_loopback(report)
-        assert exit_codes(containers) == {container.name: 143}
-        assert (tmp_path / "v3root/artifacts/model/partial.txt").read_text().strip() == "interrupted"
-        assert (tmp_path / "v3root/artifacts/model/code/train.R").is_file()
-        assert (
-            (tmp_path / "v3root/artifacts/output/failure").read_text().startswith("Stopped: SIGTERM received")
-        )
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGINT)
-            process.wait(timeout=30)
-        remove(containers)
+        assert exit_codes({container.id: container}) == {container.name: 143}
+        artifacts = tmp_path / "v3root/artifacts"
+        assert (artifacts / "model/partial.txt").read_text().strip() == "interrupted"
+        assert (artifacts / "model/code/train.R").is_file()
+        assert (artifacts / "output/failure").read_text().startswith("Stopped: SIGTERM received")
+
+
+def test_v3_plain_rscript_command_does_not_stop_on_sigterm(
+    built_project, engine, sdk_python, sdk_env, tmp_path
+):
+    """What the README says of command="Rscript train.R": the driver (first process) ignores SIGTERM."""
+    project, images = built_project
+    with training_waiting_for_sigterm(
+        project, engine, images, sdk_python, sdk_env, tmp_path, "Rscript train.R"
+    ) as (process, container):
+        container.kill(signal="SIGTERM")
+        time.sleep(10)
+        container.reload()
+        assert container.attrs["State"]["Running"], "the plain command stopped on SIGTERM: update the README"
+        assert "saved a partial model" not in container.logs().decode(errors="replace")
+        container.kill()  # SIGKILL, as SageMaker does 120 s later
+        process.wait(timeout=120)
 
 
 def test_v3_without_source_code_trains_with_no_argument(built_project, engine, sdk_python, sdk_env, tmp_path):
