@@ -1,6 +1,7 @@
 """Run a Python script with every network access outside loopback refused and recorded.
 
 usage: python sdk_guard.py REPORT.json SCRIPT.py
+       (or, from a sitecustomize.py: sdk_guard.install_for_embedded(REPORT.json))
 
 Run by the SageMaker SDK's own virtual environment (tests/test_sdk.py), so that the SDK's local
 modes can be checked to touch no AWS host: an audit hook sees each name lookup and each connect
@@ -23,7 +24,8 @@ def is_loopback_address(host):
     return host in LOOPBACK_NAMES or str(host).startswith("127.")
 
 
-def main(report_path, script):
+def install():
+    """Start refusing and recording; returns (accesses, refused), the lists the hook fills."""
     accesses, refused = [], []
 
     def hook(event, args):
@@ -49,6 +51,24 @@ def main(report_path, script):
                 )
 
     sys.addaudithook(hook)
+    return accesses, refused
+
+
+def install_for_embedded(report_path):
+    """For a Python embedded elsewhere (R's reticulate, through sitecustomize): report at exit."""
+    import atexit
+
+    accesses, refused = install()
+
+    def write():
+        with open(report_path, "w") as report:
+            json.dump({"accesses": accesses, "refused": refused}, report)
+
+    atexit.register(write)
+
+
+def main(report_path, script):
+    accesses, refused = install()
     sys.argv = [script]
     error, variables = None, {}
     try:

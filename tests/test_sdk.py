@@ -411,6 +411,49 @@ def test_readme_r_snippet_parses_and_makes_the_tested_v3_calls(built_project):
         assert literal in r_code and literal in python
 
 
+def test_readme_r_snippet_runs_through_reticulate(built_project, engine, sdk_python, sdk_env, tmp_path):
+    """The reticulate snippet as written (only its use_virtualenv() path swapped), the guard in its Python."""
+    project, images = built_project
+    (r_code,) = readme_snippets(project, "r")
+    venv = str(Path(sdk_python["v3"]).parent.parent)
+    placeholder = 'use_virtualenv("~/.venvs/sagemaker")'
+    assert placeholder in r_code
+    script = tmp_path / "snippet.R"
+    script.write_text(r_code.replace(placeholder, f"use_virtualenv({venv!r}, required = TRUE)") + "\n")
+    script.write_text(script.read_text() + 'writeLines(predictions, "predictions.txt")\n')
+    site = tmp_path / "site"
+    site.mkdir()
+    report_path = tmp_path / "r-report.json"
+    (site / "sitecustomize.py").write_text(
+        f"import sys\nsys.path.insert(0, {str(GUARD.parent)!r})\n"
+        f"import sdk_guard\nsdk_guard.install_for_embedded({str(report_path)!r})\n"
+    )
+    workdir = tmp_path / "project"
+    shutil.copytree(project, workdir, ignore=shutil.ignore_patterns("build", ".venv"))
+    before = set(compose_containers(engine, [images["training"]]))
+    result = subprocess.run(
+        ["Rscript", str(script)],
+        cwd=workdir,
+        env=dict(sdk_env, PYTHONPATH=str(site)),
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    containers = {
+        k: v for k, v in compose_containers(engine, [images["training"]]).items() if k not in before
+    }
+    try:
+        assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
+        report = json.loads(report_path.read_text())
+        assert_stayed_on_loopback(report)
+        assert report["accesses"], "the guard was not installed in reticulate's Python"
+        assert (workdir / "predictions.txt").read_text().split() == ["setosa", "virginica"]
+        assert len(containers) == 2 and set(exit_codes(containers).values()) == {0}  # training, endpoint
+    finally:
+        remove(containers)
+
+
 # --- v3 training paths beyond the README ----------------------------------------------------------
 
 TRAINER_SCRIPT = """
