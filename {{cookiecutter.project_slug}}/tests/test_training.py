@@ -73,6 +73,35 @@ def test_no_argument_prints_usage_and_exits_2(docker_client, training_image):
     assert "usage: run.sh train | serve" in logs
 
 
+def test_no_argument_trains_when_a_training_job_is_configured(docker_client, training_image, tmp_path):
+    """The SageMaker SDK v3's local mode starts the container with no argument: it still trains."""
+    opt_ml = OptMl(tmp_path / "opt_ml")
+    shutil.copytree(PROJECT_ROOT / "data" / "train", opt_ml.path("input", "data", "train"))
+    opt_ml.channels({"train": {"TrainingInputMode": "File"}}, create=False)
+    opt_ml.hosts("algo-1", ["algo-1"])
+    container = docker_client.containers.run(training_image, [], detach=True, volumes=opt_ml_mounts(opt_ml))
+    status, logs = finish(container)
+    assert status == 0, logs
+    assert opt_ml.path("model", "model.rds").exists()
+    assert opt_ml.path("model", "code", "deploy.R").exists()
+
+
+def test_the_code_channel_folder_is_the_training_code(docker_client, training_image, tmp_path):
+    """SDK v3's SourceCode(source_dir=...) arrives as the folder /opt/ml/input/data/code: it is the code."""
+    opt_ml = OptMl(tmp_path / "opt_ml")
+    code = opt_ml.path("input", "data", "code")
+    code.mkdir(parents=True)
+    (code / "train.R").write_text(
+        'writeLines("from the code channel", file.path(Sys.getenv("SM_MODEL_DIR"), "x.txt"))\n'
+    )
+    (code / "deploy.R").write_text((PROJECT_ROOT / "code" / "deploy.R").read_text())
+    opt_ml.channels({"code": {"TrainingInputMode": "File"}}, create=False)
+    status, logs = finish(run_container(docker_client, training_image, opt_ml))
+    assert status == 0, logs
+    assert opt_ml.path("model", "x.txt").read_text().strip() == "from the code channel"
+    assert sorted(os.listdir(opt_ml.path("model", "code"))) == ["deploy.R", "train.R"]
+
+
 def test_training_with_the_baked_code(docker_client, training_image, tmp_path):
     """The default job: the image's code/train.R on the project's iris data, as SageMaker runs it."""
     opt_ml = OptMl(tmp_path / "opt_ml")

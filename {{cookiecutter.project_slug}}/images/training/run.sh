@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
 # The image's entry point. SageMaker runs `docker run IMAGE train` or `docker run IMAGE serve`.
+# With no argument (the SageMaker Python SDK v3's local mode starts a training container so) it
+# trains when a training job's configuration is under /opt/ml/input/config, else prints the usage.
 #
 # train: runs `entrypoint.R train` in its own process group. R installs no SIGTERM handler, so a
 #        stopped job would die without cleanup (or, as PID 1, ignore the signal until SIGKILL).
@@ -18,7 +20,17 @@ usage() {
   echo "usage: run.sh train | serve" >&2
   echo "  train  run the training job described under /opt/ml/input" >&2
   echo "  serve  serve /opt/ml/model on port \${SAGEMAKER_BIND_TO_PORT:-8080}" >&2
+  echo "  (none) train if a training job's configuration is under /opt/ml/input/config" >&2
   exit 2
+}
+
+# SageMaker writes these for every training job, and both SDK local modes write all three.
+training_job_configured() {
+  local config=${SAGEMAKER_BASE_DIR:-/opt/ml}/input/config name
+  for name in resourceconfig.json inputdataconfig.json hyperparameters.json; do
+    [[ -f $config/$name ]] && return 0
+  done
+  return 1
 }
 
 # Wait for a child, re-waiting when a trapped signal interrupts `wait`; return its exit status.
@@ -68,7 +80,9 @@ serve_settings() {
   workers=${SAGEMAKER_MODEL_SERVER_WORKERS:-$(cpu_count)}
   timeout=${SAGEMAKER_MODEL_SERVER_TIMEOUT:-60}
   max_mb=6
-  if [[ ${SAGEMAKER_BATCH:-} == true && -n ${SAGEMAKER_MAX_PAYLOAD_IN_MB:-} ]]; then
+  # SageMaker sets SAGEMAKER_BATCH=true, the SDKs' local modes "True".
+  local batch=${SAGEMAKER_BATCH:-}
+  if [[ ${batch,,} == true && -n ${SAGEMAKER_MAX_PAYLOAD_IN_MB:-} ]]; then
     max_mb=$SAGEMAKER_MAX_PAYLOAD_IN_MB
   fi
   for setting in port workers timeout max_mb; do
@@ -149,6 +163,10 @@ serve() {
   exit $((status == 0 ? 1 : status))
 }
 
+if (($# == 0)) && training_job_configured; then
+  log "no argument and a training job under ${SAGEMAKER_BASE_DIR:-/opt/ml}/input/config: training"
+  set -- train
+fi
 case "${1:-}" in
   train) train ;;
   serve) serve ;;

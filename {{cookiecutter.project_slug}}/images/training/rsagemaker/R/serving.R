@@ -38,8 +38,11 @@ env_number <- function(name, default) {
   if (is.na(value) || value <= 0) default else value
 }
 
+# SageMaker sets "true"; the SDKs' local modes set "True".
+batch_transform <- function() identical(tolower(Sys.getenv("SAGEMAKER_BATCH")), "true")
+
 max_payload_bytes <- function() {
-  if (identical(Sys.getenv("SAGEMAKER_BATCH"), "true")) {
+  if (batch_transform()) {
     return(env_number("SAGEMAKER_MAX_PAYLOAD_IN_MB", 6) * 1024 * 1024)
   }
   REALTIME_MAX_PAYLOAD_BYTES
@@ -169,7 +172,15 @@ to_csv <- function(prediction) {
     return("")
   }
   columns <- lapply(frame, function(column) csv_field(if (is.factor(column)) as.character(column) else column))
-  paste0(do.call(paste, c(columns, sep = ",")), "\n", collapse = "")
+  records_text(do.call(paste, c(columns, sep = ",")))
+}
+
+# One record per line. Batch transform's AssembleWith "Line" ends every response with a newline
+# itself, so there the last one is left out: each input line gives exactly one output line, with
+# SingleRecord as with MultiRecord.
+records_text <- function(lines) {
+  text <- paste0(lines, "\n", collapse = "")
+  if (batch_transform()) sub("\n$", "", text) else text
 }
 
 to_jsonlines <- function(prediction) {
@@ -181,7 +192,7 @@ to_jsonlines <- function(prediction) {
   lines <- vapply(rows, function(row) {
     as.character(jsonlite::toJSON(row, auto_unbox = TRUE, digits = NA, na = "null"))
   }, character(1))
-  paste0(lines, "\n", collapse = "")
+  records_text(lines)
 }
 
 default_output_fn <- function(prediction, accept) {

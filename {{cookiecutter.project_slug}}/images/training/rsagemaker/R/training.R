@@ -18,8 +18,9 @@ stop_requested <- function() {
 }
 
 #' Where the code comes from: sagemaker_submit_directory (s3://, file:// or a path, to a
-#' sourcedir.tar.gz or a directory), else the `code` channel of a network-isolated job, else the
-#' code baked into the image (nothing to fetch).
+#' sourcedir.tar.gz or a directory), else the `code` channel: a network-isolated job's
+#' sourcedir.tar.gz, or the code folder itself (what the SageMaker Python SDK v3's SourceCode
+#' source_dir becomes), else the code baked into the image (nothing to fetch).
 code_source <- function(env) {
   submit <- env$submit_directory
   if (!is.null(submit)) {
@@ -29,7 +30,11 @@ code_source <- function(env) {
     return(submit)
   }
   isolated <- sm_path("input", "data", "code", "sourcedir.tar.gz")
-  if (file.exists(isolated)) isolated else NULL
+  if (file.exists(isolated)) {
+    return(isolated)
+  }
+  channel <- sm_path("input", "data", "code")
+  if (dir.exists(channel) && length(list.files(channel, all.files = TRUE, no.. = TRUE)) > 0) channel else NULL
 }
 
 fetch_code <- function(source, code_dir) {
