@@ -14,7 +14,10 @@
 NULL
 
 SUPPORTED_TYPES <- c("text/csv", "application/json", "application/jsonlines")
-REALTIME_MAX_PAYLOAD_BYTES <- 6 * 1024 * 1024
+# SageMaker's real-time payload limit, also batch transform's default MaxPayloadInMB. run.sh gives
+# nginx the same figure (tests/test_serving.py checks that the two agree at the boundary).
+MAX_PAYLOAD_MB <- 6
+MB <- 1024 * 1024
 MAX_ERROR_MESSAGE_CHARS <- 1024
 
 #' Answer a request with an HTTP error
@@ -43,9 +46,9 @@ batch_transform <- function() identical(tolower(Sys.getenv("SAGEMAKER_BATCH")), 
 
 max_payload_bytes <- function() {
   if (batch_transform()) {
-    return(env_number("SAGEMAKER_MAX_PAYLOAD_IN_MB", 6) * 1024 * 1024)
+    return(env_number("SAGEMAKER_MAX_PAYLOAD_IN_MB", MAX_PAYLOAD_MB) * MB)
   }
-  REALTIME_MAX_PAYLOAD_BYTES
+  MAX_PAYLOAD_MB * MB
 }
 
 request_timeout_seconds <- function() env_number("SAGEMAKER_MODEL_SERVER_TIMEOUT", 60)
@@ -269,7 +272,7 @@ execution_parameters <- function() {
   list(
     MaxConcurrentTransforms = as.integer(env_number("SAGEMAKER_MODEL_SERVER_WORKERS", 1)),
     BatchStrategy = Sys.getenv("SAGEMAKER_BATCH_STRATEGY", "MULTI_RECORD"),
-    MaxPayloadInMB = as.integer(max_payload_bytes() / (1024 * 1024))
+    MaxPayloadInMB = as.integer(max_payload_bytes() / MB)
   )
 }
 
