@@ -63,6 +63,10 @@ if [[ $ARCH != "$HOST_ARCH" ]]; then
     mount -t binfmt_misc binfmt_misc "$binfmt" 2>/dev/null ||
       die "binfmt_misc is not mounted and cannot be mounted here (mount -t binfmt_misc binfmt_misc $binfmt)"
   fi
+  if [[ ! -e $qemu_entry ]] && command -v update-binfmts >/dev/null 2>&1; then
+    # Installed before binfmt_misc was mounted: register the interpreter now.
+    update-binfmts --enable "${qemu_entry##*/}" >/dev/null 2>&1 || true
+  fi
   if [[ ! -e $qemu_entry ]]; then
     die "no qemu interpreter registered for $ARCH ($qemu_entry): apt-get install qemu-user-static binfmt-support (scripts/host-packages.sh installs them)"
   fi

@@ -62,6 +62,7 @@ fi
 
 child=0
 stop_signal=""
+# shellcheck disable=SC2329  # called by the traps below
 on_signal() {
   local signal=$1
   ((child > 0)) || exit $((128 + $(kill -l "$signal")))

@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from sagemaker_tools import opt_ml
 from sagemaker_tools.engine import bind
 
@@ -185,7 +186,10 @@ def start_job(docker_client, image, work, script, path):
         folder.mkdir(parents=True)
     (code / "job.R").write_text(script)
     script_path = f"{PROCESSING}/input/code/job.R"
-    command = {"entrypoint": {"command": [script_path]}, "script_processor": {"entrypoint": ["Rscript", script_path], "command": []}}[path]
+    command = {
+        "entrypoint": {"command": [script_path]},
+        "script_processor": {"entrypoint": ["Rscript", script_path], "command": []},
+    }[path]
     mounts = [
         bind(code, f"{PROCESSING}/input/code", read_only=True),
         bind(output, "/opt/ml/output"),
@@ -231,7 +235,9 @@ def test_a_stopped_job_ends_within_seconds_and_says_why(
     assert elapsed < STOP_BOUND_SECONDS, f"stopping took {elapsed:.1f} s\n{log}"
     assert code == 128 + SIGNAL_NUMBERS[stop_signal], log
     message = (output / "message").read_text()
-    assert message.startswith(f"Stopped: {stop_signal} received; Rscript {PROCESSING}/input/code/job.R"), message
+    assert message.startswith(f"Stopped: {stop_signal} received; Rscript {PROCESSING}/input/code/job.R"), (
+        message
+    )
     assert message.count("\n") == 1 and len(message.encode()) <= 1024
     assert (train / "checkpoint.txt").read_text() == "saved by on.exit\n", log
     assert f"Rscript wrapper: {stop_signal}: interrupting R" in log
@@ -257,7 +263,7 @@ def test_the_wrapper_changes_nothing_else(request, docker_client, tmp_path, imag
     (code_dir / "echo.R").write_text(
         'cat("args:", commandArgs(trailingOnly = TRUE), sep = "|")\n'
         'message("to stderr")\n'
-        "quit(save = \"no\", status = 3)\n"
+        'quit(save = "no", status = 3)\n'
     )
     mounts = [bind(code_dir, f"{PROCESSING}/input/code", read_only=True)]
     _, found, _ = run_container(docker_client, image, entrypoint=["bash", "-c", "type -ap Rscript"])

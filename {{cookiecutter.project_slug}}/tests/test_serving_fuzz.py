@@ -264,7 +264,9 @@ def test_the_oracle_knows_the_contract(server, session):
     accept=st.none() | header_type,
     custom_attributes=st.none() | header_text,
 )
-def test_invocations_answer_as_the_contract_says(server, session, body, content_type, accept, custom_attributes):
+def test_invocations_answer_as_the_contract_says(
+    server, session, body, content_type, accept, custom_attributes
+):
     well_formed_media, rows, payload = body
     headers = {}
     for name, value in [
