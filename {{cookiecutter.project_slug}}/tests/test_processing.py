@@ -3,6 +3,9 @@ under /opt/ml/processing, the job's config files, several hosts, and the failure
 
 import csv
 import shutil
+import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -329,3 +332,39 @@ def test_a_failure_without_an_r_error_still_leaves_a_message(docker_client, proc
     assert (output / "message").read_text() == (
         f"Rscript {PROCESSING}/input/code/job.R failed with exit status 4 (see the job's log)\n"
     )
+
+
+def test_ctrl_c_of_local_process_stops_the_job_as_docker_stop_would(processing_image, tmp_path):
+    """local-process stops its container with SIGTERM (what `docker stop` sends), not SIGINT, so a
+    local run shows what a stopped job does."""
+    project = tmp_path / "project"
+    ignore = shutil.ignore_patterns("build", ".venv", ".git", "__pycache__", ".*_cache")
+    shutil.copytree(PROJECT_ROOT, project, ignore=ignore)
+    (project / "slow-code").mkdir()
+    (project / "slow-code" / "slow.R").write_text(LONG_SCRIPT)
+    command = ["local-process", "--image", processing_image, "--code", "slow-code", "--script", "slow.R"]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "sagemaker_tools", *command],
+        cwd=project,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        for line in process.stdout:  # wait until the R code runs
+            if "job started" in line:
+                break
+        started = time.monotonic()
+        process.send_signal(signal.SIGINT)
+        output = process.communicate(timeout=60)[0]
+        elapsed = time.monotonic() - started
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 130, output
+    assert elapsed < STOP_BOUND_SECONDS, f"took {elapsed:.1f} s\n{output}"
+    assert "stopping 1 container(s) with SIGTERM" in output
+    message = project / "build" / "processing" / "hosts" / "algo-1" / "output" / "message"
+    assert message.read_text().startswith("Stopped: SIGTERM received; Rscript"), output
+    checkpoint = project / "build" / "processing" / "output" / "train" / "checkpoint.txt"
+    assert checkpoint.read_text() == "saved by on.exit\n", output
