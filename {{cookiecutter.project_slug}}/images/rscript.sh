@@ -4,12 +4,13 @@
 # ContainerEntrypoint ["Rscript", "/opt/ml/processing/input/code/x.R"].
 #
 # Why: there Rscript is the container's PID 1, and R installs no SIGTERM handler, so the kernel
-# drops the SIGTERM of `docker stop` and the SIGINT of StopProcessingJob never reaches R's
-# cleanup: the job waits out the grace period and is killed. As PID 1 this wrapper runs the real
-# Rscript (the next one on PATH) as a child in its own process group and turns SIGTERM or SIGINT
-# into SIGINT for that group: R raises an interrupt, on.exit and tryCatch(interrupt = ) handlers run,
-# and the job ends within seconds with exit status 128 + the signal's number (143 or 130) and the
-# reason in /opt/ml/output/message (SageMaker's ExitMessage). A second signal terminates the group.
+# drops the SIGTERM of `docker stop` (a PID 1 only gets the signals it handles): the job waits out
+# the grace period and is killed (137). R does handle SIGINT (StopProcessingJob), but then ends
+# with status 1 and no reason. As PID 1 this wrapper runs the real Rscript (the next one on PATH)
+# as a child in its own process group and turns SIGTERM or SIGINT into SIGINT for that group: R
+# raises an interrupt, on.exit and tryCatch(interrupt = ) handlers run, and the job ends within
+# seconds with exit status 128 + the signal's number (143 or 130) and the reason in
+# /opt/ml/output/message (SageMaker's ExitMessage). A second signal terminates the group.
 # A failed script that wrote no message of its own gets one too: its R error (rscript-profile.R) or
 # its exit status.
 #
