@@ -241,6 +241,8 @@ def test_the_oracle_knows_the_contract(server, session):
     cases = [
         (None, 0, "1,2\n", "text/csv", None, 400, "expected 4 feature columns (Sepal.Length"),
         (None, 0, "{", "application/json", None, 400, "malformed application/json body: "),
+        # yajl's message quotes the body cut at a byte count, here inside a 4-byte character.
+        (None, 0, ":0" + "\x80" * 5 + "\U00010000" * 5, None, None, 400, "malformed application/json body: "),
         (None, 0, "", "application/jsonlines", None, 400, "empty application/jsonlines body"),
         (None, 0, b"5.1,3.5\xff,1.4,0.2\n", "text/csv", None, 400, "the body is not valid UTF-8"),
         (None, 0, SAMPLE_ROWS, "text/plain", None, 415, "Content-Type 'text/plain' is not supported"),
@@ -249,8 +251,12 @@ def test_the_oracle_knows_the_contract(server, session):
         ("text/csv", 2, SAMPLE_ROWS, "text/csv", "application/jsonlines", 200, None),
     ]
     for media, rows, body, content_type, accept, status, error in cases:
-        headers = {"Content-Type": content_type, **({"Accept": accept} if accept else {})}
-        response = session.post(f"{server.url}/invocations", data=body, headers=headers, timeout=30)
+        headers = {
+            **({"Content-Type": content_type} if content_type else {}),
+            **({"Accept": accept} if accept else {}),
+        }
+        wire = body if isinstance(body, bytes) else body.encode()
+        response = session.post(f"{server.url}/invocations", data=wire, headers=headers, timeout=30)
         assert response.status_code == status, (body, response.text)
         if error:
             assert response.json()["error"].startswith(error), response.text

@@ -226,6 +226,8 @@ call_handler <- function(fn, ..., context) {
 }
 
 json_response <- function(status, message) {
+  # A message may quote the body, cut at a byte count (yajl's parse errors): keep it valid UTF-8.
+  if (!validUTF8(message)) message <- gsub("[\x80-\xff]", "?", message, useBytes = TRUE)
   if (nchar(message) > MAX_ERROR_MESSAGE_CHARS) message <- paste0(substr(message, 1, MAX_ERROR_MESSAGE_CHARS), "...")
   list(
     status = as.integer(status), headers = list("Content-Type" = "application/json"),
