@@ -241,6 +241,7 @@ def test_the_oracle_knows_the_contract(server, session):
     cases = [
         (None, 0, "1,2\n", "text/csv", None, 400, "expected 4 feature columns (Sepal.Length"),
         (None, 0, "{", "application/json", None, 400, "malformed application/json body: "),
+        (None, 0, "[[[null]]]", "application/json", None, 400, "expected records"),  # a 3-d array
         # yajl's message quotes the body cut at a byte count, here inside a 4-byte character.
         (None, 0, ":0" + "\x80" * 5 + "\U00010000" * 5, None, None, 400, "malformed application/json body: "),
         (None, 0, "", "application/jsonlines", None, 400, "empty application/jsonlines body"),

@@ -96,7 +96,7 @@ as_frame <- function(x) {
   if (is_record(x)) {
     return(as.data.frame(x, stringsAsFactors = FALSE, optional = TRUE))
   }
-  if (is.atomic(x) && length(x) > 0) {
+  if (is.atomic(x) && length(x) > 0 && length(dim(x)) < 2) { # one row; an array of 3+ dims is no record
     return(as.data.frame(t(x), stringsAsFactors = FALSE))
   }
   http_error(400, "expected records: a list of objects or arrays, one object, or {\"instances\": [...]}")
