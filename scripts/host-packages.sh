@@ -2,8 +2,9 @@
 # Install the Debian packages the template's suite and demo need on this machine (as root, or
 # through sudo): podman (the container engine when no Docker engine runs), debootstrap (the
 # stand-in base image), R with the packages the host-side R tests use, docker-registry (push
-# tests), docker-compose (the SageMaker SDK's local modes), wrk (benchmark). Skips apt entirely
-# when everything is already installed.
+# tests), docker-compose (the SageMaker SDK's local modes), wrk (benchmark), qemu-user-static and
+# binfmt-support (the arm64 images, built and run under emulation). Skips apt entirely when
+# everything is already installed.
 #   usage: scripts/host-packages.sh
 set -euo pipefail
 
@@ -11,7 +12,8 @@ set -euo pipefail
 # only as Recommends otherwise.
 PACKAGES="podman runc netavark aardvark-dns iptables catatonit uidmap debootstrap
   r-base-core r-cran-jsonlite r-cran-httpuv r-cran-rpart r-cran-lintr r-cran-plumber
-  docker-registry docker-compose wrk make git python3-venv curl ca-certificates"
+  docker-registry docker-compose wrk make git python3-venv curl ca-certificates
+  qemu-user-static binfmt-support"
 
 log() { printf '==> %s\n' "$*" >&2; }
 

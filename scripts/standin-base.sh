@@ -2,16 +2,34 @@
 # Build a stand-in for the r-base image where Docker Hub is out of reach:
 # a debootstrapped Debian bookworm with R from Debian (r-base-core).
 #
-#   scripts/standin-base.sh [IMAGE]     (default: localhost/r-sagemaker-standin:bookworm)
+#   scripts/standin-base.sh [IMAGE [ARCH]]
+#       IMAGE  default: localhost/r-sagemaker-standin:bookworm
+#       ARCH   a Debian architecture, amd64 or arm64 (default: this machine's). A foreign one
+#              (arm64 for Graviton on an amd64 machine) runs under qemu: it needs the
+#              qemu-user-static and binfmt-support packages and is slow (minutes).
 #
 # Does nothing when IMAGE already exists in the engine (STANDIN_REBUILD=1 forces
 # a rebuild). The debootstrap root filesystem is cached in
-# $ENGINE_STATE_DIR/standin-rootfs.tar, so a rebuild skips debootstrap.
+# $ENGINE_STATE_DIR/standin-rootfs.tar (standin-rootfs-ARCH.tar for a foreign
+# architecture), so a rebuild skips debootstrap.
 # Needs root (debootstrap). Uses scripts/engine.sh for the engine.
 set -euo pipefail
 
 IMAGE=${1:-localhost/r-sagemaker-standin:bookworm}
-ROOTFS_IMAGE=${STANDIN_ROOTFS_IMAGE:-localhost/r-sagemaker-standin-rootfs:bookworm}
+HOST_ARCH=$(dpkg --print-architecture 2>/dev/null || echo amd64)
+ARCH=${2:-$HOST_ARCH}
+case $ARCH in
+  amd64 | arm64) ;;
+  *) printf 'standin-base.sh: error: unsupported architecture %s (amd64 or arm64)\n' "$ARCH" >&2; exit 2 ;;
+esac
+if [[ $ARCH == "$HOST_ARCH" ]]; then
+  ROOTFS_IMAGE=${STANDIN_ROOTFS_IMAGE:-localhost/r-sagemaker-standin-rootfs:bookworm}
+  ROOTFS_NAME=standin-rootfs.tar
+else
+  ROOTFS_IMAGE=${STANDIN_ROOTFS_IMAGE:-localhost/r-sagemaker-standin-rootfs:bookworm-$ARCH}
+  ROOTFS_NAME=standin-rootfs-$ARCH.tar
+fi
+PLATFORM=linux/$ARCH
 SUITE=bookworm
 
 SCRIPT_DIR=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)
@@ -19,7 +37,7 @@ REPO_ROOT=$(git -C "$SCRIPT_DIR" rev-parse --show-toplevel 2>/dev/null || dirnam
 export ENGINE_STATE_DIR=${ENGINE_STATE_DIR:-$REPO_ROOT/.engine}
 mkdir -p -- "$ENGINE_STATE_DIR"
 ENGINE_STATE_DIR=$(cd -- "$ENGINE_STATE_DIR" && pwd)
-ROOTFS_TAR=$ENGINE_STATE_DIR/standin-rootfs.tar
+ROOTFS_TAR=$ENGINE_STATE_DIR/$ROOTFS_NAME
 
 log() { printf '==> %s\n' "$*" >&2; }
 die() { printf 'standin-base.sh: error: %s\n' "$*" >&2; exit 1; }
@@ -35,6 +53,25 @@ eval "$engine_env"
 if [[ ${STANDIN_REBUILD:-0} != 1 ]] && docker image inspect "$IMAGE" >/dev/null 2>&1; then
   log "$IMAGE already present; nothing to do (STANDIN_REBUILD=1 rebuilds)"
   exit 0
+fi
+
+# --- a foreign architecture runs under qemu (binfmt_misc) ----------------------------
+if [[ $ARCH != "$HOST_ARCH" ]]; then
+  binfmt=/proc/sys/fs/binfmt_misc
+  qemu_entry=$binfmt/qemu-${ARCH/arm64/aarch64}
+  if [[ ! -e $binfmt/status ]]; then
+    mount -t binfmt_misc binfmt_misc "$binfmt" 2>/dev/null ||
+      die "binfmt_misc is not mounted and cannot be mounted here (mount -t binfmt_misc binfmt_misc $binfmt)"
+  fi
+  if [[ ! -e $qemu_entry ]] && command -v update-binfmts >/dev/null 2>&1; then
+    # Installed before binfmt_misc was mounted: register the interpreter now.
+    update-binfmts --enable "${qemu_entry##*/}" >/dev/null 2>&1 || true
+  fi
+  if [[ ! -e $qemu_entry ]]; then
+    die "no qemu interpreter registered for $ARCH ($qemu_entry): apt-get install qemu-user-static binfmt-support (scripts/host-packages.sh installs them)"
+  fi
+  grep -q '^flags: .*F' "$qemu_entry" ||
+    die "$qemu_entry lacks the F flag, so containers cannot use it: reinstall qemu-user-static"
 fi
 
 # --- apt sources of the host ------------------------------------------------------
@@ -86,10 +123,11 @@ build_rootfs() {
   # shellcheck disable=SC2064  # expand $dir now
   trap "rm -rf -- '$dir' '$ROOTFS_TAR.partial'" EXIT
 
-  log "debootstrap --variant=minbase $SUITE from $MIRROR ($(elapsed); log: $ENGINE_STATE_DIR/debootstrap.log)"
-  if ! PATH=$PATH:/usr/sbin:/sbin debootstrap --variant=minbase "${keyring_opt[@]}" \
-    "$SUITE" "$dir" "$MIRROR" >"$ENGINE_STATE_DIR/debootstrap.log" 2>&1; then
-    tail -n 20 -- "$ENGINE_STATE_DIR/debootstrap.log" >&2
+  local debootstrap_log=$ENGINE_STATE_DIR/debootstrap-$ARCH.log
+  log "debootstrap --arch=$ARCH --variant=minbase $SUITE from $MIRROR ($(elapsed); log: $debootstrap_log)"
+  if ! PATH=$PATH:/usr/sbin:/sbin debootstrap --arch="$ARCH" --variant=minbase "${keyring_opt[@]}" \
+    "$SUITE" "$dir" "$MIRROR" >"$debootstrap_log" 2>&1; then
+    tail -n 20 -- "$debootstrap_log" >&2
     die "debootstrap failed"
   fi
 
@@ -131,8 +169,8 @@ else
   build_rootfs
 fi
 
-log "importing rootfs as $ROOTFS_IMAGE ($(elapsed))"
-docker import - "$ROOTFS_IMAGE" <"$ROOTFS_TAR" >/dev/null
+log "importing rootfs as $ROOTFS_IMAGE ($PLATFORM; $(elapsed))"
+docker import --platform "$PLATFORM" - "$ROOTFS_IMAGE" <"$ROOTFS_TAR" >/dev/null
 
 # --- R on top -------------------------------------------------------------------
 ctx=$(mktemp -d)
@@ -146,12 +184,14 @@ RUN apt-get update \\
 CMD ["R"]
 EOF
 
-log "building $IMAGE (r-base-core from Debian; $(elapsed))"
-build_log=$ENGINE_STATE_DIR/standin-build.log
-if ! docker build -t "$IMAGE" "$ctx" >"$build_log" 2>&1; then
+log "building $IMAGE for $PLATFORM (r-base-core from Debian; $(elapsed))"
+build_log=$ENGINE_STATE_DIR/standin-build-$ARCH.log
+if ! docker build --platform "$PLATFORM" -t "$IMAGE" "$ctx" >"$build_log" 2>&1; then
   tail -n 30 -- "$build_log" >&2
   die "docker build failed (log: $build_log)"
 fi
 
 size=$(docker image inspect --format '{{.Size}}' "$IMAGE")
-log "built $IMAGE ($((size / 1000000)) MB) in $(elapsed)"
+built_arch=$(docker image inspect --format '{{.Architecture}}' "$IMAGE")
+[[ $built_arch == "$ARCH" ]] || die "$IMAGE was built for $built_arch, not $ARCH"
+log "built $IMAGE ($ARCH, $((size / 1000000)) MB) in $(elapsed)"

@@ -6,6 +6,8 @@ because no registry outside is reachable here; set R_SAGEMAKER_TEST_BASE to test
 """
 
 import os
+import platform
+import shutil
 import socket
 import subprocess
 import sys
@@ -20,6 +22,7 @@ from cookiecutter.main import cookiecutter
 TEMPLATE = Path(__file__).resolve().parent.parent
 IN_CI = os.environ.get("CI", "").lower() == "true"
 STANDIN_BASE = "localhost/r-sagemaker-standin:bookworm"
+STANDIN_BASE_ARM64 = "localhost/r-sagemaker-standin:bookworm-arm64"
 # Image tag of the suite's builds; set R_SAGEMAKER_TEST_TAG to keep concurrent runs on one engine apart.
 TEST_TAG = os.environ.get("R_SAGEMAKER_TEST_TAG", "test")
 DOCKER_REGISTRY = Path("/usr/bin/docker-registry")
@@ -80,6 +83,24 @@ def base_image(engine):
         return configured
     subprocess.run(["bash", str(TEMPLATE / "scripts" / "standin-base.sh"), STANDIN_BASE], check=True)
     return STANDIN_BASE
+
+
+@pytest.fixture(scope="session")
+def arm64_base_image(engine):
+    """The base image of the arm64 (Graviton) builds, run under qemu on other machines. A configured
+    R_SAGEMAKER_TEST_BASE is used as it is (the default bases are multi-architecture images)."""
+    configured = os.environ.get("R_SAGEMAKER_TEST_BASE")
+    if configured:
+        return configured
+    if platform.machine() not in ("aarch64", "arm64") and not shutil.which("qemu-aarch64-static"):
+        unavailable(
+            "arm64 images cannot run here without qemu "
+            "(bash scripts/host-packages.sh installs qemu-user-static and binfmt-support)"
+        )
+    subprocess.run(
+        ["bash", str(TEMPLATE / "scripts" / "standin-base.sh"), STANDIN_BASE_ARM64, "arm64"], check=True
+    )
+    return STANDIN_BASE_ARM64
 
 
 @pytest.fixture(scope="session")

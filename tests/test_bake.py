@@ -24,6 +24,8 @@ COMMON_FILES = {
     "config/aws.json",
     "data/train/iris.csv",
     "images/install-r-packages.sh",
+    "images/rscript-profile.R",
+    "images/rscript.sh",
     "pyproject.toml",
     "sagemaker_tools/__init__.py",
     "sagemaker_tools/__main__.py",

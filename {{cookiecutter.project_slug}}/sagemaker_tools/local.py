@@ -196,7 +196,8 @@ def local_process(args):
 
     print(f"==> Processing job {name}: {' '.join(entrypoint)} on {len(hosts)} host(s)")
     print(f"    inputs: code <- {show(code_dir, root)}, data <- {show(input_dir, root)}")
-    codes = engine.run_to_completion(client, specs, stop_signal="SIGINT", stop_timeout=10)
+    # SIGTERM, as `docker stop` sends: the Rscript wrapper must (and does) stop on it, not just on SIGINT.
+    codes = engine.run_to_completion(client, specs, stop_signal="SIGTERM", stop_timeout=10)
 
     failed = [(host, code) for host, code in zip(hosts, codes) if code != 0]
     for host, code in failed:

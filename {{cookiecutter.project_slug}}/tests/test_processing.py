@@ -3,7 +3,13 @@ under /opt/ml/processing, the job's config files, several hosts, and the failure
 
 import csv
 import shutil
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
+
+import pytest
 
 from sagemaker_tools import opt_ml
 from sagemaker_tools.engine import bind
@@ -147,3 +153,218 @@ def test_failure_writes_message_and_exits_non_zero(docker_client, processing_ima
     assert len(message.encode()) <= 1024  # SageMaker keeps the first 1 KB as ExitMessage
     assert "Processing failed" in log
     assert not any((output_dir / "train").iterdir())
+
+
+# --- Rscript as the job's main process: the wrapper (images/rscript.sh, first on PATH) -------------
+
+# Runs until stopped; its on.exit saves a checkpoint, as a real job would save partial work.
+LONG_SCRIPT = r"""
+out <- "/opt/ml/processing/output/train"
+main <- function() {
+  on.exit(writeLines("saved by on.exit", file.path(out, "checkpoint.txt")))
+  cat("job started\n")
+  Sys.sleep(300)
+}
+main()
+"""
+STOP_BOUND_SECONDS = 10  # the grace period is 30 s: a stop that is not handled ends in SIGKILL (137)
+SIGNAL_NUMBERS = {"SIGTERM": 15, "SIGINT": 2}
+# (image fixture, path): the processing image's ENTRYPOINT and ScriptProcessor's ContainerEntrypoint.
+JOB_PATHS = [("processing_image", "entrypoint"), ("processing_image", "script_processor")]
+JOB_IMAGES = ["processing_image"]
+{%- if cookiecutter.images == 'both' %}
+# ScriptProcessor may run the job in the training image too (whose ENTRYPOINT is run.sh): same wrapper.
+JOB_PATHS.append(("training_image", "script_processor"))
+JOB_IMAGES.append("training_image")
+{%- endif %}
+
+
+def start_job(docker_client, image, work, script, path):
+    """A processing container running `script` (R code) as code/job.R, detached, on one of the two
+    paths SageMaker uses: the image's ENTRYPOINT ("entrypoint") or ScriptProcessor's
+    ContainerEntrypoint ["Rscript", <script>] ("script_processor"). Returns (container, the host
+    folders of /opt/ml/output and of the `train` output)."""
+    code, output, train = work / "code", work / "output", work / "train"
+    for folder in (code, output, train):
+        folder.mkdir(parents=True)
+    (code / "job.R").write_text(script)
+    script_path = f"{PROCESSING}/input/code/job.R"
+    command = {
+        "entrypoint": {"command": [script_path]},
+        "script_processor": {"entrypoint": ["Rscript", script_path], "command": []},
+    }[path]
+    mounts = [
+        bind(code, f"{PROCESSING}/input/code", read_only=True),
+        bind(output, "/opt/ml/output"),
+        bind(train, f"{PROCESSING}/output/train"),
+    ]
+    container = docker_client.containers.run(image, mounts=mounts, detach=True, **command)
+    return container, output, train
+
+
+def wait_for_log(container, text, timeout=60):
+    deadline = time.monotonic() + timeout
+    while text not in container.logs().decode(errors="replace"):
+        container.reload()
+        assert container.status == "running", container.logs().decode(errors="replace")
+        assert time.monotonic() < deadline, f"{text!r} not logged within {timeout} s"
+        time.sleep(0.1)
+
+
+@pytest.mark.parametrize(("image_fixture", "path"), JOB_PATHS)
+@pytest.mark.parametrize("stop_signal", ["SIGTERM", "SIGINT"])
+def test_a_stopped_job_ends_within_seconds_and_says_why(
+    request, docker_client, tmp_path, image_fixture, path, stop_signal
+):
+    """`docker stop` sends SIGTERM; StopProcessingJob sends SIGINT. Either ends the job at once:
+    R is interrupted (on.exit runs), the exit status is 128 + the signal, the reason is in the
+    message file."""
+    image = request.getfixturevalue(image_fixture)
+    container, output, train = start_job(docker_client, image, tmp_path, LONG_SCRIPT, path)
+    try:
+        wait_for_log(container, "job started")
+        started = time.monotonic()
+        if stop_signal == "SIGTERM":
+            container.stop(timeout=30)  # docker stop: SIGTERM, SIGKILL after 30 s
+            code = container.wait(timeout=60)["StatusCode"]
+        else:
+            container.kill(signal="SIGINT")
+            code = container.wait(timeout=60)["StatusCode"]
+        elapsed = time.monotonic() - started
+        log = container.logs().decode(errors="replace")
+    finally:
+        container.remove(force=True)
+
+    assert elapsed < STOP_BOUND_SECONDS, f"stopping took {elapsed:.1f} s\n{log}"
+    assert code == 128 + SIGNAL_NUMBERS[stop_signal], log
+    message = (output / "message").read_text()
+    assert message.startswith(f"Stopped: {stop_signal} received; Rscript {PROCESSING}/input/code/job.R"), (
+        message
+    )
+    assert message.count("\n") == 1 and len(message.encode()) <= 1024
+    assert (train / "checkpoint.txt").read_text() == "saved by on.exit\n", log
+    assert f"Rscript wrapper: {stop_signal}: interrupting R" in log
+
+
+def run_container(docker_client, image, **options):
+    """Run a container to its end; returns (exit code, stdout, stderr)."""
+    container = docker_client.containers.run(image, detach=True, **options)
+    try:
+        code = container.wait(timeout=120)["StatusCode"]
+        stdout = container.logs(stdout=True, stderr=False).decode()
+        stderr = container.logs(stdout=False, stderr=True).decode()
+    finally:
+        container.remove(force=True)
+    return code, stdout, stderr
+
+
+@pytest.mark.parametrize("image_fixture", JOB_IMAGES)
+def test_the_wrapper_changes_nothing_else(request, docker_client, tmp_path, image_fixture):
+    image = request.getfixturevalue(image_fixture)
+    code_dir = tmp_path / "code"
+    code_dir.mkdir()
+    (code_dir / "echo.R").write_text(
+        'cat("args:", commandArgs(trailingOnly = TRUE), sep = "|")\n'
+        'message("to stderr")\n'
+        'quit(save = "no", status = 3)\n'
+    )
+    mounts = [bind(code_dir, f"{PROCESSING}/input/code", read_only=True)]
+    _, found, _ = run_container(docker_client, image, entrypoint=["bash", "-c", "type -ap Rscript"])
+    wrapper, real = found.split()[:2]
+    assert wrapper == "/opt/sagemaker/bin/Rscript", found  # first on PATH; the base's own is untouched
+    script = [f"{PROCESSING}/input/code/echo.R", "a b", "--c", ""]
+
+    through_wrapper = run_container(docker_client, image, entrypoint=["Rscript", *script], mounts=mounts)
+    direct = run_container(docker_client, image, entrypoint=[real, *script], mounts=mounts)
+
+    assert through_wrapper == direct == (3, "args:|a b|--c|", "to stderr\n")
+    # Rscript -e, and stdin passed through (the here-string is the wrapper's stdin: exec keeps PID 1).
+    expression = 'cat(toupper(readLines(file("stdin"))), sep = "\\n")'
+    stdin_run = run_container(
+        docker_client, image, entrypoint=["bash", "-c", f"exec Rscript -e '{expression}' <<<$'one\\ntwo'"]
+    )
+    assert stdin_run == (0, "ONE\nTWO\n", "")
+    code, version, _ = run_container(docker_client, image, entrypoint=["Rscript", "--version"])
+    assert code == 0 and version.startswith("Rscript (R) version"), version
+
+
+FAILING_SCRIPT = r"""
+out <- "/opt/ml/processing/output/train"
+recovered <- tryCatch(stop("a handled error"), error = function(e) "recovered")
+cat(recovered, "\n")
+summarise <- function() {
+  on.exit(writeLines("cleaned up", file.path(out, "cleanup.txt")))
+  stop("the input has no rows")
+}
+summarise()
+"""
+
+
+def test_an_r_error_that_nothing_catches_goes_to_the_message_file(docker_client, processing_image, tmp_path):
+    """A script that writes no message of its own still leaves its R error as ExitMessage; an error
+    the script caught leaves none, and R's own handling (stderr, on.exit, status 1) is unchanged."""
+    container, output, train = start_job(
+        docker_client, processing_image, tmp_path, FAILING_SCRIPT, "script_processor"
+    )
+    try:
+        code = container.wait(timeout=120)["StatusCode"]
+        stdout = container.logs(stdout=True, stderr=False).decode()
+        stderr = container.logs(stdout=False, stderr=True).decode()
+    finally:
+        container.remove(force=True)
+
+    assert code == 1
+    assert stdout == "recovered \n"
+    assert "Error in summarise() : the input has no rows" in stderr and "Execution halted" in stderr
+    assert (output / "message").read_text() == "Error in summarise(): the input has no rows\n"
+    assert (train / "cleanup.txt").read_text() == "cleaned up\n"
+
+
+def test_a_failure_without_an_r_error_still_leaves_a_message(docker_client, processing_image, tmp_path):
+    container, output, _ = start_job(
+        docker_client, processing_image, tmp_path, "quit(save = 'no', status = 4)\n", "entrypoint"
+    )
+    try:
+        code = container.wait(timeout=120)["StatusCode"]
+    finally:
+        container.remove(force=True)
+    assert code == 4
+    assert (output / "message").read_text() == (
+        f"Rscript {PROCESSING}/input/code/job.R failed with exit status 4 (see the job's log)\n"
+    )
+
+
+def test_ctrl_c_of_local_process_stops_the_job_as_docker_stop_would(processing_image, tmp_path):
+    """local-process stops its container with SIGTERM (what `docker stop` sends), not SIGINT, so a
+    local run shows what a stopped job does."""
+    project = tmp_path / "project"
+    ignore = shutil.ignore_patterns("build", ".venv", ".git", "__pycache__", ".*_cache")
+    shutil.copytree(PROJECT_ROOT, project, ignore=ignore)
+    (project / "slow-code").mkdir()
+    (project / "slow-code" / "slow.R").write_text(LONG_SCRIPT)
+    command = ["local-process", "--image", processing_image, "--code", "slow-code", "--script", "slow.R"]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "sagemaker_tools", *command],
+        cwd=project,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        for line in process.stdout:  # wait until the R code runs
+            if "job started" in line:
+                break
+        started = time.monotonic()
+        process.send_signal(signal.SIGINT)
+        output = process.communicate(timeout=60)[0]
+        elapsed = time.monotonic() - started
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 130, output
+    assert elapsed < STOP_BOUND_SECONDS, f"took {elapsed:.1f} s\n{output}"
+    assert "stopping 1 container(s) with SIGTERM" in output
+    message = project / "build" / "processing" / "hosts" / "algo-1" / "output" / "message"
+    assert message.read_text().startswith("Stopped: SIGTERM received; Rscript"), output
+    checkpoint = project / "build" / "processing" / "output" / "train" / "checkpoint.txt"
+    assert checkpoint.read_text() == "saved by on.exit\n", output

@@ -112,7 +112,7 @@ as_frame <- function(x) {
   if (is_record(x)) {
     return(as.data.frame(x, stringsAsFactors = FALSE, optional = TRUE))
   }
-  if (is.atomic(x) && length(x) > 0) {
+  if (is.atomic(x) && length(x) > 0 && length(dim(x)) < 2) { # one row; an array of 3+ dims is no record
     return(as.data.frame(t(x), stringsAsFactors = FALSE))
   }
   http_error(400, "expected records: a list of objects or arrays, one object, or {\"instances\": [...]}")
@@ -261,6 +261,8 @@ call_handler <- function(fn, ..., context) {
 }
 
 json_response <- function(status, message) {
+  # A message may quote the body, cut at a byte count (yajl's parse errors): keep it valid UTF-8.
+  if (!validUTF8(message)) message <- gsub("[\x80-\xff]", "?", message, useBytes = TRUE)
   if (nchar(message) > MAX_ERROR_MESSAGE_CHARS) message <- paste0(substr(message, 1, MAX_ERROR_MESSAGE_CHARS), "...")
   list(
     status = as.integer(status), headers = list("Content-Type" = "application/json"),
