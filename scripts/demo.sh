@@ -6,6 +6,7 @@
 #                    pulled, else the stand-in base (scripts/standin-base.sh) on machines that
 #                    cannot reach Docker Hub.
 #   DEMO_TAG         image tag of the demo's builds (default: demo)
+#   DEMO_PORT        the local endpoint's port on 127.0.0.1 (default: 8080)
 set -euo pipefail
 cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.."
 template=$PWD
@@ -13,6 +14,7 @@ python=$template/.venv/bin/python
 demo=$template/build/demo
 project=$demo/r-on-sagemaker
 tag=${DEMO_TAG:-demo}
+port=${DEMO_PORT:-8080}
 
 log() { printf '\n==> %s\n' "$*"; }
 
@@ -35,7 +37,7 @@ fi
 
 run() {
   log "make $*"
-  make --no-print-directory -C "$project" "$@" PYTHON="$python" BASE_IMAGE="$base" TAG="$tag"
+  make --no-print-directory -C "$project" "$@" PYTHON="$python" BASE_IMAGE="$base" TAG="$tag" PORT="$port"
 }
 stop_endpoint() { make --no-print-directory -C "$project" local-stop PYTHON="$python" TAG="$tag" >/dev/null 2>&1 || true; }
 trap stop_endpoint EXIT

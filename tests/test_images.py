@@ -130,9 +130,15 @@ def test_demo_runs_the_whole_chain(built_project, base_image):
     import os
     import subprocess
 
-    from conftest import TEMPLATE, TEST_TAG
+    from conftest import TEMPLATE, TEST_TAG, free_port
 
-    env = {**os.environ, "DEMO_BASE_IMAGE": base_image, "DEMO_TAG": f"demo-{TEST_TAG}"}
+    # A free port: 8080, the demo's default, may be held by something else on this machine.
+    env = {
+        **os.environ,
+        "DEMO_BASE_IMAGE": base_image,
+        "DEMO_TAG": f"demo-{TEST_TAG}",
+        "DEMO_PORT": str(free_port()),
+    }
     result = subprocess.run(
         ["bash", str(TEMPLATE / "scripts/demo.sh")], capture_output=True, text=True, env=env, check=False
     )

@@ -16,6 +16,7 @@ import textwrap
 import time
 from pathlib import Path
 
+import docker
 import pytest
 import requests
 import test_ship as ship
@@ -144,6 +145,13 @@ def test_local_pipeline_passing_gate_creates_the_model_and_transforms_the_test_s
     ], output
     # train.R's metric lines, the ones the metric definitions match, are in the training log.
     assert "train_accuracy=" in output and "validation_accuracy=" in output
+    # The SDK's local mode leaves its stopped step containers; the command removes them.
+    assert "stopped step container(s) the SDK's local mode left" in output
+    engine = docker.from_env()
+    ours = {engine.images.get(ref).id for ref in _images.values()}
+    composed = engine.containers.list(all=True, filters={"label": "com.docker.compose.project.working_dir"})
+    left = [c.name for c in composed if c.image is not None and c.image.id in ours]
+    assert left == [], left
 
     run = Path(output.split("; outputs in ", 1)[1].splitlines()[0])
     assert run.parent == project / "build" / "pipeline" / "local"

@@ -166,7 +166,45 @@ def check_predictions(run_dir, transform_output, target):
     return len(labels), matches, outputs[0]
 
 
+# The SDK's local mode runs each step with `docker-compose up` from a temporary folder and never
+# removes the containers; they would pile up, one per step and run.
+COMPOSE_PROJECT_DIR_LABEL = "com.docker.compose.project.working_dir"
+
+
+def remove_step_containers(images):
+    """Remove the stopped step containers the SDK's local mode left, of this project's images only."""
+    import tempfile
+
+    from .engine import connect
+
+    client = connect()
+    try:
+        ours = {client.images.get(ref).id for ref in images}
+        leftovers = [
+            container
+            for container in client.containers.list(
+                all=True, filters={"status": "exited", "label": COMPOSE_PROJECT_DIR_LABEL}
+            )
+            if container.image is not None
+            and container.image.id in ours
+            and container.labels.get(COMPOSE_PROJECT_DIR_LABEL, "").startswith(tempfile.gettempdir())
+        ]
+        for container in leftovers:
+            container.remove()
+        if leftovers:
+            print(f"Removed the {len(leftovers)} stopped step container(s) the SDK's local mode left.")
+    finally:
+        client.close()
+
+
 def local_pipeline(args):
+    try:
+        return run_local_pipeline(args)
+    finally:
+        remove_step_containers((args.processing_image, args.training_image))
+
+
+def run_local_pipeline(args):
     from .engine import check_image, connect
     from .settings import load
 
