@@ -87,22 +87,7 @@ def aws(moto, monkeypatch, loopback_only):
 @pytest.fixture
 def in_ecr(aws):
     """Bucket and both images in moto, as after `make push` (test_ship's in_ecr)."""
-    aws.client("s3").create_bucket(Bucket=ship.BUCKET)
-    ecr = aws.client("ecr")
-    manifest = {
-        "schemaVersion": 2,
-        "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
-        "config": {
-            "mediaType": "application/vnd.docker.container.image.v1+json",
-            "size": 2,
-            "digest": "sha256:" + "0" * 64,
-        },
-        "layers": [],
-    }
-    for image in ("processing", "training"):
-        ecr.create_repository(repositoryName=f"{SLUG}-{image}")
-        ecr.put_image(repositoryName=f"{SLUG}-{image}", imageManifest=json.dumps(manifest), imageTag=TEST_TAG)
-    return aws
+    return ship.push_to_moto(aws)
 
 
 def ecr_uri(image):
@@ -437,16 +422,8 @@ def registered(in_ecr):
     sagemaker.create_model_package_group(ModelPackageGroupName=SLUG)
     # Each version's image is still in ECR (deploy refuses one that is gone).
     for number, image_tag in enumerate(("older", "newer"), start=1):
-        config = {"mediaType": "application/vnd.docker.container.image.v1+json", "size": 2}
-        manifest = {
-            "schemaVersion": 2,
-            "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
-            "config": {**config, "digest": "sha256:" + f"{number}" * 64},
-            "layers": [],
-        }
-        ecr.put_image(
-            repositoryName=f"{SLUG}-training", imageManifest=json.dumps(manifest), imageTag=image_tag
-        )
+        manifest = ship.fake_manifest(str(number))
+        ecr.put_image(repositoryName=f"{SLUG}-training", imageManifest=manifest, imageTag=image_tag)
     arns = []
     for version, (accuracy, image_tag) in enumerate(((0.9333, "older"), (0.9667, "newer")), start=1):
         key = f"{SLUG}/pipeline/executions/run{version}/evaluation/evaluation.json"

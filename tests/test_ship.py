@@ -95,21 +95,32 @@ def aws(moto, monkeypatch):
 @pytest.fixture
 def in_ecr(aws):
     """The state after `make push`: the bucket exists and both images are in (moto's) ECR."""
+    return push_to_moto(aws)
+
+
+def fake_manifest(digit="0"):
+    """An image manifest for moto's ECR (it stores manifests, no layers); the digit tells images apart."""
+    return json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+            "config": {
+                "mediaType": "application/vnd.docker.container.image.v1+json",
+                "size": 2,
+                "digest": "sha256:" + digit * 64,
+            },
+            "layers": [],
+        }
+    )
+
+
+def push_to_moto(aws):
+    """The state after `make push`: the bucket exists and both images are in (moto's) ECR at TEST_TAG."""
     aws.client("s3").create_bucket(Bucket=BUCKET)
     ecr = aws.client("ecr")
-    manifest = {
-        "schemaVersion": 2,
-        "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
-        "config": {
-            "mediaType": "application/vnd.docker.container.image.v1+json",
-            "size": 2,
-            "digest": "sha256:" + "0" * 64,
-        },
-        "layers": [],
-    }
     for image in ("processing", "training"):
         ecr.create_repository(repositoryName=f"{SLUG}-{image}")
-        ecr.put_image(repositoryName=f"{SLUG}-{image}", imageManifest=json.dumps(manifest), imageTag=TEST_TAG)
+        ecr.put_image(repositoryName=f"{SLUG}-{image}", imageManifest=fake_manifest(), imageTag=TEST_TAG)
     return aws
 
 
