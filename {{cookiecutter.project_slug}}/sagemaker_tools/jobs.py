@@ -55,6 +55,18 @@ def production_note(settings):
 # --- remote-process ------------------------------------------------------------------------------------
 
 
+def instances(settings, job):
+    """A job's instances (ClusterConfig / ResourceConfig): type, count, volume and its KMS key."""
+    resources = {
+        "InstanceType": settings[f"{job}.instance_type"],
+        "InstanceCount": settings[f"{job}.instance_count"],
+        "VolumeSizeInGB": settings[f"{job}.volume_size_gb"],
+    }
+    if settings["kms.volume_key_id"]:
+        resources["VolumeKmsKeyId"] = settings["kms.volume_key_id"]
+    return resources
+
+
 def processing_job_request(settings, *, name, image, code_uri, data_uri, output_uri):
     """The CreateProcessingJob parameters: the script as ScriptProcessor(command=["Rscript"]) sends it."""
 
@@ -62,13 +74,7 @@ def processing_job_request(settings, *, name, image, code_uri, data_uri, output_
         source = {"S3Uri": uri, "LocalPath": local_path, "S3DataType": "S3Prefix", "S3InputMode": "File"}
         return {"InputName": input_name, "S3Input": {**source, "S3DataDistributionType": "FullyReplicated"}}
 
-    cluster = {
-        "InstanceCount": settings["processing.instance_count"],
-        "InstanceType": settings["processing.instance_type"],
-        "VolumeSizeInGB": settings["processing.volume_size_gb"],
-    }
-    if settings["kms.volume_key_id"]:
-        cluster["VolumeKmsKeyId"] = settings["kms.volume_key_id"]
+    cluster = instances(settings, "processing")
     output_config = {
         "Outputs": [
             {
@@ -179,13 +185,7 @@ def s3_channel(channel, uri):
 
 def training_job_request(settings, *, name, image, hyperparameters, channels, output_path, checkpoints):
     """The CreateTrainingJob parameters (channels: name -> S3 URI; checkpoints: S3 URI or "")."""
-    resources = {
-        "InstanceType": settings["training.instance_type"],
-        "InstanceCount": settings["training.instance_count"],
-        "VolumeSizeInGB": settings["training.volume_size_gb"],
-    }
-    if settings["kms.volume_key_id"]:
-        resources["VolumeKmsKeyId"] = settings["kms.volume_key_id"]
+    resources = instances(settings, "training")
     output = {"S3OutputPath": output_path}
     if settings["kms.output_key_id"]:
         output["KmsKeyId"] = settings["kms.output_key_id"]
