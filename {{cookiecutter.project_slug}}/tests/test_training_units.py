@@ -414,6 +414,23 @@ def test_the_project_rprofile_runs_in_the_training_program(rscript, tmp_path):
     assert "failed after the profile ran" in opt_ml.failure()
 
 
+def test_an_activate_r_that_runs_the_user_profile_again_runs_the_profile_once(rscript, tmp_path):
+    """renv's activate.R, with its autoloader off and RENV_CONFIG_USER_PROFILE on, sources
+    R_PROFILE_USER itself: that is the plumbing's profile, which runs .Rprofile, which runs
+    activate.R... It must run the project's .Rprofile once, not until R's stack overflows."""
+    activate = (
+        'cat("x\\n", file = file.path(Sys.getenv("SM_MODEL_DIR"), "profile-runs"), append = TRUE)\n'
+        'sys.source(Sys.getenv("R_PROFILE_USER"), envir = globalenv())\n'
+    )
+    program = 'writeLines("trained", file.path(Sys.getenv("SM_MODEL_DIR"), "done.txt"))\n'
+    files = {**PROJECT_WITH_DOTFILES, "renv/activate.R": activate, "dump.R": program}
+    opt_ml = job_with_code(tmp_path, str(make_tarball(tmp_path / "sourcedir.tar.gz", files)))
+    done = run_train(rscript, opt_ml, RENV_CONFIG_USER_PROFILE="TRUE")
+    assert done.returncode == 0, done.stderr
+    assert opt_ml.path("model", "profile-runs").read_text() == "x\n"
+    assert opt_ml.path("model", "done.txt").read_text() == "trained\n"
+
+
 # ---- unsafe and broken tarballs ---------------------------------------------------------------------
 
 
