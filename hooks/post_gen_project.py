@@ -53,6 +53,22 @@ NEEDS_BOTH = [
     "sagemaker_tools/pipeline_local.py",
 ]
 
+# How the R packages are chosen (r_packages): the files of the other way go.
+ONLY_FOR_R_PACKAGES = {
+    "packages.txt": [
+        "images/install-r-packages.sh",
+        "images/processing/packages.txt",
+        "images/training/packages.txt",
+    ],
+    "renv": [
+        "images/renv-lockfile.sh",
+        "images/renv-lockfile.R",
+        "code/renv.lock",
+        "code/.Rprofile",
+        "code/renv",
+    ],
+}
+
 
 def remove(path):
     if path.is_dir():
@@ -61,7 +77,11 @@ def remove(path):
         path.unlink()
 
 
-def prune(project, images):
+def prune(project, images, r_packages="packages.txt"):
+    for way, paths in ONLY_FOR_R_PACKAGES.items():
+        if way != r_packages:
+            for relative in paths:
+                remove(project / relative)
     chosen = {"processing", "training"} if images == "both" else {images}
     for image, paths in ONLY_FOR.items():
         if image not in chosen:
@@ -232,14 +252,19 @@ def main():
     project = Path.cwd()
     slug = json.loads(r""" {{ cookiecutter.project_slug | tojson }} """)
     images = json.loads(r""" {{ cookiecutter.images | tojson }} """)
+    r_packages = json.loads(r""" {{ cookiecutter.r_packages | tojson }} """)
     # Every entry, as [key, value] pairs: a list keeps cookiecutter.json's order, which cruft's
     # record keeps too (tojson would sort the keys of a mapping).
     context = dict(json.loads(r""" {{ cookiecutter.items() | list | tojson }} """))
-    prune(project, images)
+    prune(project, images, r_packages)
     origin = record_template(project, context)
     first = "make local-train" if images != "processing" else "make local-process"
     print(f"\nCreated {slug}/ ({images} image{'s' if images == 'both' else ''}). Next:")
     print(f"  cd {slug}")
+    if r_packages == "renv":
+        print(
+            "  make lock         # write code/renv.lock with YOUR base image's R (the bake's is an example)"
+        )
     print("  make build        # build the image(s)")
     print(f"  {first}  # run it locally against an emulated /opt/ml")
     print("  make help         # every target")

@@ -24,6 +24,7 @@ IMAGE_RULE = re.compile(
     r"(?:@(?P<digest>sha256:[a-f0-9]{64}))?$"
 )
 IMAGE_CHOICES = ("both", "training", "processing")
+R_PACKAGES_CHOICES = ("packages.txt", "renv")
 
 
 def check_slug(slug):
@@ -58,6 +59,12 @@ def check_images(images):
     return None
 
 
+def check_r_packages(way):
+    if way not in R_PACKAGES_CHOICES:
+        return f"r_packages {way!r} is invalid: choose one of {', '.join(R_PACKAGES_CHOICES)}"
+    return None
+
+
 def main(answers):
     errors = [
         error
@@ -66,6 +73,7 @@ def main(answers):
             check_region(answers["aws_region"]),
             check_base_image(answers["base_image"]),
             check_images(answers["images"]),
+            check_r_packages(answers.get("r_packages", "packages.txt")),
         )
         if error
     ]
@@ -82,6 +90,7 @@ if __name__ == "__main__":
                 "aws_region": json.loads(r""" {{ cookiecutter.aws_region | tojson }} """),
                 "base_image": json.loads(r""" {{ cookiecutter.base_image | tojson }} """),
                 "images": json.loads(r""" {{ cookiecutter.images | tojson }} """),
+                "r_packages": json.loads(r""" {{ cookiecutter.r_packages | tojson }} """),
             }
         )
     )

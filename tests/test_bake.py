@@ -8,6 +8,7 @@ import pytest
 TEMPLATE_CONFIG = json.loads((__import__("conftest").TEMPLATE / "cookiecutter.json").read_text())
 BASE_IMAGES = TEMPLATE_CONFIG["base_image"]
 IMAGE_CHOICES = TEMPLATE_CONFIG["images"]
+R_PACKAGES_CHOICES = TEMPLATE_CONFIG["r_packages"]
 
 # Every file of a bake with both images; the other choices drop the files of the image left out.
 COMMON_FILES = {
@@ -23,12 +24,12 @@ COMMON_FILES = {
     "README.md",
     "config/aws.json",
     "data/train/iris.csv",
-    "images/install-r-packages.sh",
     "images/rscript-profile.R",
     "images/rscript.sh",
     "pyproject.toml",
     "sagemaker_tools/__init__.py",
     "sagemaker_tools/__main__.py",
+    "sagemaker_tools/base_image.py",
     "sagemaker_tools/ecr.py",
     "sagemaker_tools/endpoints.py",
     "sagemaker_tools/engine.py",
@@ -39,12 +40,12 @@ COMMON_FILES = {
     "sagemaker_tools/remote.py",
     "sagemaker_tools/settings.py",
     "tests/conftest.py",
+    "tests/test_base_image.py",
     "tests/test_local.py",
 }
 PROCESSING_FILES = {
     "code/preprocess.R",
     "images/processing/Dockerfile",
-    "images/processing/packages.txt",
     "tests/test_processing.py",
 }
 TRAINING_FILES = {
@@ -54,7 +55,6 @@ TRAINING_FILES = {
     "config/hyperparameters.json",
     "images/training/Dockerfile",
     "images/training/entrypoint.R",
-    "images/training/packages.txt",
     "images/training/run.sh",
     "images/training/nginx.conf.template",
     "images/training/rsagemaker/DESCRIPTION",
@@ -67,6 +67,7 @@ TRAINING_FILES = {
     "images/training/rsagemaker/R/main.R",
     "images/training/rsagemaker/R/serving.R",
     "images/training/rsagemaker/R/training.R",
+    "images/training/rsagemaker/R/versions.R",
     "images/training/rsagemaker/inst/fetch_code.py",
     "images/training/rsagemaker/inst/user_profile.R",
     "images/training/rsagemaker/tests/testthat/helper-opt-ml.R",
@@ -77,6 +78,7 @@ TRAINING_FILES = {
     "images/training/rsagemaker/tests/testthat/test-main.R",
     "images/training/rsagemaker/tests/testthat/test-serving.R",
     "images/training/rsagemaker/tests/testthat/test-training.R",
+    "images/training/rsagemaker/tests/testthat/test-versions.R",
     "sagemaker_tools/bench.py",
     "sagemaker_tools/registry.py",
     "tests/serving_support.py",
@@ -101,12 +103,29 @@ PIPELINE_FILES = {
 }
 
 
-def expected_files(images):
+# How the R packages are chosen: package names per image, or one renv lockfile for both.
+PACKAGES_TXT_FILES = {"images/install-r-packages.sh"}
+RENV_FILES = {
+    "images/renv-lockfile.sh",
+    "images/renv-lockfile.R",
+    "code/renv.lock",
+    "code/.Rprofile",
+    "code/renv/activate.R",
+    "code/renv/.gitignore",
+}
+
+
+def expected_files(images, r_packages="packages.txt"):
     files = set(COMMON_FILES)
+    files |= RENV_FILES if r_packages == "renv" else PACKAGES_TXT_FILES
     if images in ("both", "processing"):
         files |= PROCESSING_FILES
+        if r_packages == "packages.txt":
+            files.add("images/processing/packages.txt")
     if images in ("both", "training"):
         files |= TRAINING_FILES
+        if r_packages == "packages.txt":
+            files.add("images/training/packages.txt")
     if images == "both":
         files |= PIPELINE_FILES
     return files
@@ -116,24 +135,30 @@ def project_files(root):
     return {str(path.relative_to(root)) for path in root.rglob("*") if path.is_file()}
 
 
+# Every images x base_image with the default packages.txt, and renv with every images choice on
+# each base: the r_packages files do not depend on the base, so the full product would add nothing.
 COMBINATIONS = [
-    pytest.param(images, base, id=f"{images}-{base.split('/')[-1]}")
+    pytest.param(images, base, r_packages, id=f"{images}-{base.split('/')[-1]}-{r_packages}")
+    for r_packages in R_PACKAGES_CHOICES
     for images in IMAGE_CHOICES
-    for base in BASE_IMAGES
+    for base in (BASE_IMAGES if r_packages == "packages.txt" else BASE_IMAGES[:1])
 ]
 
 
-@pytest.mark.parametrize(("images", "base_image"), COMBINATIONS)
-def test_bake_combination(cookies, images, base_image):
-    result = cookies.bake(extra_context={"images": images, "base_image": base_image})
+@pytest.mark.parametrize(("images", "base_image", "r_packages"), COMBINATIONS)
+def test_bake_combination(cookies, images, base_image, r_packages):
+    result = cookies.bake(
+        extra_context={"images": images, "base_image": base_image, "r_packages": r_packages}
+    )
     assert result.exit_code == 0, result.exception
     # pytest-cookies drops unknown keys silently: the answers must show up in the context.
     assert result.context["images"] == images
     assert result.context["base_image"] == base_image
+    assert result.context["r_packages"] == r_packages
     root = result.project_path
     assert root.name == "r-on-sagemaker"
 
-    assert project_files(root) == expected_files(images)
+    assert project_files(root) == expected_files(images, r_packages)
     if images == "training":
         assert not (root / "images/processing").exists()
     if images == "processing":
@@ -147,11 +172,20 @@ def test_bake_combination(cookies, images, base_image):
     assert ("local-process:" in makefile) == (images != "training")
     assert ("local-train:" in makefile) == (images != "processing")
     assert ("local-pipeline:" in makefile) == (images == "both")
+    # renv: make lock and the lockfile restore in every Dockerfile; packages.txt: neither.
+    assert ("lock:" in makefile) == (r_packages == "renv")
+    assert "pin-base:" in makefile
+    for dockerfile in root.glob("images/*/Dockerfile"):
+        text = dockerfile.read_text()
+        assert ("renv-lockfile.sh restore" in text) == (r_packages == "renv")
+        assert ("install-r-packages.sh" in text) == (r_packages == "packages.txt")
 
 
-@pytest.mark.parametrize(("images", "base_image"), COMBINATIONS)
-def test_no_template_syntax_left(cookies, images, base_image):
-    result = cookies.bake(extra_context={"images": images, "base_image": base_image})
+@pytest.mark.parametrize(("images", "base_image", "r_packages"), COMBINATIONS)
+def test_no_template_syntax_left(cookies, images, base_image, r_packages):
+    result = cookies.bake(
+        extra_context={"images": images, "base_image": base_image, "r_packages": r_packages}
+    )
     assert result.exit_code == 0, result.exception
     leftovers = re.compile(r"cookiecutter\.|\{%|%\}")
     for path in result.project_path.rglob("*"):

@@ -114,3 +114,8 @@ def test_no_image_stops_generation(tmp_path, capfd, template_with_choices):
     err = bake_fails(tmp_path, capfd, template=template_with_choices(images="none"))
     assert "images 'none' is invalid" in err
     assert "at least one image" in err
+
+
+def test_unknown_r_packages_way_stops_generation(tmp_path, capfd, template_with_choices):
+    err = bake_fails(tmp_path, capfd, template=template_with_choices(r_packages="conda"))
+    assert "r_packages 'conda' is invalid: choose one of packages.txt, renv" in err

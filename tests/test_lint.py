@@ -6,9 +6,17 @@ import pytest
 from conftest import TEMPLATE, bake, make
 
 
-@pytest.mark.parametrize("images", ["both", "training", "processing"])
-def test_generated_project_passes_its_own_lint(tmp_path, images):
-    project = bake(tmp_path, images=images)
+@pytest.mark.parametrize(
+    ("images", "r_packages"),
+    [
+        ("both", "packages.txt"),
+        ("training", "packages.txt"),
+        ("processing", "packages.txt"),
+        ("both", "renv"),
+    ],
+)
+def test_generated_project_passes_its_own_lint(tmp_path, images, r_packages):
+    project = bake(tmp_path, images=images, r_packages=r_packages)
     result = make(project, "lint")
     for linter in ("hadolint", "shellcheck", "lintr", "ruff", "workflows"):
         assert f"==> {linter}" in result.stdout

@@ -2,7 +2,9 @@
 signal path through run.sh, S3 from inside the container). The R logic is covered on the host in
 test_training_units.py."""
 
+import json
 import os
+import re
 import shutil
 import time
 
@@ -112,7 +114,11 @@ def test_training_with_the_baked_code(docker_client, training_image, tmp_path):
     status, logs = finish(run_container(docker_client, training_image, opt_ml))
     assert status == 0, logs
     assert "train_accuracy=" in logs and "Training complete" in logs
-    assert sorted(os.listdir(opt_ml.path("model"))) == ["code", "model.rds"]
+    assert sorted(os.listdir(opt_ml.path("model"))) == ["code", "model.rds", "rsagemaker-versions.json"]
+    # The versions kept with the model: this image's R and packages, and the base it was built on.
+    kept = json.loads(opt_ml.path("model", "rsagemaker-versions.json").read_text())
+    assert re.fullmatch(r"\d+\.\d+\.\d+", kept["r"]) and "Versions kept with the model" in logs
+    assert {"jsonlite", "httpuv", "rpart"} <= set(kept["packages"]) and kept["base_image"]
     code = set(os.listdir(opt_ml.path("model", "code")))
     assert {"deploy.R", "train.R"} <= code and not any(n.endswith((".tar.gz", ".csv")) for n in code)
     assert opt_ml.path("checkpoints", "checkpoint.rds").exists()

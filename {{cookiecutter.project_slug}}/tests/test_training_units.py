@@ -271,7 +271,9 @@ def test_baked_code_when_no_source_is_given(rscript, tmp_path):
     assert done.returncode == 0, done.stderr
     assert "train_accuracy=" in done.stdout
     model_files = sorted(os.listdir(opt_ml.path("model")))
-    assert model_files == ["code", "model.rds"], "only the model and its code: no tarball, no training data"
+    assert model_files == ["code", "model.rds", "rsagemaker-versions.json"], (
+        "only the model, its code and the versions it was trained under: no tarball, no training data"
+    )
     assert {"deploy.R", "train.R"} <= set(os.listdir(opt_ml.path("model", "code")))
     assert not any(name.endswith((".csv", ".tar.gz")) for name in os.listdir(opt_ml.path("model", "code")))
     assert opt_ml.failure() is None
@@ -410,6 +412,23 @@ def test_the_project_rprofile_runs_in_the_training_program(rscript, tmp_path):
     assert done.returncode != 0
     assert opt_ml.failure().startswith("ExecuteUserScriptError: dump.R exited with status 1")
     assert "failed after the profile ran" in opt_ml.failure()
+
+
+def test_an_activate_r_that_runs_the_user_profile_again_runs_the_profile_once(rscript, tmp_path):
+    """renv's activate.R, with its autoloader off and RENV_CONFIG_USER_PROFILE on, sources
+    R_PROFILE_USER itself: that is the plumbing's profile, which runs .Rprofile, which runs
+    activate.R... It must run the project's .Rprofile once, not until R's stack overflows."""
+    activate = (
+        'cat("x\\n", file = file.path(Sys.getenv("SM_MODEL_DIR"), "profile-runs"), append = TRUE)\n'
+        'sys.source(Sys.getenv("R_PROFILE_USER"), envir = globalenv())\n'
+    )
+    program = 'writeLines("trained", file.path(Sys.getenv("SM_MODEL_DIR"), "done.txt"))\n'
+    files = {**PROJECT_WITH_DOTFILES, "renv/activate.R": activate, "dump.R": program}
+    opt_ml = job_with_code(tmp_path, str(make_tarball(tmp_path / "sourcedir.tar.gz", files)))
+    done = run_train(rscript, opt_ml, RENV_CONFIG_USER_PROFILE="TRUE")
+    assert done.returncode == 0, done.stderr
+    assert opt_ml.path("model", "profile-runs").read_text() == "x\n"
+    assert opt_ml.path("model", "done.txt").read_text() == "trained\n"
 
 
 # ---- unsafe and broken tarballs ---------------------------------------------------------------------

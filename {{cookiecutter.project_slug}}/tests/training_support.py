@@ -117,6 +117,9 @@ def host_env(opt_ml, **extra):
     env.update(
         SAGEMAKER_BASE_DIR=str(opt_ml.root),
         SAGEMAKER_PYTHON=sys.executable,  # has boto3: the image uses Debian's python3-boto3
+        # As the renv images set it: code/.Rprofile's renv activation stays off (README, Reproducible R).
+        RENV_CONFIG_AUTOLOADER_ENABLED="FALSE",
+        RENV_CONFIG_USER_PROFILE="FALSE",
     )
     env.update({key: str(value) for key, value in extra.items()})
     return env

@@ -382,6 +382,7 @@ serving_app <- function(handlers, model) {
 serve <- function(socket = NULL, port = NULL, ready_file = NULL) {
   model_dir <- sm_path("model")
   started <- Sys.time()
+  warn_if_trained_elsewhere(model_dir)
   model <- tryCatch(
     {
       deploy_script <- find_deploy_script(model_dir)

@@ -213,6 +213,7 @@ train <- function() {
       )
       run_program(env)
       save_inference_code(env)
+      write_versions(env$model_dir)
       if (stop_requested()) {
         write_failure(failure_file, stopped_reason(paste(env$program, "ended after the interrupt")))
         143L

@@ -15,7 +15,9 @@ local({
   }
   profiles <- c(".Rprofile", path.expand("~/.Rprofile"))
   profile <- profiles[file.exists(profiles)][1]
-  if (!is.na(profile)) {
+  # Once: renv's activate.R, when its autoloader is off, runs R_PROFILE_USER (this file) itself.
+  if (!is.na(profile) && !isTRUE(getOption("rsagemaker.user_profile_ran"))) {
+    options(rsagemaker.user_profile_ran = TRUE)
     tryCatch(
       sys.source(profile, envir = globalenv(), toplevel.env = globalenv()),
       error = function(e) stop(profile, " failed: ", conditionMessage(e), call. = FALSE)
