@@ -39,6 +39,7 @@ POLL_SECONDS = 15
 LOG_GROUPS = {
     "processing": "/aws/sagemaker/ProcessingJobs",
     "training": "/aws/sagemaker/TrainingJobs",
+    "transform": "/aws/sagemaker/TransformJobs",
 }
 JOB_DONE = ("Completed", "Failed", "Stopped")
 ENDPOINT_DONE = ("InService", "Failed", "OutOfService", "UpdateRollbackFailed")
@@ -199,6 +200,7 @@ JOB_FIELDS = {
         "describe-processing-job --processing-job-name",
     ),
     "training": ("TrainingJobName", "TrainingJobStatus", "describe-training-job --training-job-name"),
+    "transform": ("TransformJobName", "TransformJobStatus", "describe-transform-job --transform-job-name"),
 }
 
 

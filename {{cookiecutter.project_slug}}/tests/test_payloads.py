@@ -88,7 +88,11 @@ def test_batch_with_max_payload_0_takes_a_chunked_body_over_6_mb(docker_client, 
     """MaxPayloadInMB=0: the container starts, reports 0, and takes a Transfer-Encoding: chunked body
     larger than any fixed limit (here 20 MB, over the real-time 6 MB and the batch default)."""
     model = write_model(tmp_path / "model", DIGEST_DEPLOY)
-    env = {"SAGEMAKER_BATCH": "true", "SAGEMAKER_MAX_PAYLOAD_IN_MB": "0", "SAGEMAKER_BATCH_STRATEGY": "MULTI_RECORD"}
+    env = {
+        "SAGEMAKER_BATCH": "true",
+        "SAGEMAKER_MAX_PAYLOAD_IN_MB": "0",
+        "SAGEMAKER_BATCH_STRATEGY": "MULTI_RECORD",
+    }
     body = (SAMPLE_ROWS.encode() * (20 * MB // len(SAMPLE_ROWS)))[: 20 * MB]
     with serving_container(docker_client, training_image, model, env=env) as served:
         parameters = requests.get(f"{served.url}/execution-parameters", timeout=10).json()
@@ -97,7 +101,11 @@ def test_batch_with_max_payload_0_takes_a_chunked_body_over_6_mb(docker_client, 
         host, port = served.url.removeprefix("http://").split(":")
         connection = http.client.HTTPConnection(host, int(port), timeout=120)
         connection.request(
-            "POST", "/invocations", body=chunked(body), headers={"Content-Type": "text/csv"}, encode_chunked=True
+            "POST",
+            "/invocations",
+            body=chunked(body),
+            headers={"Content-Type": "text/csv"},
+            encode_chunked=True,
         )
         response = connection.getresponse()
         answer = response.read().decode()
@@ -111,7 +119,9 @@ def test_an_async_endpoint_takes_a_50_mb_body(docker_client, training_image, tmp
     model = write_model(tmp_path / "model", DIGEST_DEPLOY)
     body = bytes(range(256)) * (50 * MB // 256)
     binary = {"Content-Type": "application/octet-stream"}
-    with serving_container(docker_client, training_image, model, env={"SAGEMAKER_ASYNC_INFERENCE": "true"}) as served:
+    with serving_container(
+        docker_client, training_image, model, env={"SAGEMAKER_ASYNC_INFERENCE": "true"}
+    ) as served:
         response = invoke(served.url, body, binary)
         assert response.status_code == 200, response.text[:300]
         assert response.text == digest_of(body)
@@ -121,7 +131,9 @@ def test_an_async_endpoint_takes_a_50_mb_body(docker_client, training_image, tmp
         assert response.status_code == 413 and is_json_error(response), response.text[:300]
 
 
-def test_requests_are_checked_against_the_trained_input_prototype(docker_client, training_image, sample_model):
+def test_requests_are_checked_against_the_trained_input_prototype(
+    docker_client, training_image, sample_model
+):
     prototype = json.loads((sample_model / "input-prototype.json").read_text())
     assert [column["name"] for column in prototype["columns"]] == [
         "Sepal.Length",
@@ -135,10 +147,22 @@ def test_requests_are_checked_against_the_trained_input_prototype(docker_client,
         record = {"Sepal.Length": 5.1, "Sepal.Width": 3.5, "Petal.Length": 1.4, "Petal.Width": 0.2}
         assert invoke(served.url, json.dumps([record]), json_type).json() == {"predictions": ["setosa"]}
         for body, headers, message in (
-            ("5.1,3.5,1.4\n", CSV, "expected 4 columns (Sepal.Length, Sepal.Width, Petal.Length, Petal.Width), got 3"),
+            (
+                "5.1,3.5,1.4\n",
+                CSV,
+                "expected 4 columns (Sepal.Length, Sepal.Width, Petal.Length, Petal.Width), got 3",
+            ),
             ("5.1,3.5,abc,0.2\n", CSV, "column 'Petal.Length' should be number, got text (e.g. 'abc')"),
-            (json.dumps([{k: v for k, v in record.items() if k != "Petal.Width"}]), json_type, "missing column 'Petal.Width'"),
-            (json.dumps([dict(record, **{"Sepal.Width": "wide"})]), json_type, "column 'Sepal.Width' should be number"),
+            (
+                json.dumps([{k: v for k, v in record.items() if k != "Petal.Width"}]),
+                json_type,
+                "missing column 'Petal.Width'",
+            ),
+            (
+                json.dumps([dict(record, **{"Sepal.Width": "wide"})]),
+                json_type,
+                "column 'Sepal.Width' should be number",
+            ),
         ):
             response = invoke(served.url, body, headers)
             assert response.status_code == 400, response.text
