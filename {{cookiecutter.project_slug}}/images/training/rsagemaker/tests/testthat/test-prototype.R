@@ -37,7 +37,10 @@ test_that("the default input_fn checks requests: missing and mistyped columns na
   data <- input_fn("5.1,3.5,setosa\n", "text/csv")
   expect_identical(names(data), c("Sepal.Length", "Sepal.Width", "Species"))
   expect_error(input_fn("5.1,3.5\n", "text/csv"), "expected 3 columns \\(Sepal.Length, Sepal.Width, Species\\), got 2")
-  expect_error(input_fn("5.1,abc,setosa\n", "text/csv"), "column 'Sepal.Width' should be number, got text \\(e.g. 'abc'\\)")
+  expect_error(
+    input_fn("5.1,abc,setosa\n", "text/csv"),
+    "column 'Sepal.Width' should be number, got text \\(e.g. 'abc'\\)"
+  )
   # Named JSON records: every prototype column must be there; extra ones are left alone.
   ok <- input_fn('[{"Sepal.Length": 5, "Sepal.Width": 3, "Species": "setosa", "note": "x"}]', "application/json")
   expect_identical(ok$note, "x")
@@ -75,6 +78,9 @@ test_that("a deploy.R can turn the check off, and its own input_fn is never wrap
   expect_error(checked$input_fn("a,b\n", "text/csv"), "expected 1 column \\(x\\), got 2")
   off <- load_handlers(deploy_file(c("check_input_prototype <- FALSE", "predict_fn <- function(data, model) data")))
   expect_identical(off$input_fn, default_input_fn)
-  own <- load_handlers(deploy_file(c("input_fn <- function(body, content_type) body", "predict_fn <- function(d, m) d")))
+  own <- load_handlers(deploy_file(c(
+    "input_fn <- function(body, content_type) body",
+    "predict_fn <- function(d, m) d"
+  )))
   expect_identical(own$input_fn("a,b\n", "text/csv"), "a,b\n")
 })
