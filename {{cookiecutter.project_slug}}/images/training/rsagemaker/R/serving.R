@@ -71,11 +71,11 @@ max_payload_bytes <- function() {
   MAX_PAYLOAD_MB * MB
 }
 
-#' Media types whose bodies are text (checked to be UTF-8, given to input_fn as a string); every
-#' other body reaches input_fn as a raw vector.
+#' Media types whose bodies are text (checked to be UTF-8, given to input_fn as a string): text/*,
+#' JSON (also the +json types), JSON lines and CSV; every other body reaches input_fn as a raw vector.
 is_text_type <- function(type) {
   type <- normalise_type(media_type(type))
-  startsWith(type, "text/") || type %in% c("application/json", "application/jsonlines")
+  startsWith(type, "text/") || endsWith(type, "+json") || type %in% c("application/json", "application/jsonlines")
 }
 
 request_timeout_seconds <- function() env_number("SAGEMAKER_MODEL_SERVER_TIMEOUT", 60)

@@ -113,6 +113,8 @@ test_that("a binary body reaches input_fn as raw bytes; text bodies keep their U
     expect_identical(refused$status, 400L)
   }
   expect_identical(app$call(binary_request("text/plain", charToRaw("caf\xc3\xa9")))$body, "text")
+  expect_true(all(vapply(c("text/html", "application/vnd.api+json", "application/jsonl"), is_text_type, NA)))
+  expect_false(any(vapply(c("application/x-protobuf", "application/gzip", "image/jpeg"), is_text_type, NA)))
   # The default input_fn still answers 415 for a binary type.
   defaults <- serving_app(load_handlers(write_deploy("predict_fn <- function(data, model) 1")), NULL)
   expect_identical(defaults$call(binary_request("application/x-protobuf"))$status, 415L)
