@@ -85,6 +85,9 @@ read_input_prototype <- function(model_dir) {
 
 #' Whether a column holds values of the prototype's type (missing values fit every type).
 fits_type <- function(column, type) {
+  if (!is.atomic(column)) {
+    return(FALSE) # a nested JSON object or array in a cell
+  }
   present <- column[!is.na(column)]
   if (length(present) == 0) {
     return(TRUE)
@@ -98,8 +101,11 @@ fits_type <- function(column, type) {
 }
 
 describe_value <- function(column) {
+  if (!is.atomic(column)) {
+    return("a nested value")
+  }
   present <- column[!is.na(column)]
-  kind <- if (is.factor(present) || is.character(present)) "text" else column_type(present)
+  kind <- if (is.factor(present) || is.character(present)) "text" else if (is.logical(present)) "boolean" else "number"
   sprintf("%s (e.g. %s)", kind, encodeString(as.character(present[[1]]), quote = "'"))
 }
 
