@@ -112,7 +112,7 @@ def test_training_with_the_baked_code(docker_client, training_image, tmp_path):
     status, logs = finish(run_container(docker_client, training_image, opt_ml))
     assert status == 0, logs
     assert "train_accuracy=" in logs and "Training complete" in logs
-    assert sorted(os.listdir(opt_ml.path("model"))) == ["code", "model.rds"]
+    assert sorted(os.listdir(opt_ml.path("model"))) == ["code", "input-prototype.json", "model.rds"]
     code = set(os.listdir(opt_ml.path("model", "code")))
     assert {"deploy.R", "train.R"} <= code and not any(n.endswith((".tar.gz", ".csv")) for n in code)
     assert opt_ml.path("checkpoints", "checkpoint.rds").exists()
