@@ -43,6 +43,9 @@ ONLY_FOR = {
         "tests/training_support.py",
         "tests/training_toolkit_snapshot.py",
         "sagemaker_tools/registry.py",
+        "sagemaker_tools/transform.py",
+        "tests/test_payloads.py",
+        "tests/test_transform.py",
     ],
 }
 # The pipeline runs both images: without one of them it is left out.

@@ -43,6 +43,9 @@ def train_then_serve(engine, project, image, work, startup_timeout=60):
     engine.containers.run(image, ["train"], remove=True, volumes=mounts)
     assert (opt_ml / "model/model.rds").is_file()
     assert (opt_ml / "model/code/deploy.R").is_file()
+    # train.R saves the input prototype the default input_fn checks requests against.
+    prototype = json.loads((opt_ml / "model/input-prototype.json").read_text())
+    assert [column["type"] for column in prototype["columns"]] == ["number"] * 4
 
     container = engine.containers.run(
         image,

@@ -61,6 +61,9 @@ if (length(validation_files) > 0) {
 
 saveRDS(list(fit = fit, features = features, target = target), file.path(model_dir, "model.rds"))
 cat("Model saved to", file.path(model_dir, "model.rds"), "\n")
+# The input prototype (feature names and types) goes with the model: the serving image's default
+# input_fn answers 400 naming a missing or mistyped column instead of failing inside predict().
+rsagemaker::save_input_prototype(data[features], model_dir)
 if (nzchar(checkpoint_dir)) {
   dir.create(checkpoint_dir, recursive = TRUE, showWarnings = FALSE)
   saveRDS(list(runs = checkpoint$runs + 1L, accuracy = accuracy), checkpoint_file)

@@ -12,7 +12,20 @@ from sagemaker_tools import ToolError
 # Each module adds its commands with register(subparsers); a command's handler returns an exit code.
 # A module of an image the project does not build (bench.py in a processing-only project) is absent,
 # as are pipeline.py and registry.py where they do not apply. pipeline.py imports the SDK only when run.
-MODULES = ("settings", "local", "ecr", "jobs", "endpoints", "bench", "registry", "pipeline", "base_image")
+MODULES = (
+    "settings",
+    "local",
+    "ecr",
+    "jobs",
+    "endpoints",
+    "async_inference",
+    "autoscaling",
+    "transform",
+    "bench",
+    "registry",
+    "pipeline",
+    "base_image",
+)
 
 
 def main(argv=None):

@@ -12,6 +12,8 @@ import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from .async_inference import async_inference_config, async_model_environment, describe_async
+from .autoscaling import deregister as deregister_autoscaling
 from .opt_ml import read_hyperparameters, sample_rows, unique_name, write_json
 from .remote import (
     DATA_DIR,
@@ -120,8 +122,20 @@ def describe_endpoint(sagemaker, name):
         raise
 
 
+def check_async(settings, args):
+    """ASYNC=1 goes with instances only, and needs somewhere for the answers."""
+    if args.serverless:
+        raise SetupError(
+            "ASYNC=1 and SERVERLESS=1 do not go together: an asynchronous endpoint runs on instances"
+        )
+    if not settings["async.output_s3_uri"] or not settings["async.failure_s3_uri"]:
+        settings.require("bucket")  # the answers go under s3://<bucket>/<s3_prefix>/async/
+
+
 def deploy(args):
     settings, session, account = open_aws("role_arn")
+    if args.asynchronous:
+        check_async(settings, args)
     region = settings["region"]
     sagemaker = session.client("sagemaker")
     deployable = what_to_deploy(session, account, region, sagemaker, args)
@@ -138,6 +152,8 @@ def deploy(args):
         model["VpcConfig"] = vpc_config(settings)
     if settings["network_isolation"]:
         model["EnableNetworkIsolation"] = True
+    if args.asynchronous:  # the container learns so from its environment (async_inference.py)
+        model["PrimaryContainer"]["Environment"] = async_model_environment(settings)
     sagemaker.create_model(**model)
     print(f"Created model {resource_name}: {deployable.model_data} (from {deployable.model_source})")
     print(f"  image {deployable.image} ({deployable.image_source})")
@@ -163,6 +179,9 @@ def deploy(args):
         kind = f"{settings['endpoint.instance_count']} x {settings['endpoint.instance_type']}"
         if settings["kms.volume_key_id"]:
             config["KmsKeyId"] = settings["kms.volume_key_id"]
+    if args.asynchronous:
+        config["AsyncInferenceConfig"] = async_inference_config(settings)
+        kind += f"; {describe_async(settings)}"
     sagemaker.create_endpoint_config(**config)
     print(f"Created endpoint config {resource_name} ({kind})")
 
@@ -212,7 +231,10 @@ def deploy(args):
     print(f"  aws logs tail {group} --follow")
     if status != "InService":
         return 1
-    print("Next: make invoke; make undeploy when done (an instance endpoint bills every hour it runs)")
+    invoke_target = "invoke-async" if args.asynchronous else "invoke"
+    print(
+        f"Next: make {invoke_target}; make undeploy when done (an instance endpoint bills every hour it runs)"
+    )
     return 0
 
 
@@ -243,6 +265,13 @@ def undeploy(args):
     record = json.loads(ENDPOINT_RECORD.read_text()) if ENDPOINT_RECORD.exists() else {}
     configs = set(record.get("created", [])) if record.get("endpoint") == endpoint else set()
     models = set(configs)
+    try:  # first, as AWS asks: a scalable target must not outlive its variant
+        deregister_autoscaling(session, endpoint)
+    except sagemaker.exceptions.ClientError as error:
+        details = error.response.get("Error", {})
+        print(
+            f"  note: autoscaling of {endpoint} not checked ({details.get('Code')}: {details.get('Message')})"
+        )
     description = describe_endpoint(sagemaker, endpoint)
     if description:
         config = description["EndpointConfigName"]
@@ -290,6 +319,12 @@ def register(subparsers):
         "--image-uri", default="", help="serve in this image (default: the image that trained the model)"
     )
     parser.add_argument("--no-wait", action="store_true", help="return once the endpoint is being created")
+    parser.add_argument(
+        "--async",
+        dest="asynchronous",
+        action="store_true",
+        help="an asynchronous endpoint (requests and answers through S3; settings async.* in config/aws.json)",
+    )
     parser.set_defaults(handler=deploy)
 
     parser = subparsers.add_parser("invoke", help="Send sample rows to the endpoint")

@@ -1,7 +1,8 @@
 """What the SageMaker commands share: checks before anything is created, S3, waiting, production settings.
 
-The commands themselves live by job: jobs.py (remote-process, remote-train) and endpoints.py (deploy,
-invoke, undeploy). Role, bucket, region and instance types come from config/aws.json or the
+The commands themselves live by job: jobs.py (remote-process, remote-train), endpoints.py (deploy,
+invoke, undeploy), async_inference.py (invoke-async), autoscaling.py (autoscale) and transform.py
+(remote-transform). Role, bucket, region and instance types come from config/aws.json or the
 environment (settings.py); each command checks them, the credentials, the bucket and the image in ECR
 before it uploads or creates anything. Uploads go to s3://<bucket>/<s3_prefix>/jobs/<job name>/, job
 outputs to s3://<bucket>/<s3_prefix>/output/. The jobs use the image pushed by `make push` (same TAG).
@@ -39,6 +40,7 @@ POLL_SECONDS = 15
 LOG_GROUPS = {
     "processing": "/aws/sagemaker/ProcessingJobs",
     "training": "/aws/sagemaker/TrainingJobs",
+    "transform": "/aws/sagemaker/TransformJobs",
 }
 JOB_DONE = ("Completed", "Failed", "Stopped")
 ENDPOINT_DONE = ("InService", "Failed", "OutOfService", "UpdateRollbackFailed")
@@ -199,6 +201,7 @@ JOB_FIELDS = {
         "describe-processing-job --processing-job-name",
     ),
     "training": ("TrainingJobName", "TrainingJobStatus", "describe-training-job --training-job-name"),
+    "transform": ("TransformJobName", "TransformJobStatus", "describe-transform-job --transform-job-name"),
 }
 
 

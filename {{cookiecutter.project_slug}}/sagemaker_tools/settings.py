@@ -64,6 +64,30 @@ SETTINGS = (
     ("endpoint.instance_count", ("SAGEMAKER_ENDPOINT_INSTANCE_COUNT",), 1, "count"),
     ("endpoint.serverless_memory_mb", ("SAGEMAKER_ENDPOINT_SERVERLESS_MEMORY_MB",), 2048, "count"),
     ("endpoint.serverless_max_concurrency", ("SAGEMAKER_ENDPOINT_SERVERLESS_MAX_CONCURRENCY",), 5, "count"),
+    # Asynchronous endpoints (make deploy ASYNC=1, make invoke-async); empty S3 URIs mean
+    # s3://<bucket>/<s3_prefix>/async/{output,failures}/.
+    ("async.output_s3_uri", ("SAGEMAKER_ASYNC_OUTPUT_S3_URI",), "", "s3uri"),
+    ("async.failure_s3_uri", ("SAGEMAKER_ASYNC_FAILURE_S3_URI",), "", "s3uri"),
+    ("async.success_topic_arn", ("SAGEMAKER_ASYNC_SUCCESS_TOPIC_ARN",), "", "sns"),
+    ("async.error_topic_arn", ("SAGEMAKER_ASYNC_ERROR_TOPIC_ARN",), "", "sns"),
+    (
+        "async.max_concurrent_invocations_per_instance",
+        ("SAGEMAKER_ASYNC_MAX_CONCURRENT_INVOCATIONS",),
+        4,
+        "count",
+    ),
+    ("async.invocation_timeout_seconds", ("SAGEMAKER_ASYNC_INVOCATION_TIMEOUT_SECONDS",), 900, "count"),
+    # Batch transform jobs (make remote-transform, make local-transform); an empty input_s3_uri
+    # means data/ is uploaded.
+    ("transform.input_s3_uri", ("SAGEMAKER_TRANSFORM_INPUT_S3_URI",), "", "s3uri"),
+    ("transform.content_type", ("SAGEMAKER_TRANSFORM_CONTENT_TYPE",), "text/csv", "media_type"),
+    ("transform.accept", ("SAGEMAKER_TRANSFORM_ACCEPT",), "text/csv", "media_type"),
+    ("transform.split_type", ("SAGEMAKER_TRANSFORM_SPLIT_TYPE",), "Line", "split_type"),
+    ("transform.batch_strategy", ("SAGEMAKER_TRANSFORM_BATCH_STRATEGY",), "MultiRecord", "batch_strategy"),
+    ("transform.max_payload_mb", ("SAGEMAKER_TRANSFORM_MAX_PAYLOAD_MB",), 6, "payload_mb"),
+    ("transform.max_concurrent_transforms", ("SAGEMAKER_TRANSFORM_MAX_CONCURRENT_TRANSFORMS",), 1, "count"),
+    ("transform.instance_type", ("SAGEMAKER_TRANSFORM_INSTANCE_TYPE",), "ml.m5.large", "instance"),
+    ("transform.instance_count", ("SAGEMAKER_TRANSFORM_INSTANCE_COUNT",), 1, "count"),
     # Production settings: every job, model and endpoint config these tools create gets them.
     ("vpc.subnets", ("SAGEMAKER_SUBNETS",), [], "subnets"),
     ("vpc.security_group_ids", ("SAGEMAKER_SECURITY_GROUP_IDS",), [], "security_groups"),
@@ -104,6 +128,11 @@ RULES = {
         re.compile(rf"^(s3://[a-z0-9][a-z0-9.-]{{1,61}}[a-z0-9](/.*)?|{CHECKPOINTS_OFF})?$"),
         f"an s3://bucket/prefix URI, {CHECKPOINTS_OFF!r} (no checkpoints) or empty (one folder per job)",
     ),
+    "sns": (
+        re.compile(r"^(arn:aws[a-z-]*:sns:[a-z0-9-]+:[0-9]{12}:[\w-]{1,256})?$"),
+        "an SNS topic ARN such as arn:aws:sns:us-east-1:123456789012:my-topic",
+    ),
+    "media_type": (re.compile(r"^[\w.+-]+/[\w.+-]+$"), "a media type such as text/csv"),
     "kms": (
         re.compile(
             r"^([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|mrk-[0-9a-f]{32}|alias/[\w/-]+"
@@ -119,6 +148,16 @@ LIST_RULES = {
         5,
         "security group IDs such as sg-0123456789abcdef0",
     ),
+}
+# Choices of the batch transform settings, as CreateTransformJob spells them.
+CHOICES = {
+    "split_type": ("None", "Line", "RecordIO", "TFRecord"),
+    "batch_strategy": ("MultiRecord", "SingleRecord"),
+}
+# Upper bounds SageMaker sets on some counts (the lower bound of every count is 1).
+UPPER_BOUNDS = {
+    "async.max_concurrent_invocations_per_instance": 1000,
+    "async.invocation_timeout_seconds": 3600,
 }
 # AWS tag limits: 50 tags, keys 1-128 and values 0-256 characters of letters, digits, spaces and _.:/=+-@
 TAG_TEXT = re.compile(r"^[\w .:/=+\-@]*$")
@@ -179,6 +218,14 @@ def _convert(key, value, kind, origin):
         if number < 1 or isinstance(value, bool):
             raise bad("a whole number of at least 1")
         return number
+    if kind == "payload_mb":
+        try:
+            number = int(value)
+        except (TypeError, ValueError):
+            raise bad("a whole number of MB from 0 (no limit) to 100") from None
+        if not 0 <= number <= 100 or isinstance(value, bool):
+            raise bad("a whole number of MB from 0 (no limit) to 100")
+        return number
     if kind == "channels":
         if isinstance(value, str):
             try:
@@ -227,6 +274,11 @@ def _convert(key, value, kind, origin):
         if value.upper() not in ("MUTABLE", "IMMUTABLE"):
             raise bad("MUTABLE or IMMUTABLE")
         return value.upper()
+    if kind in CHOICES:
+        for choice in CHOICES[kind]:
+            if value.lower() == choice.lower():
+                return choice
+        raise bad(" or ".join(CHOICES[kind]))
     if kind in RULES and value:
         rule, expected = RULES[kind]
         if not rule.match(value):
@@ -272,6 +324,10 @@ def load(config_file=None, environ=None, keys=None):
                 break
         values[key] = _convert(key, value, kind, origin)
         sources[key] = origin
+        if key in UPPER_BOUNDS and values[key] > UPPER_BOUNDS[key]:
+            raise SetupError(
+                f"{key} = {value!r} (from {origin}) is invalid: expected at most {UPPER_BOUNDS[key]}"
+            )
     settings = Settings(values, sources)
     if keys is None:
         check_together(settings)
@@ -289,6 +345,16 @@ def check_together(settings):
         raise SetupError(
             f"{origin('vpc.subnets')} and {origin('vpc.security_group_ids')} go together: "
             "a VPC job needs both subnets and security groups, or set neither"
+        )
+    payload, concurrent = (
+        settings["transform.max_payload_mb"],
+        settings["transform.max_concurrent_transforms"],
+    )
+    if payload * concurrent > 100:
+        raise SetupError(
+            f"{origin('transform.max_payload_mb')} = {payload} times "
+            f"{origin('transform.max_concurrent_transforms')} = {concurrent} is over 100 MB, "
+            "SageMaker's limit for a transform job: lower one of them"
         )
     if (
         settings["training.spot"]

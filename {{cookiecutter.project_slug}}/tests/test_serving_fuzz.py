@@ -2,7 +2,8 @@
 headers. Each answer is checked against what the contract says it must be: well-formed rows get 200
 with one prediction per row in the negotiated type; an unsupported Content-Type or Accept, a NUL
 byte, invalid UTF-8, an empty or unparsable body get their specific 4xx with a JSON error naming the
-problem; a 500 counts only when the model's own handler raised. After every error answer the server
+problem; a body that does not fit the model's input prototype gets a 400 naming the column; a 500
+counts only when the model's own handler raised. After every error answer the server
 still answers /ping and a valid request, and no worker ever dies."""
 
 import json
@@ -154,6 +155,14 @@ def error_answers(media, text):
     return ["expected records", "application/jsonlines records differ in shape$"]
 
 
+# The default input_fn's answers when a request does not fit the model's input prototype (prototype.R).
+PROTOTYPE_ERRORS = [
+    r"expected 4 columns \(Sepal.Length, Sepal.Width, Petal.Length, Petal.Width\), got \d+$",
+    r"missing columns? '(Sepal|Petal).(Length|Width)'",
+    r"column '(Sepal|Petal).(Length|Width)' should be number, got (text \(e.g. |boolean \(e.g. |a nested value$)",
+]
+
+
 def check_predictions(response, accept, rows):
     """A 200 answer in the negotiated type: one known species per row (rows=None: any count)."""
     assert response.headers["Content-Type"] == accept, response.headers
@@ -207,7 +216,7 @@ def check_answer(response, well_formed_media, rows, body, content_type, accept):
         assert error.startswith(f"error in the model code: {HANDLER_TAG}"), error
         return
     assert status == 400, (status, error)
-    allowed = [*error_answers(media, decoded), r"expected 4 feature columns \(.*\), got \d+$"]
+    allowed = [*error_answers(media, decoded), *PROTOTYPE_ERRORS]
     assert any(re.match(pattern, error) for pattern in allowed), (error, allowed)
 
 
@@ -236,10 +245,13 @@ def session():
         yield keep_alive
 
 
+NESTED = {"Sepal.Length": 1, "Sepal.Width": [1, 2], "Petal.Length": 1, "Petal.Width": 1}
+
+
 def test_the_oracle_knows_the_contract(server, session):
     """The expectations above, pinned on hand-written cases (so a wrong oracle cannot pass quietly)."""
     cases = [
-        (None, 0, "1,2\n", "text/csv", None, 400, "expected 4 feature columns (Sepal.Length"),
+        (None, 0, "1,2\n", "text/csv", None, 400, "expected 4 columns (Sepal.Length"),
         (None, 0, "{", "application/json", None, 400, "malformed application/json body: "),
         (None, 0, "[[[null]]]", "application/json", None, 400, "expected records"),  # a 3-d array
         # yajl's message quotes the body cut at a byte count, here inside a 4-byte character.
@@ -248,7 +260,18 @@ def test_the_oracle_knows_the_contract(server, session):
         (None, 0, b"5.1,3.5\xff,1.4,0.2\n", "text/csv", None, 400, "the body is not valid UTF-8"),
         (None, 0, SAMPLE_ROWS, "text/plain", None, 415, "Content-Type 'text/plain' is not supported"),
         (None, 0, SAMPLE_ROWS, "text/csv", "application/xml", 415, "Accept 'application/xml' is not"),
-        (None, 0, "a,b,c,d\n", "text/csv", None, 500, f"error in the model code: {HANDLER_TAG}"),
+        # Text where the model's input prototype has numbers: refused before the model runs.
+        (None, 0, "a,b,c,d\n", "text/csv", None, 400, "column 'Sepal.Length' should be number, got text"),
+        (None, 0, '[{"Sepal.Length": 1}]', "application/json", None, 400, "missing columns 'Sepal.Width'"),
+        (
+            None,
+            0,
+            json.dumps([dict(NESTED)]),
+            "application/json",
+            None,
+            400,
+            "column 'Sepal.Width' should be number",
+        ),
         ("text/csv", 2, SAMPLE_ROWS, "text/csv", "application/jsonlines", 200, None),
     ]
     for media, rows, body, content_type, accept, status, error in cases:

@@ -119,7 +119,7 @@ def test_default_accept_setting(rscript, tmp_path):
         ('[1,2,3,4]\n{"a": ', {"Content-Type": "application/jsonlines"}, 400),
         (b"5.1,3.5,\x00,0.2\n", CSV, 400),  # NUL byte
         (b"\xff\xfe,1,2,3\n", CSV, 400),  # not UTF-8
-        ("a,b,c,d\n", CSV, 500),  # rpart cannot predict from text: an error in the model code
+        ("a,b,c,d\n", CSV, 400),  # text where the input prototype has numbers (test_payloads.py)
     ],
 )
 def test_error_statuses(sample_worker, body, headers, status):

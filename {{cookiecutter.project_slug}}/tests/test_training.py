@@ -114,7 +114,12 @@ def test_training_with_the_baked_code(docker_client, training_image, tmp_path):
     status, logs = finish(run_container(docker_client, training_image, opt_ml))
     assert status == 0, logs
     assert "train_accuracy=" in logs and "Training complete" in logs
-    assert sorted(os.listdir(opt_ml.path("model"))) == ["code", "model.rds", "rsagemaker-versions.json"]
+    assert sorted(os.listdir(opt_ml.path("model"))) == [
+        "code",
+        "input-prototype.json",
+        "model.rds",
+        "rsagemaker-versions.json",
+    ]
     # The versions kept with the model: this image's R and packages, and the base it was built on.
     kept = json.loads(opt_ml.path("model", "rsagemaker-versions.json").read_text())
     assert re.fullmatch(r"\d+\.\d+\.\d+", kept["r"]) and "Versions kept with the model" in logs

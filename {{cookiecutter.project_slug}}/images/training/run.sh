@@ -75,22 +75,43 @@ cpu_count() {
   echo "$count"
 }
 
+# Request bodies larger than this are buffered on disk by nginx, not in its memory.
+MAX_BUFFER_MB=16
+
 serve_settings() {
   port=${SAGEMAKER_BIND_TO_PORT:-8080}
   workers=${SAGEMAKER_MODEL_SERVER_WORKERS:-$(cpu_count)}
   timeout=${SAGEMAKER_MODEL_SERVER_TIMEOUT:-60}
+  # The payload limit follows the mode (serving.R's max_payload_bytes() applies the same): 6 MB
+  # real-time; batch transform's MaxPayloadInMB, where 0 means no limit (SageMaker then sends the
+  # records chunked); 1024 MB on an asynchronous endpoint, which SageMaker does not announce:
+  # `make deploy ASYNC=1` sets SAGEMAKER_ASYNC_INFERENCE=true on the model.
   max_mb=6
   # SageMaker sets SAGEMAKER_BATCH=true, the SDKs' local modes "True".
-  local batch=${SAGEMAKER_BATCH:-}
+  local batch=${SAGEMAKER_BATCH:-} async=${SAGEMAKER_ASYNC_INFERENCE:-}
   if [[ ${batch,,} == true && -n ${SAGEMAKER_MAX_PAYLOAD_IN_MB:-} ]]; then
     max_mb=$SAGEMAKER_MAX_PAYLOAD_IN_MB
+    if ! [[ $max_mb =~ ^(0|[1-9][0-9]*)$ ]]; then
+      log "invalid SAGEMAKER_MAX_PAYLOAD_IN_MB '$max_mb': expected a whole number (0: no limit)"
+      exit 2
+    fi
+  elif [[ ${async,,} == true ]]; then
+    max_mb=1024
   fi
-  for setting in port workers timeout max_mb; do
+  for setting in port workers timeout; do
     if ! [[ ${!setting} =~ ^[1-9][0-9]*$ ]]; then
       log "invalid $setting '${!setting}': expected a positive whole number"
       exit 2
     fi
   done
+  # nginx: client_max_body_size 0 is no limit. Bodies up to body_buffer_mb stay in memory, larger
+  # ones go to temporary files in the run directory (client_body_temp_path).
+  if ((max_mb == 0)); then
+    max_body=0 body_buffer_mb=$MAX_BUFFER_MB payload="no payload limit"
+  else
+    max_body=${max_mb}m body_buffer_mb=$((max_mb < MAX_BUFFER_MB ? max_mb : MAX_BUFFER_MB))
+    payload="max payload ${max_mb} MB"
+  fi
   rundir=${SAGEMAKER_SERVE_DIR:-/tmp/sagemaker-serve}
   # The workers read these: their own time limit, the payload limit, /execution-parameters.
   export SAGEMAKER_MODEL_SERVER_WORKERS=$workers SAGEMAKER_MODEL_SERVER_TIMEOUT=$timeout
@@ -104,6 +125,7 @@ write_nginx_conf() {
   # The workers stop a request at $timeout s themselves; nginx waits a little longer.
   sed -e "s|@RUNDIR@|$rundir|g" -e "s|@PORT@|$port|g" -e "s|@TIMEOUT@|$timeout|g" \
     -e "s|@PROXY_TIMEOUT@|$((timeout + 2))|g" -e "s|@MAX_MB@|$max_mb|g" \
+    -e "s|@MAX_BODY@|$max_body|g" -e "s|@BODY_BUFFER_MB@|$body_buffer_mb|g" \
     "$here/nginx.conf.template" |
     awk -v servers="$servers" '{ if ($0 ~ /@SERVERS@/) printf "%s", servers; else print }' \
       >"$rundir/nginx.conf"
@@ -145,7 +167,7 @@ serve() {
   done
   nginx -e stderr -c "$rundir/nginx.conf" &
   nginx_pid=$!
-  log "serving on port $port: nginx (pid $nginx_pid) in front of $workers R worker(s), timeout ${timeout}s, max payload ${max_mb} MB"
+  log "serving on port $port: nginx (pid $nginx_pid) in front of $workers R worker(s), timeout ${timeout}s, $payload"
 
   wait -n "$nginx_pid" "${slots[@]}" || status=$?
   while [[ $stopping == 1 ]] && kill -0 "$nginx_pid" 2>/dev/null; do

@@ -2,7 +2,9 @@
 #' nginx, see run.sh) or on a TCP port (tests, or a single worker). deploy.R defines handlers in the
 #' SageMaker inference toolkit's style; every one but predict_fn has a default here:
 #'   model_fn(model_dir)                -> the model (default: readRDS(model_dir/model.rds))
-#'   input_fn(body, content_type)       -> data   (body: the request body as one UTF-8 string)
+#'   input_fn(body, content_type)       -> data   (body: the request body as one UTF-8 string for a
+#'                                         text type (text/*, JSON, JSON Lines, CSV), else as a raw
+#'                                         vector, byte for byte: images, protobuf, parquet, gzip...)
 #'   predict_fn(data, model)            -> prediction
 #'   output_fn(prediction, accept)      -> a string (or raw vector) of media type `accept`
 #' or transform_fn(model, body, content_type, accept) instead of the last three. A handler that
@@ -17,6 +19,10 @@ SUPPORTED_TYPES <- c("text/csv", "application/json", "application/jsonlines")
 # SageMaker's real-time payload limit, also batch transform's default MaxPayloadInMB. run.sh gives
 # nginx the same figure (tests/test_serving.py checks that the two agree at the boundary).
 MAX_PAYLOAD_MB <- 6
+# An asynchronous endpoint's payload limit (SageMaker reads such requests from S3). SageMaker does
+# not tell the container that its endpoint is asynchronous: `make deploy ASYNC=1` sets
+# SAGEMAKER_ASYNC_INFERENCE=true on the model, and run.sh gives nginx the same figure.
+ASYNC_MAX_PAYLOAD_MB <- 1024
 MB <- 1024 * 1024
 MAX_ERROR_MESSAGE_CHARS <- 1024
 
@@ -44,11 +50,32 @@ env_number <- function(name, default) {
 # SageMaker sets "true"; the SDKs' local modes set "True".
 batch_transform <- function() identical(tolower(Sys.getenv("SAGEMAKER_BATCH")), "true")
 
+async_inference <- function() identical(tolower(Sys.getenv("SAGEMAKER_ASYNC_INFERENCE")), "true")
+
+#' Batch transform's MaxPayloadInMB as SageMaker set it: 0 means no limit (the records come in
+#' chunks, Transfer-Encoding: chunked); unset or invalid means the default.
+batch_max_payload_mb <- function() {
+  value <- suppressWarnings(as.numeric(Sys.getenv("SAGEMAKER_MAX_PAYLOAD_IN_MB", "")))
+  if (is.na(value) || value < 0 || value != round(value)) MAX_PAYLOAD_MB else value
+}
+
+#' The largest request body taken, in bytes (Inf: no limit).
 max_payload_bytes <- function() {
   if (batch_transform()) {
-    return(env_number("SAGEMAKER_MAX_PAYLOAD_IN_MB", MAX_PAYLOAD_MB) * MB)
+    mb <- batch_max_payload_mb()
+    return(if (mb == 0) Inf else mb * MB)
+  }
+  if (async_inference()) {
+    return(ASYNC_MAX_PAYLOAD_MB * MB)
   }
   MAX_PAYLOAD_MB * MB
+}
+
+#' Media types whose bodies are text (checked to be UTF-8, given to input_fn as a string): text/*,
+#' JSON (also the +json types), JSON lines and CSV; every other body reaches input_fn as a raw vector.
+is_text_type <- function(type) {
+  type <- normalise_type(media_type(type))
+  startsWith(type, "text/") || endsWith(type, "+json") || type %in% c("application/json", "application/jsonlines")
 }
 
 request_timeout_seconds <- function() env_number("SAGEMAKER_MODEL_SERVER_TIMEOUT", 60)
@@ -232,7 +259,7 @@ handler_parent_env <- function() {
   exported
 }
 
-load_handlers <- function(deploy_script) {
+load_handlers <- function(deploy_script, model_dir = sm_path("model")) {
   handlers <- new.env(parent = handler_parent_env())
   owd <- setwd(dirname(deploy_script)) # deploy.R may source its helpers by relative path
   on.exit(setwd(owd))
@@ -242,7 +269,10 @@ load_handlers <- function(deploy_script) {
   }
   h <- list(
     model_fn = defined("model_fn") %||% default_model_fn,
-    input_fn = defined("input_fn") %||% default_input_fn,
+    # The default input_fn checks requests against the model's input prototype (prototype.R),
+    # unless deploy.R says `check_input_prototype <- FALSE`.
+    input_fn = defined("input_fn") %||%
+      prototype_input_fn(if (isFALSE(defined("check_input_prototype"))) NULL else read_input_prototype(model_dir)),
     predict_fn = defined("predict_fn"),
     output_fn = defined("output_fn") %||% default_output_fn,
     transform_fn = defined("transform_fn"),
@@ -274,16 +304,21 @@ execution_parameters <- function() {
   list(
     MaxConcurrentTransforms = as.integer(env_number("SAGEMAKER_MODEL_SERVER_WORKERS", 1)),
     BatchStrategy = Sys.getenv("SAGEMAKER_BATCH_STRATEGY", "MULTI_RECORD"),
-    MaxPayloadInMB = as.integer(max_payload_bytes() / MB)
+    # What SageMaker set (0: unlimited), as SageMaker's own containers report it.
+    MaxPayloadInMB = as.integer(if (batch_transform()) batch_max_payload_mb() else max_payload_bytes() / MB)
   )
 }
 
-request_body <- function(req) {
+#' The request body: a UTF-8 string for a text type, else the raw bytes as they came.
+request_body <- function(req, content_type = "application/json") {
   body_raw <- req$rook.input$read()
   if (length(body_raw) > max_payload_bytes()) {
     http_error(413, sprintf(
-      "payload of %d bytes exceeds the limit of %d bytes", length(body_raw), as.integer(max_payload_bytes())
+      "payload of %.0f bytes exceeds the limit of %.0f bytes", length(body_raw), max_payload_bytes()
     ))
+  }
+  if (!is_text_type(content_type)) {
+    return(body_raw)
   }
   if (any(body_raw == as.raw(0))) http_error(400, "the body contains NUL bytes")
   body <- rawToChar(body_raw)
@@ -308,7 +343,7 @@ invoke <- function(handlers, model, req) {
     default_input_fn("", content_type) # raises the 415
   }
   accept <- choose_accept(req$HTTP_ACCEPT, content_type, if (handlers$own_output) NULL else SUPPORTED_TYPES)
-  body <- request_body(req)
+  body <- request_body(req, content_type)
   context <- new.env()
   context$custom_attributes <- req$HTTP_X_AMZN_SAGEMAKER_CUSTOM_ATTRIBUTES
   context$response_custom_attributes <- NULL

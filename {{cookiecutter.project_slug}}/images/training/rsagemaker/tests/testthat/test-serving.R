@@ -79,3 +79,43 @@ test_that("payload limit: 6 MB, or SAGEMAKER_MAX_PAYLOAD_IN_MB in batch transfor
   expect_identical(max_payload_bytes(), 20 * 1024 * 1024)
   expect_identical(execution_parameters()$MaxPayloadInMB, 20L)
 })
+
+test_that("payload limit: 0 in batch transform is no limit (and reported as 0); async takes 1 GB", {
+  withr::local_envvar(SAGEMAKER_BATCH = "true", SAGEMAKER_MAX_PAYLOAD_IN_MB = "0", SAGEMAKER_ASYNC_INFERENCE = NA)
+  expect_identical(max_payload_bytes(), Inf)
+  expect_identical(execution_parameters()$MaxPayloadInMB, 0L)
+  withr::local_envvar(SAGEMAKER_BATCH = NA, SAGEMAKER_ASYNC_INFERENCE = "true")
+  expect_identical(max_payload_bytes(), 1024 * 1024 * 1024)
+})
+
+test_that("a binary body reaches input_fn as raw bytes; text bodies keep their UTF-8 checks", {
+  bytes <- as.raw(c(0x89, 0x50, 0x00, 0xff, 0xfe, 0x00, 0x0a))
+  binary_request <- function(type, body = bytes, ...) {
+    c(
+      list(REQUEST_METHOD = "POST", PATH_INFO = "/invocations", rook.input = list(read = function() body)),
+      list(HTTP_CONTENT_TYPE = type, ...)
+    )
+  }
+  handlers <- load_handlers(write_deploy(c(
+    "model_fn <- function(model_dir) NULL",
+    "input_fn <- function(body, content_type) body",
+    "predict_fn <- function(data, model) data",
+    "output_fn <- function(prediction, accept) if (is.raw(prediction)) rev(prediction) else 'text'"
+  )))
+  app <- serving_app(handlers, NULL)
+  answer <- app$call(binary_request("application/octet-stream", HTTP_ACCEPT = "application/octet-stream"))
+  expect_identical(answer$status, 200L)
+  expect_identical(answer$body, rev(bytes))
+  expect_identical(app$call(binary_request("image/png; q=1"))$body, rev(bytes))
+  # Text types: NUL bytes and invalid UTF-8 are still refused before the handlers.
+  for (type in c("text/csv", "text/plain", "application/json", "application/x-jsonlines")) {
+    refused <- app$call(binary_request(type))
+    expect_identical(refused$status, 400L)
+  }
+  expect_identical(app$call(binary_request("text/plain", charToRaw("caf\xc3\xa9")))$body, "text")
+  expect_true(all(vapply(c("text/html", "application/vnd.api+json", "application/jsonl"), is_text_type, NA)))
+  expect_false(any(vapply(c("application/x-protobuf", "application/gzip", "image/jpeg"), is_text_type, NA)))
+  # The default input_fn still answers 415 for a binary type.
+  defaults <- serving_app(load_handlers(write_deploy("predict_fn <- function(data, model) 1")), NULL)
+  expect_identical(defaults$call(binary_request("application/x-protobuf"))$status, 415L)
+})
