@@ -220,11 +220,18 @@ sweep_residents <- function() {
   }
 }
 
-#' Load a model into this worker under the memory rule; 507 if it does not fit.
+#' The memory this worker's copies hold (but `keep`'s), which it could free.
+freeable_bytes <- function(keep = NULL) {
+  sum(vapply(setdiff(ls(resident_models), keep), function(n) resident_models[[n]]$bytes, numeric(1)))
+}
+
+#' Load a model into this worker under the memory rule; 507 if it does not fit. What cannot fit
+#' even with every copy of this worker freed is refused at once, with those copies kept.
 load_resident <- function(name, url, token) {
   budget <- memory_budget_bytes()
   on_disk <- model_dir_bytes(url)
-  if (!free_until(function() memory_used_bytes() + on_disk > budget)) {
+  if (memory_used_bytes() - freeable_bytes() + on_disk > budget ||
+    !free_until(function() memory_used_bytes() + on_disk > budget)) {
     http_error(507, sprintf(
       "not enough memory for model %s: %s on disk, %s of the %s budget in use", name, format_mb(on_disk),
       format_mb(memory_used_bytes()), format_mb(budget)
@@ -242,7 +249,8 @@ load_resident <- function(name, url, token) {
   )
   bytes <- max(process_rss_bytes() - before, as.numeric(utils::object.size(loaded$model)), na.rm = TRUE)
   resident_models[[name]] <- c(loaded, list(token = token, url = url, last_used = Sys.time(), bytes = bytes))
-  if (!free_until(function() memory_used_bytes() > budget, keep = name)) {
+  if (memory_used_bytes() - freeable_bytes(keep = name) > budget ||
+    !free_until(function() memory_used_bytes() > budget, keep = name)) {
     drop_resident(name, "over the memory budget")
     http_error(507, sprintf(
       "not enough memory for model %s (%s): %s in use with it, over the %s budget", name, format_mb(bytes),
