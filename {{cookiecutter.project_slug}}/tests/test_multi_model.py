@@ -423,6 +423,19 @@ def test_the_local_front_end_unpacks_loads_unloads_on_507_and_invokes(tmp_path):
         multi_model.check_target(tmp_path, "c.tar.gz")
 
 
+def test_the_models_are_the_tarballs_of_build_models(tmp_path, capsys):
+    with pytest.raises(
+        multi_model.UsageError, match="no model in build/models/: put model.tar.gz files there"
+    ):
+        multi_model.model_tarballs(tmp_path)
+    (tmp_path / "build").mkdir()
+    (tmp_path / "build" / "model.tar.gz").write_bytes(b"trained")  # what make local-train leaves
+    assert multi_model.model_tarballs(tmp_path) == [tmp_path / multi_model.MODELS_DIR / "model.tar.gz"]
+    assert "Copied build/model.tar.gz to build/models/model.tar.gz" in capsys.readouterr().out
+    (tmp_path / multi_model.MODELS_DIR / "b.tar.gz").write_bytes(b"b")
+    assert [path.name for path in multi_model.model_tarballs(tmp_path)] == ["b.tar.gz", "model.tar.gz"]
+
+
 @pytest.fixture(scope="module")
 def iris_tarball(rscript, tmp_path_factory):
     """model.tar.gz of the project's own model (code/train.R on data/train, with code/deploy.R)."""
