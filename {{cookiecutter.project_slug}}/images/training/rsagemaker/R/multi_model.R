@@ -268,6 +268,7 @@ load_resident <- function(name, url, token) {
 resident_for <- function(name, entry) {
   resident <- if (exists(name, envir = resident_models, inherits = FALSE)) resident_models[[name]]
   if (is.null(resident) || !identical(resident$token, entry$token)) {
+    drop_resident(name, "unloaded and loaded again") # the old copy goes before the new one comes
     resident <- load_resident(name, entry$modelUrl, entry$token)
   }
   resident_models[[name]]$last_used <- Sys.time()
