@@ -343,6 +343,67 @@ def test_under_a_memory_limit_the_least_recently_used_go_and_a_model_too_big_is_
         assert served.container.status == "running"
 
 
+def owners_of(served, names, models_dir):
+    """The worker PID each model id is routed to (nginx's hash), found by loading a marked model
+    under each id and asking it; the probes are unloaded again."""
+    owners = {}
+    for name in names:
+        marked_model(models_dir / name / "model", name)
+        assert load(served.url, name, folder=f"{name}/model").status_code == 200
+        owners[name] = marked_answer(invoke(served.url, name))[2]
+        assert requests.delete(f"{served.url}/models/{name}", timeout=5).status_code == 200
+        shutil.rmtree(models_dir / name)
+    return owners
+
+
+def test_a_507_from_one_worker_is_resolved_by_unloading_on_another_as_sagemaker_does(
+    docker_client, training_image, tmp_path, capsys
+):
+    """Two workers: the models of one fill the memory, a load on the other answers 507; the front end
+    (as SageMaker) unloads the least recently used model, whose worker frees it, and loads again."""
+    local_models = tmp_path / multi_model.LOCAL_MODELS_DIR
+    local_models.mkdir(parents=True)
+    limit_mb, model_mb = 450, 110  # budget 386 MB; ~100 MB for nginx and two workers
+    with multi_model_container(
+        docker_client, training_image, local_models, workers=2, mem_limit=f"{limit_mb}m"
+    ) as served:
+        names = [f"model-{i}.tar.gz" for i in range(16)]
+        owners = owners_of(served, [multi_model.model_id(name) for name in names], local_models)
+        by_worker = {}
+        for name in names:
+            by_worker.setdefault(owners[multi_model.model_id(name)], []).append(name)
+        assert len(by_worker) == 2, by_worker  # 16 names spread over both workers
+        crowded, other = sorted(by_worker.values(), key=len, reverse=True)
+        first, second, third = crowded[0], crowded[1], other[0]  # first and second share a worker
+        (tmp_path / multi_model.MODELS_DIR).mkdir(parents=True)
+        for name in (first, second, third):
+            content = tmp_path / "content" / name
+            write_model(content, LENGTH_DEPLOY)
+            write_rds_doubles(content / "model.rds", model_mb)
+            # an uncompressed tar (gzip cannot shrink random doubles), read as SageMaker reads any tarball
+            with tarfile.open(tmp_path / multi_model.MODELS_DIR / name, "w") as archive:
+                for path in sorted(content.iterdir()):
+                    archive.add(path, arcname=path.name)
+            shutil.rmtree(content)
+        length = str(model_mb * MB // 8)
+        for name in (first, second):  # 220 MB in one worker: the third does not fit beside them
+            answer = multi_model.predict(tmp_path, served.url, name, b"1\n", "text/csv", "text/csv")
+            assert (answer.status_code, answer.text.strip()) == (200, length), answer.text
+        capsys.readouterr()
+        answer = multi_model.predict(tmp_path, served.url, third, b"1\n", "text/csv", "text/csv")
+        assert (answer.status_code, answer.text.strip()) == (200, length), answer.text
+        out = capsys.readouterr().out
+        first_id = multi_model.model_id(first)
+        assert f"507 (out of memory): unloaded model {first_id}, the least recently used" in out
+        assert out.count("507") == 1, out  # the unload freed the memory at once: one retry was enough
+        loaded = multi_model.loaded_ids(served.url)
+        assert sorted(loaded) == sorted(multi_model.model_id(name) for name in (second, third))
+        assert container_memory_used(served) <= (limit_mb - 64) * MB
+        assert f"freed model {first_id} ({model_mb} MB, unloaded)" in served.logs()
+        served.container.reload()
+        assert served.container.attrs["State"]["OOMKilled"] is False
+
+
 # --- the local front end (sagemaker_tools.multi_model), as SageMaker's -------------------------------
 
 
