@@ -386,7 +386,10 @@ serve <- function(socket = NULL, port = NULL, ready_file = NULL) {
   started <- Sys.time()
   multi_model <- multi_model_enabled() # no model at start: POST /models loads them (multi_model.R)
   handlers <- NULL
-  deploy_script <- "no model yet (multi-model endpoint)"
+  if (multi_model) {
+    model_dir <- sm_path("models")
+    deploy_script <- "no model yet (a multi-model endpoint: POST /models loads one)"
+  }
   model <- if (!multi_model) tryCatch(
     {
       deploy_script <- find_deploy_script(model_dir)
