@@ -393,12 +393,20 @@ multi_model_request <- function(req) {
 }
 
 #' The routes of a multi-model worker. A sweep every SWEEP_SECONDS frees the copies of models
-#' unloaded through another worker, also while this one gets no requests.
+#' unloaded through another worker, also while this one gets no requests. It is started by the
+#' worker's first request, in the worker's own process: a server that forks its workers may build
+#' the routes before forking, and a fork does not inherit the timer thread of the later package.
 multi_model_routes <- function() {
   sweep <- function() {
     tryCatch(sweep_residents(), error = function(e) message("Multi-model sweep failed: ", conditionMessage(e)))
     later::later(sweep, SWEEP_SECONDS)
   }
-  later::later(sweep, SWEEP_SECONDS)
-  multi_model_request
+  sweeping <- FALSE
+  function(req) {
+    if (!sweeping) {
+      sweeping <<- TRUE
+      later::later(sweep, SWEEP_SECONDS)
+    }
+    multi_model_request(req)
+  }
 }

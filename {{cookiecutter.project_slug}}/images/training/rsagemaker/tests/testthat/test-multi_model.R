@@ -217,3 +217,15 @@ test_that("short of memory, the least recently used copies go first; a model tha
   expect_identical(answer("GET", "/models/huge")$status, 404L)
   expect_identical(sort(ls(resident_models)), c("newer", "newest"))
 })
+
+test_that("the routes sweep on their own once they have served a request", {
+  local_registry()
+  dir <- local_model(c("model_fn <- function(model_dir) 1", "predict_fn <- function(data, model) model"))
+  routes <- multi_model_routes()
+  app <- serving_app(NULL, NULL, routes)
+  expect_identical(app$call(mms_request("POST", "/models", load_body("m", dir)))$status, 200L)
+  unlink(entry_path("m")) # unloaded through another worker
+  deadline <- Sys.time() + 5
+  while (exists("m", envir = resident_models) && Sys.time() < deadline) later::run_now(0.2)
+  expect_false(exists("m", envir = resident_models))
+})
