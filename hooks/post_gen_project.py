@@ -36,6 +36,7 @@ ONLY_FOR = {
         "tests/test_serving_units.py",
         "tests/test_serving_fuzz.py",
         "tests/test_workers.py",
+        "tests/test_multi_model.py",
         "sagemaker_tools/bench.py",
         "bench",
         "tests/test_bench_smoke.py",

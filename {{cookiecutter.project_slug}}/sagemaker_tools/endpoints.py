@@ -5,6 +5,8 @@ training job (or --training-job NAME) in the very image that trained it (Describ
 AlgorithmSpecification.TrainingImage), so a later commit or push never changes the R that reads
 model.rds; --image-uri (make deploy IMAGE=...) serves it in another image. The model and endpoint
 config get the production settings (VPC, network isolation, volume KMS key, tags; see remote.py).
+--multi-model (make deploy MULTI_MODEL=1) serves every model of build/models/ from one S3 prefix
+instead (multi_model_deployable(); the S3 layout is in multi_model.py); invoke --target-model picks one.
 """
 
 import json
@@ -12,6 +14,7 @@ import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from . import multi_model
 from .async_inference import async_inference_config, async_model_environment, describe_async
 from .autoscaling import deregister as deregister_autoscaling
 from .opt_ml import read_hyperparameters, sample_rows, unique_name, write_json
@@ -21,9 +24,11 @@ from .remote import (
     ENDPOINT_RECORD,
     HYPERPARAMETERS_FILE,
     LAST_TRAINING_JOB,
+    check_bucket,
     describe_production,
     image_in_ecr,
     open_aws,
+    pushed_image_uri,
     tagged,
     vpc_config,
     wait_for,
@@ -39,6 +44,7 @@ class Deployable:
     model_data: str
     model_source: str  # e.g. "training job myproject-training-20250101-120000-000"
     image_source: str  # e.g. "the image that trained it"
+    target_models: tuple = ()  # a multi-model endpoint's models (TargetModel values)
 
 
 def from_training_job(sagemaker, named):
@@ -104,6 +110,39 @@ def what_to_deploy(session, account, region, sagemaker, args):
     return deployable
 
 
+def multi_model_deployable(session, account, region, settings, args):
+    """MULTI_MODEL=1: every model of build/models/ uploaded under one S3 prefix (the ModelDataUrl of a
+    Mode=MultiModel container), served by the pushed training image (TAG) or --image-uri."""
+    if args.serverless:
+        raise SetupError(
+            "a serverless endpoint cannot be multi-model (SageMaker serves those on instances only)"
+        )
+    settings.require("bucket")
+    tarballs = multi_model.model_tarballs(PROJECT_DIR)
+    if args.image_uri:
+        image, image_source = args.image_uri, "--image-uri (IMAGE=...)"
+    elif args.image:
+        image, image_source = (
+            pushed_image_uri(session, account, region, args.image, args.tag),
+            f"pushed, TAG {args.tag}",
+        )
+    else:
+        raise SetupError(
+            "name the serving image: --image REF --tag TAG (make deploy does) or --image-uri URI"
+        )
+    s3 = session.client("s3")
+    check_bucket(s3, settings["bucket"], region)
+    prefix_key = multi_model.s3_prefix_key(settings, settings["endpoint.name"])
+    prefix = multi_model.upload_models(s3, settings["bucket"], prefix_key, tarballs)
+    return Deployable(
+        image=image,
+        model_data=prefix,
+        model_source=f"{len(tarballs)} model(s) of {multi_model.MODELS_DIR}/, multi-model",
+        image_source=image_source,
+        target_models=tuple(tarball.name for tarball in tarballs),
+    )
+
+
 def is_not_found(error):
     """SageMaker reports a missing resource as a ValidationException "Could not find ..." (or "not found")."""
     details = error.response.get("Error", {})
@@ -123,10 +162,14 @@ def describe_endpoint(sagemaker, name):
 
 
 def check_async(settings, args):
-    """ASYNC=1 goes with instances only, and needs somewhere for the answers."""
+    """ASYNC=1 goes with one model on instances only, and needs somewhere for the answers."""
     if args.serverless:
         raise SetupError(
             "ASYNC=1 and SERVERLESS=1 do not go together: an asynchronous endpoint runs on instances"
+        )
+    if args.multi_model:
+        raise SetupError(
+            "ASYNC=1 and MULTI_MODEL=1 do not go together: SageMaker serves a multi-model endpoint in real time"
         )
     if not settings["async.output_s3_uri"] or not settings["async.failure_s3_uri"]:
         settings.require("bucket")  # the answers go under s3://<bucket>/<s3_prefix>/async/
@@ -138,7 +181,10 @@ def deploy(args):
         check_async(settings, args)
     region = settings["region"]
     sagemaker = session.client("sagemaker")
-    deployable = what_to_deploy(session, account, region, sagemaker, args)
+    if args.multi_model:
+        deployable = multi_model_deployable(session, account, region, settings, args)
+    else:
+        deployable = what_to_deploy(session, account, region, sagemaker, args)
     endpoint = settings["endpoint.name"]
     resource_name = unique_name(endpoint)  # the model and its endpoint config
 
@@ -148,6 +194,8 @@ def deploy(args):
         "ExecutionRoleArn": settings["role_arn"],
         **tagged(settings),
     }
+    if deployable.target_models:
+        model["PrimaryContainer"]["Mode"] = "MultiModel"
     if vpc_config(settings):
         model["VpcConfig"] = vpc_config(settings)
     if settings["network_isolation"]:
@@ -196,7 +244,11 @@ def deploy(args):
             "endpoint": endpoint,
             "region": region,
             "created": created,
-            "serving": {"image": deployable.image, "model_data": deployable.model_data},
+            "serving": {
+                "image": deployable.image,
+                "model_data": deployable.model_data,
+                **({"target_models": list(deployable.target_models)} if deployable.target_models else {}),
+            },
         },
     )
     if describe_endpoint(sagemaker, endpoint):
@@ -231,6 +283,13 @@ def deploy(args):
     print(f"  aws logs tail {group} --follow")
     if status != "InService":
         return 1
+    if deployable.target_models:
+        print("Next, one per model (SageMaker loads each on its first request):")
+        for name in deployable.target_models:
+            print(f"      make invoke TARGET_MODEL={name}")
+        print(f"  Add models by uploading them under {deployable.model_data} (no new deploy needed).")
+        print("  make undeploy when done (an instance endpoint bills every hour it runs)")
+        return 0
     invoke_target = "invoke-async" if args.asynchronous else "invoke"
     print(
         f"Next: make {invoke_target}; make undeploy when done (an instance endpoint bills every hour it runs)"
@@ -247,10 +306,21 @@ def invoke(args):
         target = read_hyperparameters(HYPERPARAMETERS_FILE).get("target")
         text, csv_file = sample_rows(DATA_DIR, args.rows, target)
         body, what = text.encode(), f"{len(text.splitlines())} row(s) of {csv_file.relative_to(PROJECT_DIR)}"
-    response = session.client("sagemaker-runtime").invoke_endpoint(
-        EndpointName=endpoint, ContentType=args.content_type, Accept=args.accept, Body=body
+    record = json.loads(ENDPOINT_RECORD.read_text()) if ENDPOINT_RECORD.exists() else {}
+    target_models = (
+        record.get("serving", {}).get("target_models") if record.get("endpoint") == endpoint else None
     )
-    print(f"Sent {what} ({args.content_type}) to endpoint {endpoint}:")
+    if target_models and not args.target_model:
+        raise SetupError(
+            f"endpoint {endpoint} is multi-model: name the model, "
+            f"make invoke TARGET_MODEL=<one of: {', '.join(target_models)}>"
+        )
+    target = {"TargetModel": args.target_model} if args.target_model else {}
+    response = session.client("sagemaker-runtime").invoke_endpoint(
+        EndpointName=endpoint, ContentType=args.content_type, Accept=args.accept, Body=body, **target
+    )
+    to = f"model {args.target_model} of endpoint {endpoint}" if args.target_model else f"endpoint {endpoint}"
+    print(f"Sent {what} ({args.content_type}) to {to}:")
     print(body.decode(errors="replace").rstrip())
     print(f"Response ({response.get('ContentType', '?')}):")
     print(response["Body"].read().decode(errors="replace").rstrip())
@@ -325,6 +395,13 @@ def register(subparsers):
         action="store_true",
         help="an asynchronous endpoint (requests and answers through S3; settings async.* in config/aws.json)",
     )
+    parser.add_argument(
+        "--multi-model",
+        action="store_true",
+        help=f"a multi-model endpoint of every model in {multi_model.MODELS_DIR}/ (uploaded under one S3 prefix)",
+    )
+    parser.add_argument("--image", default="", help="with --multi-model: the local image ref pushed at --tag")
+    parser.add_argument("--tag", default="", help="with --multi-model: the pushed tag of --image")
     parser.set_defaults(handler=deploy)
 
     parser = subparsers.add_parser("invoke", help="Send sample rows to the endpoint")
@@ -332,6 +409,9 @@ def register(subparsers):
     parser.add_argument("--file", default="", help="send this file instead")
     parser.add_argument("--content-type", default="text/csv")
     parser.add_argument("--accept", default="text/csv")
+    parser.add_argument(
+        "--target-model", default="", help="on a multi-model endpoint: the model (NAME.tar.gz)"
+    )
     parser.set_defaults(handler=invoke)
 
     parser = subparsers.add_parser("undeploy", help="Delete the endpoint, its configs and models")

@@ -3,7 +3,8 @@
   local-process  the processing image as ScriptProcessor runs it: Rscript code/preprocess.R on data/train
   local-train    the training image with the /opt/ml tree a training job gets; packs build/model.tar.gz
   local-serve    the training image serving the unpacked build/model.tar.gz, detached, on 127.0.0.1
-  predict        sends sample rows of data/train to the local endpoint
+                 (--multi-model: a multi-model endpoint of the models in build/models/, multi_model.py)
+  predict        sends sample rows of data/train to the local endpoint (--target-model NAME.tar.gz)
   local-stop     stops and removes this project's local containers
 
 Run from the project root (the Makefile does). Everything lands in build/. The containers run as root,
@@ -20,7 +21,7 @@ from pathlib import Path
 
 import requests
 
-from . import ToolError, engine, opt_ml
+from . import ToolError, engine, multi_model, opt_ml
 from . import settings as aws_settings
 from .opt_ml import job_name
 
@@ -71,6 +72,11 @@ def register(subparsers):
     serve.add_argument("--port", type=int, default=8080, help="port on 127.0.0.1 (default: 8080)")
     serve.add_argument("--model", default="build/model.tar.gz", help="the model.tar.gz to serve")
     serve.add_argument("--timeout", type=float, default=HEALTH_TIMEOUT, help="seconds to wait for /ping")
+    serve.add_argument(
+        "--multi-model",
+        action="store_true",
+        help=f"a multi-model endpoint of the models in {multi_model.MODELS_DIR}/ (SAGEMAKER_MULTI_MODEL=true)",
+    )
     serve.set_defaults(handler=local_serve)
 
     predict = subparsers.add_parser("predict", help="send sample rows of data/train to the local endpoint")
@@ -81,6 +87,10 @@ def register(subparsers):
         "--target", help="column left out (default: `target` in config/hyperparameters.json)"
     )
     predict.add_argument("--accept", default="text/csv", help="Accept header (default: text/csv)")
+    predict.add_argument(
+        "--target-model",
+        help=f"on a multi-model endpoint: the model, a file name in {multi_model.MODELS_DIR}/",
+    )
     predict.set_defaults(handler=predict_rows)
 
     stop = subparsers.add_parser("local-stop", help="stop and remove this project's local containers")
@@ -371,7 +381,8 @@ def wait_until_healthy(container, url, timeout):
 def local_serve(args):
     root = project_dir()
     model_tarball = Path(args.model)
-    if not model_tarball.is_file():
+    tarballs = multi_model.model_tarballs(root) if args.multi_model else []
+    if not args.multi_model and not model_tarball.is_file():
         raise UsageError(f"{args.model} does not exist: run `make local-train` first")
     client = engine.connect()
     engine.check_image(client, args.image)
@@ -379,20 +390,69 @@ def local_serve(args):
         print(f"==> Replacing the running local endpoint {old.labels.get(engine.LABEL_URL, old.short_id)}")
         engine.remove(old, timeout=10)
 
+    url = f"http://127.0.0.1:{args.port}"
+    if args.multi_model:
+        return local_serve_multi_model(args, root, client, url, tarballs)
     model_dir = root / "build" / "serving" / "model"
     engine.clear_directory(model_dir, client, args.image)
     model_dir.mkdir(parents=True)
     unpack_model(model_tarball, model_dir)
-    url = f"http://127.0.0.1:{args.port}"
+    container = start_endpoint(
+        args, root, client, url, mounts=[engine.bind(model_dir, "/opt/ml/model", read_only=True)]
+    )
+    if container is None:
+        return 1
+    print(f"==> Endpoint ready at {url} (model read-only at /opt/ml/model from {show(model_dir, root)})")
+    print("Next: make predict")
+    print(f"      curl -s -X POST -H 'Content-Type: text/csv' --data '5.1,3.5,1.4,0.2' {url}/invocations")
+    print(f"      docker logs -f {container.short_id}")
+    print("      make local-stop")
+    return 0
+
+
+def local_serve_multi_model(args, root, client, url, tarballs):
+    """A multi-model endpoint: no model at start; predict --target-model loads them as SageMaker would."""
+    models_dir = root / multi_model.LOCAL_MODELS_DIR
+    engine.clear_directory(models_dir, client, args.image)
+    models_dir.mkdir(parents=True)
+    container = start_endpoint(
+        args,
+        root,
+        client,
+        url,
+        mounts=[engine.bind(models_dir, multi_model.CONTAINER_MODELS_DIR, read_only=True)],
+        environment={multi_model.MULTI_MODEL_VARIABLE: "true"},
+        labels={multi_model.LABEL_MULTI_MODEL: "true"},
+    )
+    if container is None:
+        return 1
+    print(
+        f"==> Multi-model endpoint ready at {url}: no model loaded yet; {len(tarballs)} model(s) to ask for"
+    )
+    print(
+        f"    ({multi_model.MODELS_DIR}/*.tar.gz; unpacked on first use under {show(models_dir, root)}/<id>/model)"
+    )
+    print("Next, one per model (each loads on its first request, as on SageMaker):")
+    multi_model.print_targets(tarballs, "make predict")
+    print(f"      curl -s {url}/models      (the loaded models)")
+    print(f"      docker logs -f {container.short_id}")
+    print("      make local-stop")
+    return 0
+
+
+def start_endpoint(args, root, client, url, mounts, environment=None, labels=None):
+    """`IMAGE serve` detached on 127.0.0.1:PORT; the container once /ping answers 200, else None
+    (its log printed, the container removed)."""
     with engine.sigterm_as_interrupt():
         try:
             container = client.containers.run(
                 args.image,
                 command=["serve"],
                 detach=True,
-                mounts=[engine.bind(model_dir, "/opt/ml/model", read_only=True)],
+                mounts=mounts,
+                environment=environment or {},
                 ports={"8080/tcp": ("127.0.0.1", args.port)},
-                labels=engine.labels_for(root, "serving", **{engine.LABEL_URL: url}),
+                labels=engine.labels_for(root, "serving", **{engine.LABEL_URL: url}, **(labels or {})),
             )
         except engine.docker.errors.APIError as error:
             for created in engine.find_containers(client, root, "serving"):  # created but not started
@@ -401,7 +461,8 @@ def local_serve(args):
                 f"cannot start the endpoint on 127.0.0.1:{args.port} ({error.explanation or error}); "
                 "is the port taken? Try --port"
             ) from None
-        print(f"==> Started {args.image} serve as container {container.short_id}, model from {args.model}")
+        what = "multi-model" if args.multi_model else f"model from {args.model}"
+        print(f"==> Started {args.image} serve as container {container.short_id}, {what}")
         try:
             healthy = wait_until_healthy(container, url, args.timeout)
         except KeyboardInterrupt:
@@ -417,21 +478,21 @@ def local_serve(args):
             file=sys.stderr,
         )
         engine.remove(container, timeout=5)
-        return 1
-    print(f"==> Endpoint ready at {url} (model read-only at /opt/ml/model from {show(model_dir, root)})")
-    print("Next: make predict")
-    print(f"      curl -s -X POST -H 'Content-Type: text/csv' --data '5.1,3.5,1.4,0.2' {url}/invocations")
-    print(f"      docker logs -f {container.short_id}")
-    print("      make local-stop")
-    return 0
+        return None
+    return container
 
 
-def find_endpoint_url(root):
+def find_endpoint(root):
+    """The running local endpoint's container."""
     client = engine.connect()
     for container in engine.find_containers(client, root, "serving"):
         if container.status == "running" and engine.LABEL_URL in container.labels:
-            return container.labels[engine.LABEL_URL]
+            return container
     raise UsageError("no local endpoint is running: run `make local-serve` first (or pass --url)")
+
+
+def find_endpoint_url(root):
+    return find_endpoint(root).labels[engine.LABEL_URL]
 
 
 def predict_rows(args):
@@ -440,16 +501,31 @@ def predict_rows(args):
     if target is None and Path("config/hyperparameters.json").is_file():
         target = opt_ml.read_hyperparameters("config/hyperparameters.json").get("target")
     body, _ = opt_ml.sample_rows(args.data, args.rows, target)
-    url = args.url or find_endpoint_url(root)
-    print(f"==> POST {url}/invocations (text/csv, {len(body.splitlines())} rows):")
+    endpoint = None if args.url else find_endpoint(root)
+    url = args.url or endpoint.labels[engine.LABEL_URL]
+    is_multi_model = args.target_model or (endpoint and endpoint.labels.get(multi_model.LABEL_MULTI_MODEL))
+    if is_multi_model and not args.target_model:
+        names = ", ".join(path.name for path in sorted((root / multi_model.MODELS_DIR).glob("*.tar.gz")))
+        raise UsageError(
+            f"{url} is a multi-model endpoint: name the model, make predict TARGET_MODEL=<one of: {names}>"
+        )
+    if args.target_model:
+        multi_model.check_target(root, args.target_model)
+    where = f"{url} TargetModel={args.target_model}" if args.target_model else f"{url}/invocations"
+    print(f"==> POST {where} (text/csv, {len(body.splitlines())} rows):")
     print(body, end="")
     try:
-        response = requests.post(
-            f"{url}/invocations",
-            data=body.encode(),
-            headers={"Content-Type": "text/csv", "Accept": args.accept},
-            timeout=60,
-        )
+        if args.target_model:
+            response = multi_model.predict(
+                root, url, args.target_model, body.encode(), "text/csv", args.accept
+            )
+        else:
+            response = requests.post(
+                f"{url}/invocations",
+                data=body.encode(),
+                headers={"Content-Type": "text/csv", "Accept": args.accept},
+                timeout=60,
+            )
     except requests.RequestException as error:
         print(f"==> No answer from {url}: {error}", file=sys.stderr)
         return 1

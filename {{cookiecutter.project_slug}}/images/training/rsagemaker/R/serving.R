@@ -377,11 +377,13 @@ invoke_with_timeout <- function(handlers, model, req) {
   })
 }
 
-serving_app <- function(handlers, model) {
+#' `extra_routes(req)`: more routes (the multi-model API, multi_model.R), tried first; NULL for a
+#' request that is not one of them.
+serving_app <- function(handlers, model, extra_routes = NULL) {
   list(call = function(req) {
     route <- paste(req$REQUEST_METHOD, req$PATH_INFO)
     tryCatch(
-      switch(route,
+      (if (!is.null(extra_routes)) extra_routes(req)) %||% switch(route,
         "GET /ping" = list(status = 200L, headers = list("Content-Type" = "text/plain"), body = ""),
         "POST /invocations" = invoke_with_timeout(handlers, model, req),
         "GET /execution-parameters" = list(
@@ -417,8 +419,14 @@ serving_app <- function(handlers, model) {
 serve <- function(socket = NULL, port = NULL, ready_file = NULL) {
   model_dir <- sm_path("model")
   started <- Sys.time()
-  warn_if_trained_elsewhere(model_dir)
-  model <- tryCatch(
+  multi_model <- multi_model_enabled() # no model at start: POST /models loads them (multi_model.R)
+  handlers <- NULL
+  if (multi_model) {
+    model_dir <- sm_path("models")
+    deploy_script <- "no model yet (a multi-model endpoint: POST /models loads one)"
+  }
+  if (!multi_model) warn_if_trained_elsewhere(model_dir)
+  model <- if (!multi_model) tryCatch(
     {
       deploy_script <- find_deploy_script(model_dir)
       handlers <- load_handlers(deploy_script)
@@ -429,7 +437,7 @@ serve <- function(socket = NULL, port = NULL, ready_file = NULL) {
       quit(save = "no", status = 1)
     }
   )
-  app <- serving_app(handlers, model)
+  app <- serving_app(handlers, model, if (multi_model) multi_model_routes())
   if (!is.null(socket)) {
     httpuv::startPipeServer(socket, 0L, app) # mask 0: nginx's unprivileged worker may connect
     where <- socket
