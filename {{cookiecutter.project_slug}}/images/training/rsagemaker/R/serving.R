@@ -1,6 +1,5 @@
-#' One serving worker: loads deploy.R and the model once, then answers HTTP on a unix socket (behind
-#' nginx, see run.sh) or on a TCP port (tests, or a single worker). deploy.R defines handlers in the
-#' SageMaker inference toolkit's style; every one but predict_fn has a default here:
+#' What a serving worker answers (the processes that run it: server.R). deploy.R defines handlers in
+#' the SageMaker inference toolkit's style; every one but predict_fn has a default here:
 #'   model_fn(model_dir)                -> the model (default: readRDS(model_dir/model.rds))
 #'   input_fn(body, content_type)       -> data   (body: the request body as one UTF-8 string)
 #'   predict_fn(data, model)            -> prediction
@@ -369,42 +368,4 @@ serving_app <- function(handlers, model) {
       }
     )
   })
-}
-
-#' Serve the model: one worker
-#'
-#' Load deploy.R and the model, then serve until killed. A model that fails to load ends the worker
-#' with a non-zero status before it ever answers, so /ping never says 200 for it.
-#' @param socket a unix socket path to listen on (behind nginx), or NULL.
-#' @param port a TCP port to listen on when `socket` is NULL.
-#' @param ready_file files created once the model is loaded (run.sh waits for them).
-#' @export
-serve <- function(socket = NULL, port = NULL, ready_file = NULL) {
-  model_dir <- sm_path("model")
-  started <- Sys.time()
-  model <- tryCatch(
-    {
-      deploy_script <- find_deploy_script(model_dir)
-      handlers <- load_handlers(deploy_script)
-      call_handler(handlers$model_fn, model_dir, context = new.env())
-    },
-    error = function(e) {
-      message("Model failed to load: ", conditionMessage(e))
-      quit(save = "no", status = 1)
-    }
-  )
-  app <- serving_app(handlers, model)
-  if (!is.null(socket)) {
-    httpuv::startPipeServer(socket, 0L, app) # mask 0: nginx's unprivileged worker may connect
-    where <- socket
-  } else {
-    httpuv::startServer("0.0.0.0", as.integer(port), app)
-    where <- paste0("0.0.0.0:", port)
-  }
-  message(sprintf(
-    "Worker %d serving %s with %s on %s (loaded in %.2f s)", Sys.getpid(), model_dir, deploy_script,
-    where, as.numeric(difftime(Sys.time(), started, units = "secs"))
-  ))
-  for (path in ready_file) file.create(path)
-  repeat httpuv::service(1000)
 }
