@@ -127,10 +127,13 @@ class Served:
         assert len(masters) == 1, processes
         return masters[0]
 
-    def worker_pids(self):
-        """PIDs of the R workers: the forks of the master (they share its command line)."""
+    def forks(self):
+        """{pid: parent pid} of the R workers: the forks of the master (they share its command line)."""
         processes = self.r_serving_processes()
-        return {pid for pid, parent in processes.items() if parent in processes}
+        return {pid: parent for pid, parent in processes.items() if parent in processes}
+
+    def worker_pids(self):
+        return set(self.forks())
 
     def wait_for_ready_workers(self, count, timeout=60):
         """/ping answers 200 once one worker has loaded the model; wait until `count` have (each

@@ -171,6 +171,9 @@ fork_worker <- function(slot, app, loaded, run_dir) {
 #' @param requested SAGEMAKER_MODEL_SERVER_WORKERS, or NULL for the default.
 serve_forked <- function(run_dir, cpus, requested = NULL) {
   loaded <- load_model_or_quit()
+  # What every worker needs, loaded once here and shared (httpuv is not: it starts a thread when it
+  # loads, and a fork keeps only the thread that forks, so each worker loads it itself).
+  for (package in c("jsonlite", "data.table")) loadNamespace(package)
   invisible(gc(full = TRUE)) # the load's garbage, collected once here rather than in every worker
   chosen <- worker_count(cpus, requested)
   message(sprintf(
