@@ -104,7 +104,8 @@ exact_doubles <- function(text, approx = suppressWarnings(as.numeric(text))) {
   other <- grepl("[eExX]", text, perl = TRUE) # an exponent, or hexadecimal
   fast <- !other & digits <= 15
   scale <- POWERS_OF_TEN[pmax(0, nchar(text[fast]) - point[fast]) * (point[fast] > 0) + 1]
-  value[finite[fast]] <- round(approx[finite[fast]] * scale) / scale
+  magnitude <- round(abs(approx[finite[fast]]) * scale) / scale
+  value[finite[fast]] <- ifelse(startsWith(text[fast], "-"), -magnitude, magnitude) # -0 too
   slow <- which(!fast & !grepl("[xX]", text, perl = TRUE))
   slow <- slow[abs(approx[finite[slow]]) < 1e308] # strtod's overflow is an error in jsonlite: keep R's Inf
   if (length(slow) > 0) {
@@ -119,19 +120,51 @@ exact_doubles <- function(text, approx = suppressWarnings(as.numeric(text))) {
   value
 }
 
+#' `digits` significant digits of x rounded up (away from zero) instead of to the nearest: for a
+#' power of two, whose lower neighbour is nearer than its upper one, the shortest text that reads
+#' back may lie above it though the nearest one does not read back.
+rounded_away <- function(x, digits) {
+  parts <- regmatches(sprintf("%.20e", x), regexec("^(-?)([0-9])[.]([0-9]+)e([-+][0-9]+)$", sprintf("%.20e", x)))
+  vapply(parts, function(p) {
+    mantissa <- as.integer(strsplit(paste0(p[[3]], substr(p[[4]], 1, digits - 1)), "")[[1]])
+    i <- digits
+    repeat { # add one in the last place, carrying
+      if (i == 0) return(NA_character_) # 99..9 + 1: leave it to 17 digits
+      if (mantissa[[i]] < 9) {
+        mantissa[[i]] <- mantissa[[i]] + 1L
+        break
+      }
+      mantissa[[i]] <- 0L
+      i <- i - 1
+    }
+    sprintf("%s%d.%se%s", p[[2]], mantissa[[1]], paste(mantissa[-1], collapse = ""), p[[5]])
+  }, character(1))
+}
+
 #' Doubles as the shortest decimal texts that read back as the same doubles (15, 16 or 17
-#' significant digits); NA and NaN as NA, infinities as Inf and -Inf.
+#' significant digits; a subnormal number, with fewer bits, may need fewer); NA and NaN as NA,
+#' infinities as Inf and -Inf.
 shortest_doubles <- function(x) {
   text <- as.character(x) # NA, NaN, Inf and -Inf as R writes them
   text[is.nan(x)] <- NA
-  todo <- which(is.finite(x))
-  for (digits in 15:17) {
-    if (length(todo) == 0) break
-    candidate <- sprintf(paste0("%.", digits, "g"), x[todo])
-    # 17 significant digits always read back as the same double.
-    same <- if (digits == 17) rep(TRUE, length(todo)) else exact_doubles(candidate) == x[todo]
-    text[todo[same]] <- candidate[same]
-    todo <- todo[!same]
+  finite <- which(is.finite(x))
+  subnormal <- finite[x[finite] != 0 & abs(x[finite]) < .Machine$double.xmin]
+  for (todo in list(setdiff(finite, subnormal), subnormal)) {
+    for (digits in if (identical(todo, subnormal)) 1:17 else 15:17) {
+      if (length(todo) == 0) break
+      candidate <- sprintf(paste0("%.", digits, "g"), x[todo])
+      # 17 significant digits always read back as the same double.
+      same <- if (digits == 17) rep(TRUE, length(todo)) else exact_doubles(candidate) == x[todo]
+      power_of_two <- which(!same & x[todo] != 0 & log2(abs(x[todo])) == round(log2(abs(x[todo]))))
+      if (digits < 17 && length(power_of_two) > 0) {
+        above <- rounded_away(x[todo][power_of_two], digits)
+        fits <- !is.na(above) & exact_doubles(above) == x[todo][power_of_two]
+        candidate[power_of_two][fits] <- sub("([.]?0+)(e|$)", "\\2", above[fits])
+        same[power_of_two][fits] <- TRUE
+      }
+      text[todo[same]] <- candidate[same]
+      todo <- todo[!same]
+    }
   }
   text
 }
@@ -271,7 +304,8 @@ to_csv <- function(prediction) {
   }
   for (column in seq_along(frame)) {
     x <- frame[[column]]
-    if (is.double(x) && !all(is.na(x) | (x == trunc(x) & abs(x) < 1e15))) frame[[column]] <- shortest_doubles(x)
+    whole <- is.double(x) && all(is.na(x) | (x == trunc(x) & abs(x) < 1e15 & 1 / x != -Inf)) # -0 is not
+    if (is.double(x) && !whole) frame[[column]] <- shortest_doubles(x)
     if (is.character(x)) frame[[column]][!is.na(x) & !nzchar(x)] <- NA # an empty field, as for NA
   }
   path <- tempfile(fileext = ".csv")
