@@ -208,7 +208,7 @@ csv_fields <- function(body) {
 #' type.convert, NA for "NA" and for empty numeric fields, quotes and doubled quotes, blank lines
 #' skipped, every row as long as the first), read fast (csv_fields) and with doubles exact.
 parse_csv <- function(body) {
-  if (!nzchar(trimws(body))) http_error(400, "empty text/csv body")
+  if (!grepl("[^[:space:]]", body, perl = TRUE)) http_error(400, "empty text/csv body")
   fields <- csv_fields(body)
   frame <- fields$text
   for (column in seq_along(frame)) {
