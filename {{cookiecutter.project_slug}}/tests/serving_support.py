@@ -113,7 +113,7 @@ class Served:
         script = (
             "for f in /proc/[0-9]*/cmdline; do"
             " tr '\\0' ' ' <\"$f\" 2>/dev/null | grep -q '^[^ ]*exec/[R] .*entrypoint.R.* serve' &&"
-            " d=${f%/cmdline} && echo \"${d#/proc/} $(awk '/^PPid:/ {print $2}' \"$d/status\")\";"
+            ' d=${f%/cmdline} && echo "${d#/proc/} $(awk \'/^PPid:/ {print $2}\' "$d/status")";'
             " done"
         )
         _, out = self.exec("sh", "-c", script)

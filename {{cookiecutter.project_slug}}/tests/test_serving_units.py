@@ -322,9 +322,13 @@ finite_doubles = st.floats(allow_nan=False, allow_infinity=False)
 double_texts = st.one_of(
     finite_doubles.map(repr),
     finite_doubles.map(lambda x: f"{x:.17g}"),
-    st.tuples(st.integers(-(10**12), 10**12), st.integers(0, 9)).map(lambda t: f"{t[0] / 10 ** t[1]:.{t[1]}f}"),
+    st.tuples(st.integers(-(10**12), 10**12), st.integers(0, 9)).map(
+        lambda t: f"{t[0] / 10 ** t[1]:.{t[1]}f}"
+    ),
     st.floats(0, 1e6, allow_nan=False).map(lambda x: f"+{x!r}"),
-    st.floats(0, 1, allow_nan=False, exclude_max=True).map(lambda x: repr(x)[1:] if repr(x).startswith("0.") else repr(x)),
+    st.floats(0, 1, allow_nan=False, exclude_max=True).map(
+        lambda x: repr(x)[1:] if repr(x).startswith("0.") else repr(x)
+    ),
 )
 
 

@@ -168,7 +168,9 @@ def ready_workers(served, count, replaced, timeout=30):
     raise AssertionError(f"no new worker within {timeout} s: {served.worker_pids()}, {served.logs()[-2000:]}")
 
 
-def test_a_dead_worker_is_re_forked_without_loading_the_model_again(docker_client, training_image, slow_load_model):
+def test_a_dead_worker_is_re_forked_without_loading_the_model_again(
+    docker_client, training_image, slow_load_model
+):
     env = {"SAGEMAKER_MODEL_SERVER_WORKERS": "2"}
     with serving_container(docker_client, training_image, slow_load_model, env=env) as served:
         served.wait_for_ready_workers(2)
@@ -179,14 +181,20 @@ def test_a_dead_worker_is_re_forked_without_loading_the_model_again(docker_clien
         after, _ = ready_workers(served, 2, lambda pids: len(pids & before) == 1)
         waited = time.monotonic() - killed_at
         assert len(before - after) == 1, (before, after)
-        assert waited < LOAD_SECONDS / 2, f"the new worker took {waited:.2f} s (a load takes {LOAD_SECONDS} s)"
+        assert waited < LOAD_SECONDS / 2, (
+            f"the new worker took {waited:.2f} s (a load takes {LOAD_SECONDS} s)"
+        )
         logs = served.logs()
         assert logs.count("LOADING THE MODEL") == 1, logs
         assert "forking a new one (the model stays loaded)" in logs
-        assert requests.post(f"{served.url}/invocations", data="1\n", headers=CSV, timeout=30).status_code == 200
+        assert (
+            requests.post(f"{served.url}/invocations", data="1\n", headers=CSV, timeout=30).status_code == 200
+        )
 
 
-def test_ping_is_503_while_no_worker_is_alive_and_200_once_one_is_back(docker_client, training_image, pid_model):
+def test_ping_is_503_while_no_worker_is_alive_and_200_once_one_is_back(
+    docker_client, training_image, pid_model
+):
     """Every worker is killed at once: from the master's noticing (it removes their ready files)
     until a new fork listens (it loads httpuv first, a few hundred ms), no worker is alive and /ping
     must say 503; then 200 again. A poller on fresh connections sees that window."""
@@ -260,9 +268,14 @@ def settled_memory_mb(served, workers):
     """Memory once every worker has loaded and answered (each has then run R's GC at least once)."""
     served.wait_for_ready_workers(workers)
     with concurrent.futures.ThreadPoolExecutor(workers) as pool:
-        answers = list(pool.map(lambda _: requests.post(
-            f"{served.url}/invocations", data="1,2\n" * 2000, headers=CSV, timeout=60
-        ), range(workers * 20)))
+        answers = list(
+            pool.map(
+                lambda _: requests.post(
+                    f"{served.url}/invocations", data="1,2\n" * 2000, headers=CSV, timeout=60
+                ),
+                range(workers * 20),
+            )
+        )
     assert {answer.status_code for answer in answers} == {200}
     time.sleep(1)
     return container_memory_mb(served)
@@ -297,12 +310,17 @@ def test_the_default_worker_count_fits_the_memory_limit(docker_client, training_
         logs = served.logs()
         assert len(served.worker_pids()) == 1, logs
         line = next(line for line in logs.splitlines() if "Model loaded once" in line)
-        assert re.search(r"1 worker\(s\): \d+ CPU\(s\), memory limit 700 MB \(cgroup v[12] memory\.", line), line
+        assert re.search(r"1 worker\(s\): \d+ CPU\(s\), memory limit 700 MB \(cgroup v[12] memory\.", line), (
+            line
+        )
         assert "256 MB per worker" in line
         assert requests.post(f"{served.url}/invocations", data="1\n", headers=CSV, timeout=30).text == (
             f"{MODEL_MB * 1_000_000 // 8}\n"
         )
-        assert requests.get(f"{served.url}/execution-parameters", timeout=10).json()["MaxConcurrentTransforms"] == 1
+        assert (
+            requests.get(f"{served.url}/execution-parameters", timeout=10).json()["MaxConcurrentTransforms"]
+            == 1
+        )
     env = {"SAGEMAKER_MODEL_SERVER_WORKERS": "2"}
     with serving_container(docker_client, training_image, large_model, env=env, mem_limit="700m") as served:
         served.wait_for_ready_workers(2)

@@ -95,7 +95,8 @@ worker_count <- function(cpus, requested = NULL, limit = memory_limit(), master_
   fit <- if (is.na(room)) cpus else max(1, floor(room / (worker_mb * MB)))
   figures <- paste0(
     sprintf("memory limit %s (%s), master with the model %s, ", mb(limit$bytes), limit$source, mb(master_bytes)),
-    sprintf("reserve %d MB, %g MB per worker (SAGEMAKER_WORKER_MEMORY_MB): room for %s", RESERVED_MEMORY_MB, worker_mb, fit)
+    sprintf("reserve %d MB, %g MB per worker (SAGEMAKER_WORKER_MEMORY_MB): ", RESERVED_MEMORY_MB, worker_mb),
+    sprintf("room for %s", fit)
   )
   if (!is.null(requested)) {
     note <- if (requested > fit) "; more than fit in memory, the container may run out of it" else ""

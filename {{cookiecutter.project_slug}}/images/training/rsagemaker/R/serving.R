@@ -141,6 +141,20 @@ rounded_away <- function(x, digits) {
   }, character(1))
 }
 
+#' Which of `candidate` (x at `digits` significant digits, nearest) read back as x; for a power of
+#' two that does not, the text rounded up instead may (rounded_away), and replaces it.
+read_back <- function(x, candidate, digits) {
+  same <- exact_doubles(candidate) == x
+  power_of_two <- which(!same & x != 0 & log2(abs(x)) == round(log2(abs(x))))
+  if (length(power_of_two) > 0) {
+    above <- rounded_away(x[power_of_two], digits)
+    fits <- !is.na(above) & exact_doubles(above) == x[power_of_two]
+    candidate[power_of_two][fits] <- sub("([.]?0+)(e|$)", "\\2", above[fits])
+    same[power_of_two][fits] <- TRUE
+  }
+  list(same = same, text = candidate)
+}
+
 #' Doubles as the shortest decimal texts that read back as the same doubles (15, 16 or 17
 #' significant digits; a subnormal number, with fewer bits, may need fewer); NA and NaN as NA,
 #' infinities as Inf and -Inf.
@@ -150,21 +164,13 @@ shortest_doubles <- function(x) {
   finite <- which(is.finite(x))
   subnormal <- finite[x[finite] != 0 & abs(x[finite]) < .Machine$double.xmin]
   for (todo in list(setdiff(finite, subnormal), subnormal)) {
-    for (digits in if (identical(todo, subnormal)) 1:17 else 15:17) {
+    for (digits in if (identical(todo, subnormal)) 1:16 else 15:16) {
       if (length(todo) == 0) break
-      candidate <- sprintf(paste0("%.", digits, "g"), x[todo])
-      # 17 significant digits always read back as the same double.
-      same <- if (digits == 17) rep(TRUE, length(todo)) else exact_doubles(candidate) == x[todo]
-      power_of_two <- which(!same & x[todo] != 0 & log2(abs(x[todo])) == round(log2(abs(x[todo]))))
-      if (digits < 17 && length(power_of_two) > 0) {
-        above <- rounded_away(x[todo][power_of_two], digits)
-        fits <- !is.na(above) & exact_doubles(above) == x[todo][power_of_two]
-        candidate[power_of_two][fits] <- sub("([.]?0+)(e|$)", "\\2", above[fits])
-        same[power_of_two][fits] <- TRUE
-      }
-      text[todo[same]] <- candidate[same]
-      todo <- todo[!same]
+      tried <- read_back(x[todo], sprintf(paste0("%.", digits, "g"), x[todo]), digits)
+      text[todo[tried$same]] <- tried$text[tried$same]
+      todo <- todo[!tried$same]
     }
+    text[todo] <- sprintf("%.17g", x[todo]) # 17 significant digits always read back
   }
   text
 }

@@ -28,7 +28,8 @@ test_that("the worker count: the CPUs, lowered to what fits in memory beside the
   # 2 GB: (2048 - 1024 - 64) / 256 = 3.75, so 3 of the 16 CPUs
   chosen <- worker_count(16, limit = gb(2), master_bytes = 1024 * MB)
   expect_identical(chosen$count, 3L)
-  expect_match(chosen$reason, "3 worker(s): 16 CPU(s), memory limit 2048 MB (test), master with the model 1024 MB", fixed = TRUE)
+  expect_match(chosen$reason, "3 worker(s): 16 CPU(s), memory limit 2048 MB (test), master with the model 1024 MB",
+               fixed = TRUE)
   # no room at all: still one worker
   expect_identical(worker_count(4, limit = gb(1), master_bytes = 1024 * MB)$count, 1L)
   # SAGEMAKER_WORKER_MEMORY_MB changes the share of one worker

@@ -105,7 +105,8 @@ test_that("CSV keeps read.csv's meaning: types, NA, quotes, blank lines, ragged 
   expect_identical(frame, data.frame(
     V1 = 1:2, V2 = c(NA, 3L), V3 = c(NA, 4L), V4 = c(TRUE, FALSE), V5 = c("x", "b,\"c\"")
   ))
-  expect_error(parse_csv("1,2,3\n1,2\n"), "malformed text/csv body: line 2 did not have 3 elements", class = "http_error")
+  expect_error(parse_csv("1,2,3\n1,2\n"), "malformed text/csv body: line 2 did not have 3 elements",
+               class = "http_error")
   expect_error(parse_csv("1,2\n1,2,3\n"), "malformed text/csv body", class = "http_error")
   expect_identical(parse_csv("a b, 1.5 \n"), data.frame(V1 = "a b", V2 = 1.5))
 })
