@@ -172,12 +172,12 @@ fork_worker <- function(slot, app, loaded, run_dir) {
 #' @param requested SAGEMAKER_MODEL_SERVER_WORKERS, or NULL for the default.
 serve_forked <- function(run_dir, cpus, requested = NULL) {
   loaded <- load_model_or_quit()
-  # What every worker needs, loaded once here: 4 workers forked from a master holding a 300 MB
-  # model took 2.4 s to load httpuv each, side by side on 2 CPUs, and 0.1 s to start once it was
-  # loaded here. (Loading later, under httpuv, starts a timer thread that a fork does not copy; it
-  # only wakes R's console event loop, which a worker never runs: httpuv::service runs the
-  # callbacks.)
-  for (package in c("jsonlite", "data.table", "httpuv")) loadNamespace(package)
+  # What every worker needs, loaded once here and shared. Not httpuv: loading it (later, under it)
+  # starts a thread, which a fork does not copy; with httpuv loaded here, a worker whose request
+  # had hit the time limit answered the next one late (test_workers.test_timeout_answers_504_json).
+  # So each worker loads httpuv itself (0.3 s alone; 4 side by side on 2 busy CPUs next to a 300 MB
+  # model, 2.4 s: the larger part of the cold start with many workers).
+  for (package in c("jsonlite", "data.table")) loadNamespace(package)
   invisible(gc(full = TRUE)) # the load's garbage, collected once here rather than in every worker
   chosen <- worker_count(cpus, requested)
   message(sprintf(
