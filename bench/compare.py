@@ -7,7 +7,8 @@ the stand-in base or BASE_IMAGE, and measures, with the bake's own benchmark cod
 
 (a) the seed's design: ONE plumber process on the port (bench/seed-plumber: the training image plus
     plumber, serving the same deploy.R handlers through the same serving code);
-(b) the template's server: `IMAGE serve` (nginx in front of N R workers).
+(b) the template's server: `IMAGE serve` (nginx in front of N R workers, forked from one R master
+    that loaded the model once).
 
 Side by side: requests/s and p50/p99 at 1 and 4 keep-alive connections for the sample model and a
 ~50 ms model (bench/models/slow), /ping while a long invocation runs, cold start, image sizes,

@@ -7,9 +7,10 @@ read-only in /opt/ml/model) and measures:
   without the target column), with wrk on 1 and on N keep-alive connections (N = the workers), each
   after a warm-up; latencies are wrk's, of the requests that completed;
 - a large-body round trip: ~5 MB of rows of data/ as one CSV request (the median of a few);
-- container memory once every worker has loaded the model, and after the loads and large bodies
-  (the cgroup's usage less its inactive page cache, as `docker stats` shows it), the latter per
-  worker, beside the size of model.rds;
+- container memory once every worker is ready, and after the loads and large bodies (the cgroup's
+  usage less its inactive page cache, as `docker stats` shows it); of that, the R master's (it
+  loaded the model, and the workers are its copy-on-write forks) and what each worker holds on its
+  own (its private memory, the mean over the workers), beside the size of model.rds;
 - cold start: from just before the container is created to the first 200 on /ping (the median);
 - the training image's size over its base image;
 - with --target-rps: how many instances like this machine that request rate needs.
@@ -156,6 +157,19 @@ def large_body(rows, megabytes):
 # --- the server ---------------------------------------------------------------------------------
 
 
+# Each R serving process: PID, parent PID, private and resident memory (kB, /proc/PID/smaps_rollup).
+PROCESS_PROBE = r"""
+for d in /proc/[0-9]*; do
+  case "$(tr '\0' ' ' <"$d/cmdline" 2>/dev/null)" in
+    *exec/[R]" "*entrypoint.R*" serve"*) # [R]: not this shell, whose command line holds the pattern
+      echo "${d#/proc/} $(awk '/^PPid:/ {print $2}' "$d/status")" \
+        "$(awk '/^Private_(Clean|Dirty):/ {s += $2} END {print s + 0}' "$d/smaps_rollup")" \
+        "$(awk '/^Rss:/ {print $2}' "$d/smaps_rollup")" ;;
+  esac
+done
+"""
+
+
 class Server:
     """`IMAGE serve` with the model read-only on /opt/ml/model and the port on 127.0.0.1.
 
@@ -213,7 +227,8 @@ class Server:
         raise BenchError(f"no 200 on {self.url}/ping within {timeout_s} s")
 
     def wait_for_workers(self, count, timeout_s=180):
-        """/ping is 200 once one worker is ready; each worker writes worker-<i>.ready (run.sh)."""
+        """/ping is 200 once one worker is ready; each worker creates worker-<i>.ready in the run
+        directory once it listens (rsagemaker's server.R)."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             found = self.container.exec_run(
@@ -240,6 +255,22 @@ class Server:
         if numbers:
             return numbers[0] - (numbers[1] if len(numbers) > 1 else 0)
         return self.container.stats(stream=False)["memory_stats"]["usage"]
+
+    def process_memory(self):
+        """(the master's resident MB, the mean private MB of its workers) of the R serving processes
+        (`entrypoint.R serve`): the master loaded the model; the workers are its forks, sharing it."""
+        found = self.container.exec_run(["sh", "-c", PROCESS_PROBE]).output.decode().split("\n")
+        processes = {}
+        for line in found:
+            fields = line.split()
+            if len(fields) == 4 and all(field.isdigit() for field in fields):
+                pid, parent, private_kb, resident_kb = map(int, fields)
+                processes[pid] = (parent, private_kb / 1000, resident_kb / 1000)
+        masters = [info for pid, info in processes.items() if info[0] not in processes]
+        workers = [info for pid, info in processes.items() if info[0] in processes]
+        master = masters[0][2] if len(masters) == 1 else None
+        private = statistics.mean(info[1] for info in workers) if workers else None
+        return master, private
 
     def stop(self):
         self.container.remove(force=True)
@@ -355,7 +386,8 @@ def row_names(settings):
         f"{large}: round trip, median of {settings.round_trips} (ms)",
         f"Container memory, {settings.workers} workers, model loaded, before any request (MB)",
         f"Container memory, {settings.workers} workers, after the loads and large bodies (MB)",
-        "Memory per worker (MB)",
+        "Memory of the R master, which holds the one copy of the model (MB)",
+        "Memory each worker holds on its own, beyond what it shares with the master (MB)",
         "model.rds size (MB)",
         f"Cold start, container start to first 200 on /ping, median of {settings.cold_starts} (s)",
         "Training image size over its base (MB)",
@@ -387,9 +419,17 @@ def measure(client, image, base_image, model_dir, settings, workdir, notes):
         log(f"{len(big) / 1e6:.1f} MB CSV ({len(big.splitlines())} rows), {settings.round_trips} round trips")
         figures.append(fmt(statistics.median(round_trips(server.url, big, settings.round_trips)) * 1000))
         memory = server.memory_bytes() / 1e6
+        master_mb, worker_mb = server.process_memory()
     model_file = model_dir / "model.rds"
     model_mb = model_file.stat().st_size / 1e6 if model_file.exists() else None
-    figures += [fmt(idle), fmt(memory), fmt(memory / settings.workers)]
+    figures += [fmt(idle), fmt(memory), fmt(master_mb), fmt(worker_mb)]
+    if master_mb and worker_mb:
+        notes.append(
+            f"Memory: the master {master_mb:.0f} MB, each worker {worker_mb:.0f} MB more; the default "
+            "worker count is the CPUs, lowered to what fits beside the master in the container's memory "
+            "(SAGEMAKER_WORKER_MEMORY_MB per worker, 256 by default: set it near the figure above, "
+            "plus what your largest request needs)."
+        )
     figures.append(fmt(model_mb, 3 if (model_mb or 0) < 1 else 1))
     starts = []
     for _ in range(settings.cold_starts):

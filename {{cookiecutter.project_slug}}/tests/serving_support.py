@@ -107,16 +107,33 @@ class Served:
         result = self.container.exec_run(list(command))
         return result.exit_code, result.output.decode(errors="replace")
 
-    def worker_pids(self):
-        """PIDs of the R worker processes (`.../exec/R ... entrypoint.R serve --socket ...`), from
+    def r_serving_processes(self):
+        """{pid: parent pid} of the R serving processes (`.../exec/R ... entrypoint.R serve ...`), from
         /proc; the pattern's [R] keeps this shell itself out."""
         script = (
             "for f in /proc/[0-9]*/cmdline; do"
-            " tr '\\0' ' ' <\"$f\" 2>/dev/null | grep -q '^[^ ]*exec/[R] .*--socket' && echo \"${f%/cmdline}\";"
+            " tr '\\0' ' ' <\"$f\" 2>/dev/null | grep -q '^[^ ]*exec/[R] .*entrypoint.R.* serve' &&"
+            ' d=${f%/cmdline} && echo "${d#/proc/} $(awk \'/^PPid:/ {print $2}\' "$d/status")";'
             " done"
         )
         _, out = self.exec("sh", "-c", script)
-        return {int(line.rsplit("/", 1)[1]) for line in out.split()}
+        pairs = [line.split() for line in out.splitlines() if len(line.split()) == 2]
+        return {int(pid): int(parent) for pid, parent in pairs}
+
+    def master_pid(self):
+        """The R master: the serving process that loaded the model and forks the workers."""
+        processes = self.r_serving_processes()
+        masters = [pid for pid, parent in processes.items() if parent not in processes]
+        assert len(masters) == 1, processes
+        return masters[0]
+
+    def forks(self):
+        """{pid: parent pid} of the R workers: the forks of the master (they share its command line)."""
+        processes = self.r_serving_processes()
+        return {pid: parent for pid, parent in processes.items() if parent in processes}
+
+    def worker_pids(self):
+        return set(self.forks())
 
     def wait_for_ready_workers(self, count, timeout=60):
         """/ping answers 200 once one worker has loaded the model; wait until `count` have (each

@@ -3,10 +3,13 @@
 
 import json
 import os
+import struct
 import subprocess
 
 import pytest
 import requests
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from serving_support import (
     SAMPLE_ROWS,
     TRAINING_DIR,
@@ -310,3 +313,55 @@ def test_model_that_fails_to_load_exits_non_zero(rscript, tmp_path, deploy, reas
     assert result.returncode != 0
     assert "Model failed to load" in result.stderr
     assert reason in result.stderr
+
+
+# --- CSV exactness: a double sent and answered back is the same double, bit for bit ---
+
+finite_doubles = st.floats(allow_nan=False, allow_infinity=False)
+# The texts clients send: Python's shortest repr, C's %.17g, fixed decimals, a leading + or dot.
+double_texts = st.one_of(
+    finite_doubles.map(repr),
+    finite_doubles.map(lambda x: f"{x:.17g}"),
+    st.tuples(st.integers(-(10**12), 10**12), st.integers(0, 9)).map(
+        lambda t: f"{t[0] / 10 ** t[1]:.{t[1]}f}"
+    ),
+    st.floats(0, 1e6, allow_nan=False).map(lambda x: f"+{x!r}"),
+    st.floats(0, 1, allow_nan=False, exclude_max=True).map(
+        lambda x: repr(x)[1:] if repr(x).startswith("0.") else repr(x)
+    ),
+)
+
+
+def bits(x):
+    return struct.pack(">d", x).hex()
+
+
+def significant_digits(text):
+    mantissa = text.lower().lstrip("+-").split("e")[0].replace(".", "")
+    return len(mantissa.lstrip("0").rstrip("0")) or 1
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(rows=st.lists(st.lists(double_texts, min_size=3, max_size=3), min_size=1, max_size=40))
+def test_csv_doubles_come_back_bit_for_bit(echo_worker, rows):
+    """The echo model returns what the default input_fn read; the default output_fn writes it back.
+    Each field must come back as the shortest text of the double nearest to what was sent (Python's
+    float() rounds correctly, its repr is the shortest round trip)."""
+    body = "".join(",".join(row) + "\n" for row in rows)
+    response = invoke(echo_worker, body, CSV)
+    assert response.status_code == 200, response.text
+    answered = [line.split(",") for line in response.text.splitlines()]
+    for sent, got in zip(rows, answered, strict=True):
+        for text, back in zip(sent, got, strict=True):
+            assert bits(float(back)) == bits(float(text)), (text, back)
+            # no more significant digits than the shortest round trip
+            assert significant_digits(back) <= significant_digits(repr(float(text))), (text, back)
+
+
+def test_csv_doubles_that_r_itself_reads_one_unit_off(echo_worker):
+    """Decimals that R's as.numeric and data.table's fread read one unit in the last place off."""
+    texts = ["0.00000491", "-6.793921531704187", "1.953134219866258e-220", "0.273660422968", "0.530264605"]
+    response = invoke(echo_worker, "\n".join(texts) + "\n", CSV)
+    assert response.status_code == 200, response.text
+    assert [bits(float(line)) for line in response.text.splitlines()] == [bits(float(t)) for t in texts]
+    assert response.text.splitlines() == [repr(float(t)) for t in texts]

@@ -1,7 +1,11 @@
-"""The worker model of `docker run IMAGE serve`: N R workers behind nginx, /ping never queued behind
-them, the request timeout, a dead worker replaced, and SIGTERM draining the requests in flight."""
+"""The worker model of `docker run IMAGE serve`: one R master loads the model once and forks N
+workers behind nginx (one copy of the model in memory), /ping never queued behind them and 503 when
+none is alive, the request timeout, a dead worker replaced by a new fork without reloading, the
+worker count under a memory limit, and SIGTERM draining the requests in flight."""
 
 import concurrent.futures
+import re
+import subprocess
 import threading
 import time
 
@@ -48,7 +52,9 @@ def test_n_workers_answer_concurrently(docker_client, training_image, pid_model)
 def test_workers_default_to_the_cpu_count(docker_client, training_image, pid_model):
     with serving_container(docker_client, training_image, pid_model) as served:
         _, cpus = served.exec("nproc")
+        served.wait_for_ready_workers(int(cpus))
         assert len(served.worker_pids()) == int(cpus)
+        assert f"{int(cpus)} worker(s): {int(cpus)} CPU(s), memory limit" in served.logs()
 
 
 def test_ping_is_not_delayed_by_a_long_invocation(docker_client, training_image, pid_model):
@@ -98,6 +104,7 @@ def test_a_killed_worker_is_replaced(docker_client, training_image, pid_model):
         assert len(after) == 2 and victim not in after, (before, after)
         assert after < served_pids_of(served)
         assert f"(pid {victim}) died" in served.logs()
+        assert all(parent == served.master_pid() for parent in served.forks().values())
         time.sleep(1.5)  # nginx retries a worker that refused a connection after 1 s (fail_timeout)
         with concurrent.futures.ThreadPoolExecutor(2) as pool:
             pids = set(pool.map(lambda _: sleep_then_pid(served.url, 1), range(2)))
@@ -124,3 +131,198 @@ def test_sigterm_finishes_the_request_in_flight_then_exits_0(docker_client, trai
 def served_pids_of(served):
     """The worker PIDs named in the logs ("Worker <pid> serving ...")."""
     return {int(line.split()[1]) for line in served.logs().splitlines() if line.startswith("Worker ")}
+
+
+# --- one model copy, forked ---------------------------------------------------------------------
+
+LOAD_SECONDS = 4
+# model_fn takes LOAD_SECONDS and says so; predict_fn answers with the worker's PID, and a request
+# whose first value is -1 kills its own worker.
+SLOW_LOAD_DEPLOY = """
+model_fn <- function(model_dir) {
+  message("LOADING THE MODEL")
+  Sys.sleep(LOAD_SECONDS)
+  "loaded"
+}
+predict_fn <- function(data, model) {
+  if (data[[1]][1] == -1) tools::pskill(Sys.getpid(), tools::SIGKILL)
+  Sys.getpid()
+}
+""".replace("LOAD_SECONDS", str(LOAD_SECONDS))
+
+
+@pytest.fixture()
+def slow_load_model(tmp_path):
+    return write_model(tmp_path / "model", SLOW_LOAD_DEPLOY)
+
+
+def ready_workers(served, count, replaced, timeout=30):
+    """Wait until `count` workers are ready and `replaced(pids)` holds; returns their PIDs and the wait."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        pids = served.worker_pids()
+        _, ready = served.exec("sh", "-c", "ls /tmp/sagemaker-serve/worker-*.ready 2>/dev/null")
+        if len(pids) == count and replaced(pids) and len(ready.split()) == count:
+            return pids, time.monotonic() - started
+        time.sleep(0.05)
+    raise AssertionError(f"no new worker within {timeout} s: {served.worker_pids()}, {served.logs()[-2000:]}")
+
+
+def test_a_dead_worker_is_re_forked_without_loading_the_model_again(
+    docker_client, training_image, slow_load_model
+):
+    env = {"SAGEMAKER_MODEL_SERVER_WORKERS": "2"}
+    with serving_container(docker_client, training_image, slow_load_model, env=env) as served:
+        served.wait_for_ready_workers(2)
+        before = served.worker_pids()
+        killed_at = time.monotonic()
+        response = requests.post(f"{served.url}/invocations", data="-1\n", headers=CSV, timeout=30)
+        assert response.status_code == 502 and is_json_error(response), response.text  # the worker died
+        after, _ = ready_workers(served, 2, lambda pids: len(pids & before) == 1)
+        waited = time.monotonic() - killed_at
+        assert len(before - after) == 1, (before, after)
+        assert waited < LOAD_SECONDS / 2, (
+            f"the new worker took {waited:.2f} s (a load takes {LOAD_SECONDS} s)"
+        )
+        logs = served.logs()
+        assert logs.count("LOADING THE MODEL") == 1, logs
+        assert "forking a new one (the model stays loaded)" in logs
+        assert (
+            requests.post(f"{served.url}/invocations", data="1\n", headers=CSV, timeout=30).status_code == 200
+        )
+
+
+def test_ping_is_503_while_no_worker_is_alive_and_200_once_one_is_back(
+    docker_client, training_image, pid_model
+):
+    """Every worker is killed at once: from the master's noticing (it removes their ready files)
+    until a new fork listens (it loads httpuv first, a few hundred ms), no worker is alive and /ping
+    must say 503; then 200 again. A poller on fresh connections sees that window."""
+    env = {"SAGEMAKER_MODEL_SERVER_WORKERS": "2"}
+    with serving_container(docker_client, training_image, pid_model, env=env) as served:
+        served.wait_for_ready_workers(2)
+        workers = served.worker_pids()
+        answers, stop = [], threading.Event()
+
+        def poll():
+            while not stop.is_set():
+                try:
+                    response = requests.get(f"{served.url}/ping", timeout=5)
+                    answers.append((time.monotonic(), response.status_code, response))
+                except requests.RequestException:
+                    answers.append((time.monotonic(), None, None))
+                time.sleep(0.005)
+
+        poller = threading.Thread(target=poll)
+        poller.start()
+        try:
+            time.sleep(0.3)
+            killed_at = time.monotonic()
+            code, output = served.exec("sh", "-c", f"kill -9 {' '.join(map(str, workers))}")
+            assert code == 0, output
+            after, _ = ready_workers(served, 2, lambda pids: not pids & workers)
+            time.sleep(0.3)
+        finally:
+            stop.set()
+            poller.join()
+        before_kill = [status for at, status, _ in answers if at < killed_at]
+        after_kill = [(status, response) for at, status, response in answers if at >= killed_at]
+        assert set(before_kill) == {200}, before_kill
+        statuses = [status for status, _ in after_kill]
+        assert 503 in statuses, statuses
+        first_503 = statuses.index(503)
+        assert is_json_error(after_kill[first_503][1])
+        assert statuses[-1] == 200 and 200 in statuses[first_503:], statuses
+        assert None not in statuses, "nginx itself must keep answering"
+        assert sleep_then_pid(served.url, 0) in after
+
+
+MODEL_MB = 250
+# The default model_fn reads model.rds (MODEL_MB of doubles); one number per row comes back.
+ONE_NUMBER_DEPLOY = "predict_fn <- function(data, model) rep(length(model), nrow(data))\n"
+
+
+@pytest.fixture(scope="module")
+def large_model(rscript, tmp_path_factory):
+    model = write_model(tmp_path_factory.mktemp("large") / "model", ONE_NUMBER_DEPLOY)
+    doubles = MODEL_MB * 1_000_000 // 8
+    script = f'saveRDS(runif({doubles}), "{model / "model.rds"}", compress = FALSE)'
+    subprocess.run([rscript, "-e", script], check=True, capture_output=True, timeout=300)
+    return model
+
+
+def container_memory_mb(served):
+    """The container's memory as `docker stats` shows it: cgroup usage less inactive page cache."""
+    probe = (
+        "if [ -r /sys/fs/cgroup/memory.current ]; then cat /sys/fs/cgroup/memory.current; "
+        "grep '^inactive_file ' /sys/fs/cgroup/memory.stat; else "
+        "cat /sys/fs/cgroup/memory/memory.usage_in_bytes; "
+        "grep '^total_inactive_file ' /sys/fs/cgroup/memory/memory.stat; fi"
+    )
+    _, output = served.exec("sh", "-c", probe)
+    usage, inactive = (int(n) for n in re.findall(r"\d+", output)[:2])
+    return (usage - inactive) / 1e6
+
+
+def settled_memory_mb(served, workers):
+    """Memory once every worker has loaded and answered (each has then run R's GC at least once)."""
+    served.wait_for_ready_workers(workers)
+    with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+        answers = list(
+            pool.map(
+                lambda _: requests.post(
+                    f"{served.url}/invocations", data="1,2\n" * 2000, headers=CSV, timeout=60
+                ),
+                range(workers * 20),
+            )
+        )
+    assert {answer.status_code for answer in answers} == {200}
+    time.sleep(1)
+    return container_memory_mb(served)
+
+
+def test_workers_share_one_copy_of_the_model(docker_client, training_image, large_model):
+    """With one copy per worker, each worker past the first would add a whole model; forked from the
+    master that loaded it, they share it and each adds only its own R heap (R's garbage collector
+    writes a mark into every object's header, so a worker ends up with a private copy of the small
+    objects' pages: tens of MB, whatever the model's size)."""
+    memory = {}
+    for workers in (1, 4):
+        env = {"SAGEMAKER_MODEL_SERVER_WORKERS": str(workers)}
+        with serving_container(docker_client, training_image, large_model, env=env) as served:
+            memory[workers] = settled_memory_mb(served, workers)
+            assert len(served.worker_pids()) == workers
+            assert served.logs().count("Model loaded once") == 1
+    print(f"container memory with a {MODEL_MB} MB model: {memory} MB")
+    assert memory[1] > MODEL_MB, memory  # the model is in there
+    per_extra_worker = (memory[4] - memory[1]) / 3
+    assert per_extra_worker < 0.5 * MODEL_MB, memory
+
+
+def test_the_default_worker_count_fits_the_memory_limit(docker_client, training_image, large_model):
+    """2 CPUs, but a 700 MiB limit leaves room for one worker beside the master holding the model:
+    one worker, and the figures that chose it in the log. SAGEMAKER_MODEL_SERVER_WORKERS still wins."""
+    with serving_container(docker_client, training_image, large_model, mem_limit="700m") as served:
+        served.wait_for_ready_workers(1)
+        time.sleep(1)
+        _, cpus = served.exec("nproc")
+        assert int(cpus) >= 2, "the test needs 2 CPUs, so that memory is what limits the count"
+        logs = served.logs()
+        assert len(served.worker_pids()) == 1, logs
+        line = next(line for line in logs.splitlines() if "Model loaded once" in line)
+        assert re.search(r"1 worker\(s\): \d+ CPU\(s\), memory limit 700 MB \(cgroup v[12] memory\.", line), (
+            line
+        )
+        assert "256 MB per worker" in line
+        assert requests.post(f"{served.url}/invocations", data="1\n", headers=CSV, timeout=30).text == (
+            f"{MODEL_MB * 1_000_000 // 8}\n"
+        )
+        assert (
+            requests.get(f"{served.url}/execution-parameters", timeout=10).json()["MaxConcurrentTransforms"]
+            == 1
+        )
+    env = {"SAGEMAKER_MODEL_SERVER_WORKERS": "2"}
+    with serving_container(docker_client, training_image, large_model, env=env, mem_limit="700m") as served:
+        served.wait_for_ready_workers(2)
+        assert len(served.worker_pids()) == 2
+        assert "more than fit in memory" in served.logs()

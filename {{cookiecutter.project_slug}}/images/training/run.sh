@@ -7,9 +7,12 @@
 #        stopped job would die without cleanup (or, as PID 1, ignore the signal until SIGKILL).
 #        SIGTERM is turned into SIGINT for the group: R raises an interrupt, the user's on.exit /
 #        tryCatch(interrupt = ) code can save a checkpoint, and the job ends within seconds.
-# serve: N R workers (entrypoint.R serve) on unix sockets behind nginx, which owns the port,
-#        answers /ping itself (so a busy worker cannot make a health check time out), enforces the
-#        payload limit and the request timeout, and keeps TCP_NODELAY on client connections.
+# serve: one R master (entrypoint.R serve --run-dir) loads the model once and forks N workers
+#        (rsagemaker's server.R: copy-on-write, so N workers hold one copy of the model), each on
+#        a unix socket behind nginx, which owns the port, answers /ping itself from the workers'
+#        ready files (so a busy worker cannot make a health check time out, and no live worker
+#        means 503), enforces the payload limit and the request timeout, and keeps TCP_NODELAY on
+#        client connections.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -80,7 +83,9 @@ MAX_BUFFER_MB=16
 
 serve_settings() {
   port=${SAGEMAKER_BIND_TO_PORT:-8080}
-  workers=${SAGEMAKER_MODEL_SERVER_WORKERS:-$(cpu_count)}
+  cpus=$(cpu_count)
+  # The count asked for, else the CPUs: the master may lower the latter to what fits in memory.
+  workers=${SAGEMAKER_MODEL_SERVER_WORKERS:-$cpus}
   timeout=${SAGEMAKER_MODEL_SERVER_TIMEOUT:-60}
   # The payload limit follows the mode (serving.R's max_payload_bytes() applies the same): 6 MB
   # real-time; batch transform's MaxPayloadInMB, where 0 means no limit (SageMaker then sends the
@@ -113,42 +118,43 @@ serve_settings() {
     payload="max payload ${max_mb} MB"
   fi
   rundir=${SAGEMAKER_SERVE_DIR:-/tmp/sagemaker-serve}
-  # The workers read these: their own time limit, the payload limit, /execution-parameters.
-  export SAGEMAKER_MODEL_SERVER_WORKERS=$workers SAGEMAKER_MODEL_SERVER_TIMEOUT=$timeout
+  # The workers read these: their own time limit, the payload limit, /execution-parameters (the
+  # master sets SAGEMAKER_MODEL_SERVER_WORKERS to the count it chose).
+  export SAGEMAKER_MODEL_SERVER_TIMEOUT=$timeout
 }
 
 write_nginx_conf() {
-  local servers="" i
+  local servers="" ready_files="" i
   for ((i = 1; i <= workers; i++)); do
     servers+="    server unix:$rundir/worker-$i.sock max_fails=1 fail_timeout=1s;"$'\n'
+    ready_files+="/worker-$i.ready "
   done
   # The workers stop a request at $timeout s themselves; nginx waits a little longer.
   sed -e "s|@RUNDIR@|$rundir|g" -e "s|@PORT@|$port|g" -e "s|@TIMEOUT@|$timeout|g" \
     -e "s|@PROXY_TIMEOUT@|$((timeout + 2))|g" -e "s|@MAX_MB@|$max_mb|g" \
     -e "s|@MAX_BODY@|$max_body|g" -e "s|@BODY_BUFFER_MB@|$body_buffer_mb|g" \
+    -e "s|@READY_FILES@|$ready_files|g" \
     "$here/nginx.conf.template" |
     awk -v servers="$servers" '{ if ($0 ~ /@SERVERS@/) printf "%s", servers; else print }' \
       >"$rundir/nginx.conf"
 }
 
-# One worker slot: start the worker, restart it if it dies after it was ready. A worker that dies
-# before it is ready could not load the model: that ends the container with its status.
-worker_slot() {
-  local i=$1 pid=0 status
-  trap '((pid > 0)) && kill -TERM "$pid" 2>/dev/null || true; exit 0' TERM
-  while true; do
-    rm -f "$rundir/worker-$i.ready" "$rundir/worker-$i.sock"
-    Rscript "$entrypoint" serve --socket "$rundir/worker-$i.sock" \
-      --ready "$rundir/worker-$i.ready" --ready "$rundir/ready" &
-    pid=$!
-    status=0
-    wait "$pid" || status=$?
-    if [[ ! -e $rundir/worker-$i.ready ]]; then
-      log "worker $i (pid $pid) could not start (status $status): see its error above"
-      exit $((status == 0 ? 1 : status))
-    fi
-    log "worker $i (pid $pid) died (status $status); starting a new one"
+# The master (rsagemaker's serve_forked) writes the worker count it chose once the model is
+# loaded: wait for it (or for the master's end), and if it differs from the count nginx was
+# started with, rewrite nginx's upstream and reload it (SIGHUP: nothing is in flight yet).
+follow_worker_count() {
+  local master_pid=$1 nginx_pid=$2 chosen
+  while [[ ! -e $rundir/workers && $stopping == 0 ]] && kill -0 "$master_pid" 2>/dev/null; do
+    sleep 0.05
   done
+  [[ -e $rundir/workers ]] || return 0
+  chosen=$(<"$rundir/workers")
+  if [[ $chosen =~ ^[1-9][0-9]*$ && $chosen != "$workers" ]]; then
+    workers=$chosen
+    write_nginx_conf
+    kill -HUP "$nginx_pid" 2>/dev/null || true
+    log "nginx now in front of $workers R worker(s)"
+  fi
 }
 
 serve() {
@@ -156,25 +162,31 @@ serve() {
   rm -rf "$rundir"
   mkdir -p "$rundir"
   write_nginx_conf
-  local slots=() i nginx_pid=0 status=0
+  local master=(serve --run-dir "$rundir" --cpus "$cpus") master_pid=0 nginx_pid=0 status=0
+  [[ -n ${SAGEMAKER_MODEL_SERVER_WORKERS:-} ]] && master+=(--workers "$workers")
   stopping=0
-  # SIGTERM: nginx stops accepting and finishes the requests in flight (SIGQUIT), then the workers go.
+  # SIGTERM: nginx stops accepting and finishes the requests in flight (SIGQUIT), then the R
+  # processes go.
   trap 'stopping=1; log "SIGTERM: finishing the requests in flight, then stopping"
     ((nginx_pid > 0)) && kill -QUIT "$nginx_pid" 2>/dev/null || true' TERM INT
-  for ((i = 1; i <= workers; i++)); do
-    worker_slot "$i" &
-    slots+=("$!")
-  done
+  # setsid: the master and the workers it forks get a process group of their own, stopped as one.
+  # R's garbage collection thresholds stay R's: at its defaults about 1 one-row request in 30 pays
+  # for a collection (~2 ms), which sets the p99 of a tiny model; R_NSIZE=2000000 R_VSIZE=64M (the
+  # workers inherit the master's environment) make it 1 in 180 but double each worker's own memory
+  # (measured: 46 -> 103 MB), so they are left to the user's choice.
+  setsid Rscript "$entrypoint" "${master[@]}" &
+  master_pid=$!
   nginx -e stderr -c "$rundir/nginx.conf" &
   nginx_pid=$!
-  log "serving on port $port: nginx (pid $nginx_pid) in front of $workers R worker(s), timeout ${timeout}s, $payload"
+  log "serving on port $port: nginx (pid $nginx_pid) in front of the R master (pid $master_pid) and its workers, timeout ${timeout}s, $payload"
+  follow_worker_count "$master_pid" "$nginx_pid"
 
-  wait -n "$nginx_pid" "${slots[@]}" || status=$?
+  wait -n "$nginx_pid" "$master_pid" || status=$?
   while [[ $stopping == 1 ]] && kill -0 "$nginx_pid" 2>/dev/null; do
     wait "$nginx_pid" || true
   done
-  kill -TERM "${slots[@]}" 2>/dev/null || true
-  wait "${slots[@]}" 2>/dev/null || true
+  kill -TERM -- "-$master_pid" 2>/dev/null || true
+  wait "$master_pid" 2>/dev/null || true
   if [[ $stopping == 1 ]]; then
     log "stopped"
     exit 0

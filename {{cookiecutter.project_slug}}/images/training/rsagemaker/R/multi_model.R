@@ -114,65 +114,12 @@ registered_names <- function() {
 
 # --- memory ---------------------------------------------------------------------------------------
 
-read_number <- function(path) {
-  if (!file.exists(path)) {
-    return(NA_real_)
-  }
-  suppressWarnings(as.numeric(readLines(path, n = 1, warn = FALSE)[1]))
-}
-
-#' One field of a "key value" file (memory.stat) or of /proc/meminfo ("Key:   123 kB", in bytes).
-read_field <- function(path, key) {
-  if (!file.exists(path)) {
-    return(NA_real_)
-  }
-  lines <- readLines(path, warn = FALSE)
-  line <- grep(paste0("^", key, ":?[[:space:]]"), lines, value = TRUE)
-  if (length(line) == 0) {
-    return(NA_real_)
-  }
-  fields <- strsplit(trimws(line[[1]]), "[[:space:]]+")[[1]]
-  value <- as.numeric(fields[[2]])
-  if (length(fields) > 2 && fields[[3]] == "kB") value * 1024 else value
-}
-
-#' The container's memory limit in bytes: cgroup v2, cgroup v1, else the machine's memory.
-memory_limit_bytes <- function(root = "/") {
-  total <- read_field(file.path(root, "proc/meminfo"), "MemTotal")
-  limit <- read_number(file.path(root, "sys/fs/cgroup/memory.max")) # "max" reads as NA
-  if (is.na(limit)) limit <- read_number(file.path(root, "sys/fs/cgroup/memory/memory.limit_in_bytes"))
-  if (is.na(limit) || (!is.na(total) && limit > total)) limit <- total # v1 says "no limit" with 2^63
-  limit
-}
-
-#' The memory the container uses in bytes, without the page cache (reclaimable: model files read
-#' from disk stay cached there).
-memory_used_bytes <- function(root = "/") {
-  v2 <- file.path(root, "sys/fs/cgroup")
-  current <- read_number(file.path(v2, "memory.current"))
-  if (!is.na(current)) {
-    return(current - (read_field(file.path(v2, "memory.stat"), "file") %||% 0))
-  }
-  v1 <- file.path(root, "sys/fs/cgroup/memory")
-  usage <- read_number(file.path(v1, "memory.usage_in_bytes"))
-  if (!is.na(usage)) {
-    cache <- read_field(file.path(v1, "memory.stat"), "total_cache")
-    if (is.na(cache)) cache <- read_field(file.path(v1, "memory.stat"), "cache")
-    return(usage - (if (is.na(cache)) 0 else cache))
-  }
-  meminfo <- file.path(root, "proc/meminfo")
-  read_field(meminfo, "MemTotal") - read_field(meminfo, "MemAvailable")
-}
-
 #' What models may use: the limit minus a margin for the server itself and the requests.
-memory_budget_bytes <- function(limit = memory_limit_bytes()) {
+memory_budget_bytes <- function(limit = memory_limit()$bytes) {
   margin <- env_number("SAGEMAKER_MULTI_MODEL_MEMORY_MARGIN_MB", NA) * MB
   if (is.na(margin)) margin <- max(0.1 * limit, 64 * MB)
   limit - margin
 }
-
-#' This process's resident memory in bytes (/proc/self/status VmRSS).
-process_rss_bytes <- function() read_field("/proc/self/status", "VmRSS")
 
 model_dir_bytes <- function(model_dir) {
   files <- list.files(model_dir, recursive = TRUE, full.names = TRUE, all.files = TRUE)
@@ -238,7 +185,7 @@ load_resident <- function(name, url, token) {
     ))
   }
   gc(verbose = FALSE)
-  before <- process_rss_bytes()
+  before <- resident_bytes()
   started <- Sys.time()
   loaded <- tryCatch(
     {
@@ -247,7 +194,7 @@ load_resident <- function(name, url, token) {
     },
     error = function(e) http_error(500, paste0("model ", name, " failed to load: ", conditionMessage(e)))
   )
-  bytes <- max(process_rss_bytes() - before, as.numeric(utils::object.size(loaded$model)), na.rm = TRUE)
+  bytes <- max(resident_bytes() - before, as.numeric(utils::object.size(loaded$model)), na.rm = TRUE)
   resident_models[[name]] <- c(loaded, list(token = token, url = url, last_used = Sys.time(), bytes = bytes))
   if (memory_used_bytes() - freeable_bytes(keep = name) > budget ||
     !free_until(function() memory_used_bytes() > budget, keep = name)) {
@@ -305,7 +252,7 @@ load_request <- function(req) {
   list(name = spec$model_name, url = normalizePath(spec$url))
 }
 
-load_model <- function(req) {
+load_model_request <- function(req) {
   spec <- load_request(req)
   claim <- claim_model(spec$name)
   on.exit(unlink(claim))
@@ -370,7 +317,7 @@ multi_model_request <- function(req) {
     sweep_residents()
     return(switch(method,
       GET = list_models(req),
-      POST = load_model(req),
+      POST = load_model_request(req),
       method_not_allowed(req)
     ))
   }

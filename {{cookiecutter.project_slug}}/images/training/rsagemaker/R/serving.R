@@ -1,6 +1,5 @@
-#' One serving worker: loads deploy.R and the model once, then answers HTTP on a unix socket (behind
-#' nginx, see run.sh) or on a TCP port (tests, or a single worker). deploy.R defines handlers in the
-#' SageMaker inference toolkit's style; every one but predict_fn has a default here:
+#' What a serving worker answers (the processes that run it: server.R). deploy.R defines handlers in
+#' the SageMaker inference toolkit's style; every one but predict_fn has a default here:
 #'   model_fn(model_dir)                -> the model (default: readRDS(model_dir/model.rds))
 #'   input_fn(body, content_type)       -> data   (body: the request body as one UTF-8 string for a
 #'                                         text type (text/*, JSON, JSON Lines, CSV), else as a raw
@@ -111,16 +110,156 @@ choose_accept <- function(accept, content_type, supported = SUPPORTED_TYPES) {
   http_error(415, paste0("Accept '", accept, "' is not supported; use one of ", paste(supported, collapse = ", ")))
 }
 
-parse_csv <- function(body) {
-  if (!nzchar(trimws(body))) http_error(400, "empty text/csv body")
-  tryCatch(
+# ---- CSV: data.table's reader and writer, exact to the last bit of a double ---------------------
+
+# 10^0 .. 10^22, each exactly a double (products of exact values).
+POWERS_OF_TEN <- cumprod(c(1, rep(10, 22)))
+
+#' Decimal texts as the doubles nearest to them (correctly rounded, as C's strtod and every client's
+#' parser do; R's as.numeric and fread's reader miss by one unit in the last place now and then).
+#' `approx` is such a near reading (fread's or R's). A plain decimal of up to 15 digits takes
+#' Clinger's fast path: its digits as a whole number M (< 2^53, so round(approx * 10^decimals)
+#' recovers it exactly) over 10^decimals (exact) is one IEEE division, hence correctly rounded.
+#' Other decimals (an exponent, more digits) go through jsonlite's parser (C strtod); NA, Inf, NaN
+#' and hexadecimal texts keep R's reading, which is exact for them.
+exact_doubles <- function(text, approx = suppressWarnings(as.numeric(text))) {
+  value <- approx
+  finite <- which(is.finite(approx) & !is.na(text))
+  text <- text[finite]
+  point <- regexpr(".", text, fixed = TRUE)
+  digits <- nchar(text) - (point > 0) - (startsWith(text, "-") | startsWith(text, "+"))
+  other <- grepl("[eExX]", text, perl = TRUE) # an exponent, or hexadecimal
+  fast <- !other & digits <= 15
+  scale <- POWERS_OF_TEN[pmax(0, nchar(text[fast]) - point[fast]) * (point[fast] > 0) + 1]
+  magnitude <- round(abs(approx[finite[fast]]) * scale) / scale
+  value[finite[fast]] <- ifelse(startsWith(text[fast], "-"), -magnitude, magnitude) # -0 too
+  slow <- which(!fast & !grepl("[xX]", text, perl = TRUE))
+  slow <- slow[abs(approx[finite[slow]]) < 1e308] # strtod's overflow is an error in jsonlite: keep R's Inf
+  if (length(slow) > 0) {
+    json <- sub("^[+]", "", text[slow], perl = TRUE)
+    json <- sub("^(-?)[.]", "\\10.", json, perl = TRUE) # .5 -> 0.5
+    json <- sub("[.]($|[eE])", "\\1", json, perl = TRUE) # 5. -> 5
+    json <- sub("^(-?)0+([0-9])", "\\1\\2", json, perl = TRUE) # JSON has no leading zeros
+    whole <- !grepl("[.eE]", json, perl = TRUE)
+    json[whole] <- paste0(json[whole], ".0") # a double, not an integer
+    value[finite[slow]] <- jsonlite::parse_json(paste0("[", paste(json, collapse = ","), "]"), simplifyVector = TRUE)
+  }
+  value
+}
+
+#' `digits` significant digits of x rounded up (away from zero) instead of to the nearest: for a
+#' power of two, whose lower neighbour is nearer than its upper one, the shortest text that reads
+#' back may lie above it though the nearest one does not read back.
+rounded_away <- function(x, digits) {
+  parts <- regmatches(sprintf("%.20e", x), regexec("^(-?)([0-9])[.]([0-9]+)e([-+][0-9]+)$", sprintf("%.20e", x)))
+  vapply(parts, function(p) {
+    mantissa <- as.integer(strsplit(paste0(p[[3]], substr(p[[4]], 1, digits - 1)), "")[[1]])
+    i <- digits
+    repeat { # add one in the last place, carrying
+      if (i == 0) return(NA_character_) # 99..9 + 1: leave it to 17 digits
+      if (mantissa[[i]] < 9) {
+        mantissa[[i]] <- mantissa[[i]] + 1L
+        break
+      }
+      mantissa[[i]] <- 0L
+      i <- i - 1
+    }
+    sprintf("%s%d.%se%s", p[[2]], mantissa[[1]], paste(mantissa[-1], collapse = ""), p[[5]])
+  }, character(1))
+}
+
+#' Which of `candidate` (x at `digits` significant digits, nearest) read back as x; for a power of
+#' two that does not, the text rounded up instead may (rounded_away), and replaces it.
+read_back <- function(x, candidate, digits) {
+  same <- exact_doubles(candidate) == x
+  power_of_two <- which(!same & x != 0 & log2(abs(x)) == round(log2(abs(x))))
+  if (length(power_of_two) > 0) {
+    above <- rounded_away(x[power_of_two], digits)
+    fits <- !is.na(above) & exact_doubles(above) == x[power_of_two]
+    candidate[power_of_two][fits] <- sub("([.]?0+)(e|$)", "\\2", above[fits])
+    same[power_of_two][fits] <- TRUE
+  }
+  list(same = same, text = candidate)
+}
+
+#' Doubles as the shortest decimal texts that read back as the same doubles (15, 16 or 17
+#' significant digits; a subnormal number, with fewer bits, may need fewer); NA and NaN as NA,
+#' infinities as Inf and -Inf.
+shortest_doubles <- function(x) {
+  text <- as.character(x) # NA, NaN, Inf and -Inf as R writes them
+  text[is.nan(x)] <- NA
+  finite <- which(is.finite(x))
+  subnormal <- finite[x[finite] != 0 & abs(x[finite]) < .Machine$double.xmin]
+  for (todo in list(setdiff(finite, subnormal), subnormal)) {
+    for (digits in if (identical(todo, subnormal)) 1:16 else 15:16) {
+      if (length(todo) == 0) break
+      tried <- read_back(x[todo], sprintf(paste0("%.", digits, "g"), x[todo]), digits)
+      text[todo[tried$same]] <- tried$text[tried$same]
+      todo <- todo[!tried$same]
+    }
+    text[todo] <- sprintf("%.17g", x[todo]) # 17 significant digits always read back
+  }
+  text
+}
+
+csv_error <- function(e) http_error(400, paste("malformed text/csv body:", conditionMessage(e)))
+
+#' The fields of a CSV body, as text: data.table's fread where the body has no quotes and fread
+#' took every line as a row of the same length (the counts of line breaks and commas say so), else
+#' read.csv (quotes and doubled quotes, blank lines, and read.csv's own message for a malformed
+#' body). fread's typed reading comes along in the first case (`typed`, NULL otherwise).
+csv_fields <- function(body) {
+  bytes <- charToRaw(body)
+  if (!any(bytes == charToRaw("\""))) {
+    read <- function(...) {
+      tryCatch(
+        data.table::fread(
+          text = body, sep = ",", header = FALSE, strip.white = TRUE, fill = FALSE, skip = 0,
+          integer64 = "double", data.table = FALSE, showProgress = FALSE, nThread = 1, ...
+        ),
+        error = function(e) NULL, warning = function(w) NULL
+      )
+    }
+    fields <- read(colClasses = "character", na.strings = "NA")
+    line_breaks <- sum(bytes == charToRaw("\n"))
+    rows <- line_breaks + (bytes[[length(bytes)]] != charToRaw("\n"))
+    if (!is.null(fields) && nrow(fields) == rows && sum(bytes == charToRaw(",")) == rows * (ncol(fields) - 1)) {
+      return(list(text = fields, typed = read(na.strings = c("NA", ""))))
+    }
+  }
+  fields <- tryCatch(
     utils::read.csv(
-      text = body, header = FALSE, stringsAsFactors = FALSE, strip.white = TRUE, fill = FALSE,
-      blank.lines.skip = TRUE, comment.char = ""
+      text = body, header = FALSE, colClasses = "character", na.strings = "NA", strip.white = TRUE,
+      fill = FALSE, blank.lines.skip = TRUE, comment.char = ""
     ),
-    error = function(e) http_error(400, paste("malformed text/csv body:", conditionMessage(e))),
-    warning = function(w) http_error(400, paste("malformed text/csv body:", conditionMessage(w)))
+    error = csv_error, warning = csv_error
   )
+  list(text = fields, typed = NULL)
+}
+
+#' A CSV body as a data frame, with read.csv's meaning (no header, columns V1..Vn, types by
+#' type.convert, NA for "NA" and for empty numeric fields, quotes and doubled quotes, blank lines
+#' skipped, every row as long as the first), read fast (csv_fields) and with doubles exact.
+parse_csv <- function(body) {
+  if (!grepl("[^[:space:]]", body, perl = TRUE)) http_error(400, "empty text/csv body")
+  fields <- csv_fields(body)
+  frame <- fields$text
+  for (column in seq_along(frame)) {
+    text <- frame[[column]]
+    typed <- fields$typed[[column]]
+    if (is.object(typed)) typed <- NULL # fread's dates and times: type.convert keeps them as text
+    if (is.integer(typed)) { # whole numbers: fread reads them exactly, as type.convert would type them
+      frame[[column]] <- typed
+      next
+    }
+    if (!is.double(typed)) typed <- utils::type.convert(text, as.is = TRUE, na.strings = "NA")
+    if (is.double(typed)) {
+      text[!nzchar(text)] <- NA
+      typed <- exact_doubles(text, typed)
+    }
+    frame[[column]] <- typed
+  }
+  frame
 }
 
 is_record <- function(x) {
@@ -187,22 +326,29 @@ default_input_fn <- function(body, content_type) {
   )
 }
 
-#' A CSV field, quoted only when it must be (a comma, quote or line break in it).
-csv_field <- function(x) {
-  text <- as.character(x) # numbers with 15 significant digits, as R prints them
-  text[is.na(x)] <- ""
-  needs_quotes <- grepl("[\",\r\n]", text)
-  text[needs_quotes] <- paste0("\"", gsub("\"", "\"\"", text[needs_quotes], fixed = TRUE), "\"")
-  text
-}
-
+#' The prediction as CSV, by data.table's writer: fields quoted only when they must be (a comma,
+#' quote or line break in them), NA as an empty field, factors by their labels, doubles exact (the
+#' shortest text that reads back as the same double, shortest_doubles; whole numbers below 10^15,
+#' which fwrite writes exactly, stay numbers for it).
 to_csv <- function(prediction) {
   frame <- if (is.data.frame(prediction)) prediction else as.data.frame(prediction, stringsAsFactors = FALSE)
   if (nrow(frame) == 0) {
     return("")
   }
-  columns <- lapply(frame, function(column) csv_field(if (is.factor(column)) as.character(column) else column))
-  records_text(do.call(paste, c(columns, sep = ",")))
+  for (column in seq_along(frame)) {
+    x <- frame[[column]]
+    whole <- is.double(x) && all(is.na(x) | (x == trunc(x) & abs(x) < 1e15 & 1 / x != -Inf)) # -0 is not
+    if (is.double(x) && !whole) frame[[column]] <- shortest_doubles(x)
+    if (is.character(x)) frame[[column]][!is.na(x) & !nzchar(x)] <- NA # an empty field, as for NA
+  }
+  path <- tempfile(fileext = ".csv")
+  on.exit(unlink(path))
+  data.table::fwrite(frame, path, col.names = FALSE, na = "", quote = "auto", eol = "\n", nThread = 1)
+  bytes <- readBin(path, "raw", file.size(path))
+  if (batch_transform() && length(bytes) > 0) bytes <- bytes[-length(bytes)] # see records_text
+  text <- rawToChar(bytes)
+  Encoding(text) <- "UTF-8"
+  text
 }
 
 # One record per line. Batch transform's AssembleWith "Line" ends every response with a newline
@@ -406,49 +552,4 @@ serving_app <- function(handlers, model, extra_routes = NULL) {
       }
     )
   })
-}
-
-#' Serve the model: one worker
-#'
-#' Load deploy.R and the model, then serve until killed. A model that fails to load ends the worker
-#' with a non-zero status before it ever answers, so /ping never says 200 for it.
-#' @param socket a unix socket path to listen on (behind nginx), or NULL.
-#' @param port a TCP port to listen on when `socket` is NULL.
-#' @param ready_file files created once the model is loaded (run.sh waits for them).
-#' @export
-serve <- function(socket = NULL, port = NULL, ready_file = NULL) {
-  model_dir <- sm_path("model")
-  started <- Sys.time()
-  multi_model <- multi_model_enabled() # no model at start: POST /models loads them (multi_model.R)
-  handlers <- NULL
-  if (multi_model) {
-    model_dir <- sm_path("models")
-    deploy_script <- "no model yet (a multi-model endpoint: POST /models loads one)"
-  }
-  if (!multi_model) warn_if_trained_elsewhere(model_dir)
-  model <- if (!multi_model) tryCatch(
-    {
-      deploy_script <- find_deploy_script(model_dir)
-      handlers <- load_handlers(deploy_script)
-      call_handler(handlers$model_fn, model_dir, context = new.env())
-    },
-    error = function(e) {
-      message("Model failed to load: ", conditionMessage(e))
-      quit(save = "no", status = 1)
-    }
-  )
-  app <- serving_app(handlers, model, if (multi_model) multi_model_routes())
-  if (!is.null(socket)) {
-    httpuv::startPipeServer(socket, 0L, app) # mask 0: nginx's unprivileged worker may connect
-    where <- socket
-  } else {
-    httpuv::startServer("0.0.0.0", as.integer(port), app)
-    where <- paste0("0.0.0.0:", port)
-  }
-  message(sprintf(
-    "Worker %d serving %s with %s on %s (loaded in %.2f s)", Sys.getpid(), model_dir, deploy_script,
-    where, as.numeric(difftime(Sys.time(), started, units = "secs"))
-  ))
-  for (path in ready_file) file.create(path)
-  repeat httpuv::service(1000)
 }

@@ -58,33 +58,6 @@ test_that("a load claim held by a live worker answers 409; one left by a dead wo
   expect_identical(readLines(claim_path("m")), as.character(Sys.getpid()))
 })
 
-test_that("the memory limit comes from cgroup v2, else v1, else the machine", {
-  root <- withr::local_tempdir()
-  dir.create(file.path(root, "proc"))
-  dir.create(file.path(root, "sys/fs/cgroup/memory"), recursive = TRUE)
-  writeLines(c("MemTotal:       8000000 kB", "MemAvailable:   6000000 kB"), file.path(root, "proc/meminfo"))
-  expect_identical(memory_limit_bytes(root), 8000000 * 1024)
-  expect_identical(memory_used_bytes(root), 2000000 * 1024)
-  # cgroup v1: no limit is 2^63 rounded to pages; the usage without the page cache
-  writeLines("9223372036854771712", file.path(root, "sys/fs/cgroup/memory/memory.limit_in_bytes"))
-  writeLines("500000000", file.path(root, "sys/fs/cgroup/memory/memory.usage_in_bytes"))
-  writeLines(c("cache 1", "rss 2", "total_cache 100000000", "total_rss 400000000"),
-    file.path(root, "sys/fs/cgroup/memory/memory.stat")
-  )
-  expect_identical(memory_limit_bytes(root), 8000000 * 1024)
-  expect_identical(memory_used_bytes(root), 4e8)
-  writeLines("314572800", file.path(root, "sys/fs/cgroup/memory/memory.limit_in_bytes"))
-  expect_identical(memory_limit_bytes(root), 314572800)
-  # cgroup v2 wins; "max" means no limit
-  writeLines("max", file.path(root, "sys/fs/cgroup/memory.max"))
-  writeLines("300000000", file.path(root, "sys/fs/cgroup/memory.current"))
-  writeLines(c("anon 200000000", "file 50000000"), file.path(root, "sys/fs/cgroup/memory.stat"))
-  expect_identical(memory_used_bytes(root), 2.5e8)
-  expect_identical(memory_limit_bytes(root), 314572800) # v2 says no limit: v1's figure is next
-  writeLines("1073741824", file.path(root, "sys/fs/cgroup/memory.max"))
-  expect_identical(memory_limit_bytes(root), 1073741824)
-})
-
 test_that("the budget keeps a margin of 10%, at least 64 MB, unless one is set", {
   withr::local_envvar(SAGEMAKER_MULTI_MODEL_MEMORY_MARGIN_MB = NA)
   expect_identical(memory_budget_bytes(4096 * MB), 4096 * MB * 0.9)
@@ -210,7 +183,7 @@ test_that("short of memory, the least recently used copies go first; a model tha
   # the freed models stay loaded: an invoke reads them again
   expect_identical(answer("POST", "/models/newer/invoke", "1\n")$status, 200L)
   # a model that cannot fit even with every copy freed is refused before it is read, copies kept
-  withr::local_envvar(SAGEMAKER_MULTI_MODEL_MEMORY_MARGIN_MB = as.character(memory_limit_bytes() / MB))
+  withr::local_envvar(SAGEMAKER_MULTI_MODEL_MEMORY_MARGIN_MB = as.character(memory_limit()$bytes / MB))
   refused <- answer("POST", "/models", load_body("huge", dir))
   expect_identical(refused$status, 507L)
   expect_match(body_of(refused)$error, "not enough memory for model huge")
