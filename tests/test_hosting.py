@@ -154,6 +154,7 @@ def test_a_real_time_endpoint_scales_from_1_and_a_serverless_one_not_at_all(defa
     ("variables", "environment", "message"),
     [
         ({"ASYNC": "1", "SERVERLESS": "1"}, {}, "ASYNC=1 and SERVERLESS=1 do not go together"),
+        ({"ASYNC": "1", "MULTI_MODEL": "1"}, {}, "ASYNC=1 and MULTI_MODEL=1 do not go together"),
         (
             {"ASYNC": "1"},
             {"SAGEMAKER_ASYNC_SUCCESS_TOPIC_ARN": "my-topic"},
@@ -162,7 +163,7 @@ def test_a_real_time_endpoint_scales_from_1_and_a_serverless_one_not_at_all(defa
         ({"ASYNC": "1"}, {"SAGEMAKER_ASYNC_INVOCATION_TIMEOUT_SECONDS": "4000"}, "expected at most 3600"),
         ({"ASYNC": "1"}, {"SAGEMAKER_ASYNC_MAX_CONCURRENT_INVOCATIONS": "0"}, "a whole number of at least 1"),
     ],
-    ids=["async-serverless", "sns-arn", "timeout", "concurrency"],
+    ids=["async-serverless", "async-multi-model", "sns-arn", "timeout", "concurrency"],
 )
 def test_async_settings_are_checked_before_anything_is_created(
     default_project, in_ecr, monkeypatch, variables, environment, message

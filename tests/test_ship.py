@@ -690,10 +690,17 @@ def test_production_settings_reach_every_job_model_and_endpoint(built_project, i
     assert (
         job["HyperParameters"]["sagemaker_submit_directory"] == '"/opt/ml/input/data/code/sourcedir.tar.gz"'
     )
-    # moto drops Environment: checked in the request as sent.
+    # moto drops Environment: checked in the request as sent. The image's digest, from ECR, is
+    # kept with the model (the tag may name another image later).
+    repository = f"{SLUG}-training"
+    [pushed] = in_ecr.client("ecr").describe_images(
+        repositoryName=repository, imageIds=[{"imageTag": TEST_TAG}]
+    )["imageDetails"]
     assert request_of(calls, "CreateTrainingJob")["Environment"] == {
-        "SAGEMAKER_CHECKPOINT_DIR": "/opt/ml/checkpoints"
+        "SAGEMAKER_CHECKPOINT_DIR": "/opt/ml/checkpoints",
+        "R_SAGEMAKER_IMAGE": f"{job['AlgorithmSpecification']['TrainingImage']}@{pushed['imageDigest']}",
     }
+    assert job["AlgorithmSpecification"]["TrainingImage"].endswith(f"/{repository}:{TEST_TAG}")
 
     # Processing: moto keeps NetworkConfig and ProcessingOutputConfig, drops ProcessingResources.
     processed, calls = recorded_cli(

@@ -17,6 +17,7 @@ from .opt_ml import (
     CHECKPOINT_DIR_VARIABLE,
     CODE_CHANNEL,
     CODE_TARBALL_IN_CONTAINER,
+    IMAGE_VARIABLE,
     encode_hyperparameters,
     job_name,
     pack_sourcedir,
@@ -36,6 +37,7 @@ from .remote import (
     describe_production,
     follow_job,
     open_aws,
+    pushed_image_digest,
     pushed_image_uri,
     s3_key,
     tagged,
@@ -183,8 +185,11 @@ def s3_channel(channel, uri):
     }
 
 
-def training_job_request(settings, *, name, image, hyperparameters, channels, output_path, checkpoints):
-    """The CreateTrainingJob parameters (channels: name -> S3 URI; checkpoints: S3 URI or "")."""
+def training_job_request(
+    settings, *, name, image, hyperparameters, channels, output_path, checkpoints, image_digest=""
+):
+    """The CreateTrainingJob parameters (channels: name -> S3 URI; checkpoints: S3 URI or "";
+    image_digest: image@sha256:..., kept with the model by the R side)."""
     resources = instances(settings, "training")
     output = {"S3OutputPath": output_path}
     if settings["kms.output_key_id"]:
@@ -204,7 +209,7 @@ def training_job_request(settings, *, name, image, hyperparameters, channels, ou
         "OutputDataConfig": output,
         "ResourceConfig": resources,
         "StoppingCondition": stopping,
-        "Environment": {CHECKPOINT_DIR_VARIABLE: local_path},
+        "Environment": {CHECKPOINT_DIR_VARIABLE: local_path, **({IMAGE_VARIABLE: image_digest} if image_digest else {})},
         **tagged(settings),
     }
     if checkpoints:
@@ -284,6 +289,7 @@ def remote_train(args):
             channels=channels,
             output_path=output_path,
             checkpoints=checkpoints,
+            image_digest=pushed_image_digest(session, image),
         )
     )
     # deploy reads the job from here (and its image and model.tar.gz from DescribeTrainingJob).

@@ -321,6 +321,7 @@ def local_train(args):
             "TRAINING_JOB_ARN": f"arn:aws:sagemaker:{region()}:{ACCOUNT}:training-job/{name}",
             # As remote-train sets it (jobs.py): where the job's checkpoints are.
             opt_ml.CHECKPOINT_DIR_VARIABLE: checkpoint_path,
+            opt_ml.IMAGE_VARIABLE: f"{args.image} (image ID {client.images.get(args.image).id})",
         },
         "labels": engine.labels_for(root, "training"),
     }

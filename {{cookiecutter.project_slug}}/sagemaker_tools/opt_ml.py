@@ -38,6 +38,10 @@ CODE_TARBALL_IN_CONTAINER = "/opt/ml/input/data/code/sourcedir.tar.gz"
 # The environment variable that tells a training container where its checkpoints are (the R side
 # reads it); its value is the setting training.checkpoint_local_path, locally and remotely.
 CHECKPOINT_DIR_VARIABLE = "SAGEMAKER_CHECKPOINT_DIR"
+# The image a training job runs, as the R side keeps it with the model (rsagemaker-versions.json):
+# a container cannot learn its own image, so remote-train passes the pushed digest, local-train the
+# local image's ID.
+IMAGE_VARIABLE = "R_SAGEMAKER_IMAGE"
 
 # What of code/ is packed: the same rule for the image (.dockerignore), sourcedir.tar.gz (here) and
 # the code/ folder of model.tar.gz (the R side), written out in the README ("What gets packed").

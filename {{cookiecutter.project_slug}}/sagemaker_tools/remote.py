@@ -86,6 +86,15 @@ def pushed_image_uri(session, account, region, ref, tag):
     return uri
 
 
+def pushed_image_digest(session, uri):
+    """uri@digest for a pushed repository:tag URI: the image a job runs, whatever the tag names later."""
+    repository, tag = split_ref(uri.split("/", 1)[1])
+    details = session.client("ecr").describe_images(
+        repositoryName=repository, imageIds=[{"imageTag": tag or "latest"}]
+    )["imageDetails"]
+    return f"{uri}@{details[0]['imageDigest']}"
+
+
 def image_in_ecr(session, uri):
     """Whether an ECR image URI (repository:tag or repository@sha256:...) is there."""
     path = uri.split("/", 1)[1]

@@ -160,8 +160,11 @@ def test_make_local_train_serve_predict_stop(docker_client, training_image, proj
     assert hyperparameters["sagemaker_submit_directory"] == '"/opt/ml/input/data/code/sourcedir.tar.gz"'
     with tarfile.open(project / "build" / "model.tar.gz") as archive:
         names = set(archive.getnames())
+        kept = json.load(archive.extractfile("rsagemaker-versions.json"))
     assert {"model.rds", "code/deploy.R", "code/train.R"} <= names
     assert not any(name.endswith((".tar.gz", ".csv")) for name in names)  # no tarball, no training data
+    # The image that trained the model is kept with it: its ref and its local image ID.
+    assert kept["image"] == f"{training_image} (image ID {docker_client.images.get(training_image).id})"
     assert "Next: make local-serve" in trained.stdout
 
     port = free_port()  # `make local-serve` takes 8080, which another run may hold
