@@ -175,6 +175,21 @@ def check_async(settings, args):
         settings.require("bucket")  # the answers go under s3://<bucket>/<s3_prefix>/async/
 
 
+def model_request(settings, name, deployable):
+    """CreateModel of a deployable, with the production settings every model gets (deploy, remote-transform)."""
+    model = {
+        "ModelName": name,
+        "PrimaryContainer": {"Image": deployable.image, "ModelDataUrl": deployable.model_data},
+        "ExecutionRoleArn": settings["role_arn"],
+        **tagged(settings),
+    }
+    if vpc_config(settings):
+        model["VpcConfig"] = vpc_config(settings)
+    if settings["network_isolation"]:
+        model["EnableNetworkIsolation"] = True
+    return model
+
+
 def deploy(args):
     settings, session, account = open_aws("role_arn")
     if args.asynchronous:
@@ -188,18 +203,9 @@ def deploy(args):
     endpoint = settings["endpoint.name"]
     resource_name = unique_name(endpoint)  # the model and its endpoint config
 
-    model = {
-        "ModelName": resource_name,
-        "PrimaryContainer": {"Image": deployable.image, "ModelDataUrl": deployable.model_data},
-        "ExecutionRoleArn": settings["role_arn"],
-        **tagged(settings),
-    }
+    model = model_request(settings, resource_name, deployable)
     if deployable.target_models:
         model["PrimaryContainer"]["Mode"] = "MultiModel"
-    if vpc_config(settings):
-        model["VpcConfig"] = vpc_config(settings)
-    if settings["network_isolation"]:
-        model["EnableNetworkIsolation"] = True
     if args.asynchronous:  # the container learns so from its environment (async_inference.py)
         model["PrimaryContainer"]["Environment"] = async_model_environment(settings)
     sagemaker.create_model(**model)

@@ -209,7 +209,10 @@ def training_job_request(
         "OutputDataConfig": output,
         "ResourceConfig": resources,
         "StoppingCondition": stopping,
-        "Environment": {CHECKPOINT_DIR_VARIABLE: local_path, **({IMAGE_VARIABLE: image_digest} if image_digest else {})},
+        "Environment": {
+            CHECKPOINT_DIR_VARIABLE: local_path,
+            **({IMAGE_VARIABLE: image_digest} if image_digest else {}),
+        },
         **tagged(settings),
     }
     if checkpoints:

@@ -38,7 +38,6 @@ from .remote import (
     s3_key,
     tagged,
     upload_directory,
-    vpc_config,
 )
 from .settings import BUILD_DIR, SetupError
 from .settings import load as load_settings
@@ -325,23 +324,8 @@ def transform_job_request(settings, *, name, model_name, input_uri, output_uri):
     }
 
 
-def model_request(settings, name, deployable):
-    """CreateModel for the job, with the production settings every model gets (as deploy's)."""
-    model = {
-        "ModelName": name,
-        "PrimaryContainer": {"Image": deployable.image, "ModelDataUrl": deployable.model_data},
-        "ExecutionRoleArn": settings["role_arn"],
-        **tagged(settings),
-    }
-    if vpc_config(settings):
-        model["VpcConfig"] = vpc_config(settings)
-    if settings["network_isolation"]:
-        model["EnableNetworkIsolation"] = True
-    return model
-
-
 def remote_transform(args):
-    from .endpoints import what_to_deploy
+    from .endpoints import model_request, what_to_deploy
 
     settings, session, account = open_aws("role_arn", "bucket")
     region, bucket = settings["region"], settings["bucket"]

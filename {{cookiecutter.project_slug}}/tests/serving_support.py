@@ -148,16 +148,19 @@ class Served:
 
 
 @contextlib.contextmanager
-def serving_container(docker_client, image, model_dir, env=None, port=8080, wait=True, **run_options):
-    """`docker run IMAGE serve` with model_dir mounted read-only at /opt/ml/model and the port
-    published on a free loopback port; waits for /ping 200 unless wait=False."""
+def serving_container(
+    docker_client, image, model_dir, env=None, port=8080, wait=True, mount_at="/opt/ml/model", **run_options
+):
+    """`docker run IMAGE serve` with model_dir mounted read-only at mount_at (a multi-model endpoint's
+    models go to /opt/ml/models) and the port published on a free loopback port; waits for /ping 200
+    unless wait=False."""
     host_port = free_port()
     container = docker_client.containers.run(
         image,
         ["serve"],
         detach=True,
         environment=env or {},
-        volumes={str(model_dir): {"bind": "/opt/ml/model", "mode": "ro"}},
+        volumes={str(model_dir): {"bind": mount_at, "mode": "ro"}},
         ports={f"{port}/tcp": ("127.0.0.1", host_port)},
         **run_options,
     )

@@ -20,7 +20,7 @@ from typing import ClassVar
 import pytest
 import requests
 from conftest import free_port
-from serving_support import Served, is_json_error, train_sample_model, wait_for_ping, write_model
+from serving_support import is_json_error, serving_container, train_sample_model, write_model
 from test_local import cli, make, project_containers
 
 from sagemaker_tools import multi_model
@@ -63,37 +63,16 @@ def write_rds_doubles(path, megabytes):
 @contextlib.contextmanager
 def multi_model_container(docker_client, image, models_dir, workers=1, env=None, **run_options):
     """`IMAGE serve` as a multi-model endpoint: models_dir at /opt/ml/models (read-only), no model."""
-    host_port = free_port()
-    container = docker_client.containers.run(
-        image,
-        ["serve"],
-        detach=True,
-        environment={
-            "SAGEMAKER_MULTI_MODEL": "true",
-            "SAGEMAKER_MODEL_SERVER_WORKERS": str(workers),
-            **(env or {}),
-        },
-        volumes={str(models_dir): {"bind": MODELS, "mode": "ro"}},
-        ports={"8080/tcp": ("127.0.0.1", host_port)},
-        **run_options,
-    )
-    served = Served(container, f"http://127.0.0.1:{host_port}")
-    try:
-
-        def alive():
-            container.reload()
-            return container.status in ("created", "running")
-
-        try:
-            wait_for_ping(served.url, timeout=60, alive=alive)
-        except (RuntimeError, TimeoutError):
-            print(served.logs())
-            raise
+    environment = {
+        "SAGEMAKER_MULTI_MODEL": "true",
+        "SAGEMAKER_MODEL_SERVER_WORKERS": str(workers),
+        **(env or {}),
+    }
+    with serving_container(
+        docker_client, image, models_dir, env=environment, mount_at=MODELS, **run_options
+    ) as served:
         served.wait_for_ready_workers(workers)
         yield served
-    finally:
-        with contextlib.suppress(Exception):
-            container.remove(force=True)
 
 
 def load(url, name, folder=None):
