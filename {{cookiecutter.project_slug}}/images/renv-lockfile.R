@@ -181,7 +181,9 @@ restore <- function(lockfile) {
   )
 }
 
-# The plumbing's packages (rsagemaker's DESCRIPTION Imports) and every package code/ uses.
+# The plumbing's packages (rsagemaker's DESCRIPTION Imports) and every package code/ uses, but
+# rsagemaker itself (code/train.R calls it): the image installs it from images/training/rsagemaker,
+# no repository has it.
 wanted_packages <- function(project) {
   description <- file.path(project, "images/training/rsagemaker/DESCRIPTION")
   plumbing <- if (file.exists(description)) {
@@ -192,7 +194,7 @@ wanted_packages <- function(project) {
   }
   code <- renv::dependencies(file.path(project, "code"), quiet = TRUE, progress = FALSE)$Package
   base <- rownames(utils::installed.packages(priority = "base"))
-  setdiff(sort(unique(c("renv", plumbing, code))), c(base, ""))
+  setdiff(sort(unique(c("renv", plumbing, code))), c(base, "", "rsagemaker"))
 }
 
 lock <- function(project) {

@@ -3,6 +3,7 @@
 import argparse
 import importlib
 import importlib.util
+import signal
 import sys
 
 import botocore.exceptions
@@ -29,6 +30,10 @@ MODULES = (
 
 
 def main(argv=None):
+    # Ctrl-C (SIGINT) stops a command and removes its containers, also when it was started as a
+    # background job of a script (`make local-train &`, some CI runners): such a job inherits SIGINT
+    # ignored, and Python then leaves it ignored, so a stop would leave the containers running.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     parser = argparse.ArgumentParser(prog="python -m sagemaker_tools", description=__doc__)
     subparsers = parser.add_subparsers(dest="command", required=True)
     for name in MODULES:
