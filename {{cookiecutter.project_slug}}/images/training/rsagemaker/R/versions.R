@@ -4,7 +4,8 @@
 #' (and so in model.tar.gz): the R version, every installed package's version, the base image the
 #' image was built on (R_SAGEMAKER_BASE_IMAGE, set at build time: an @sha256 reference once
 #' `make pin-base` pinned it), the image itself when the job's environment names it
-#' (R_SAGEMAKER_IMAGE: remote-train passes the pushed digest, local-train the local image ID) and, with renv, the lockfile the image was restored from (code/renv.lock).
+#' (R_SAGEMAKER_IMAGE: remote-train passes the pushed digest, local-train the local image ID) and,
+#' with renv, the lockfile the image was restored from (code/renv.lock).
 #' Serving reads it at start-up and warns when it runs the model under other versions.
 #' @name versions
 #' @keywords internal
