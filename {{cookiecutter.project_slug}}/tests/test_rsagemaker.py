@@ -38,14 +38,21 @@ def testthat_image(docker_client, training_image):
 
 
 def test_package_suite_passes_in_the_training_image(docker_client, testthat_image):
-    logs = docker_client.containers.run(
+    # Detached, then the logs of the ended container: a blocking run(remove=True) under podman can
+    # return the log cut short once it is long (the suite's ends with the RESULT line).
+    container = docker_client.containers.run(
         testthat_image,
         ["-e", RUN_SUITE],
         entrypoint=["Rscript"],
         volumes={str(PACKAGE_TESTS): {"bind": "/rsagemaker-tests", "mode": "ro"}},
-        remove=True,
-        stderr=True,
-    ).decode(errors="replace")
+        detach=True,
+    )
+    try:
+        status = container.wait(timeout=600)["StatusCode"]
+        logs = container.logs(stdout=True, stderr=True).decode(errors="replace")
+    finally:
+        container.remove(force=True)
+    assert status == 0, logs
     found = re.search(r"RESULT tests=(\d+) expectations=(\d+) failed=(\d+) skipped=(\d+) errors=(\d+)", logs)
     assert found, logs
     tests, expectations, failed, skipped, errors = map(int, found.groups())

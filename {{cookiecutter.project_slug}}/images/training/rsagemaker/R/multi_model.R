@@ -339,21 +339,21 @@ multi_model_request <- function(req) {
   )
 }
 
-#' The routes of a multi-model worker. A sweep every SWEEP_SECONDS frees the copies of models
-#' unloaded through another worker, also while this one gets no requests. It is started by the
-#' worker's first request, in the worker's own process: a server that forks its workers may build
-#' the routes before forking, and a fork does not inherit the timer thread of the later package.
-multi_model_routes <- function() {
-  sweep <- function() {
-    tryCatch(sweep_residents(), error = function(e) message("Multi-model sweep failed: ", conditionMessage(e)))
-    later::later(sweep, SWEEP_SECONDS)
+#' The routes of a multi-model worker (serving_app tries them before its own).
+multi_model_routes <- function() multi_model_request
+
+sweep_clock <- new.env(parent = emptyenv())
+sweep_clock$due <- 0
+
+#' Sweep at most every SWEEP_SECONDS: a worker's serving loop calls this between requests
+#' (run_worker, server.R), so copies of models unloaded through another worker are freed also while
+#' this one gets no requests. In the loop, not on a timer of the later package: the sweep then runs
+#' only between requests, never inside a handler, and a fork does not inherit later's timer thread.
+sweep_when_due <- function(now = as.numeric(Sys.time())) {
+  if (now < sweep_clock$due) {
+    return(invisible(FALSE))
   }
-  sweeping <- FALSE
-  function(req) {
-    if (!sweeping) {
-      sweeping <<- TRUE
-      later::later(sweep, SWEEP_SECONDS)
-    }
-    multi_model_request(req)
-  }
+  sweep_clock$due <- now + SWEEP_SECONDS
+  tryCatch(sweep_residents(), error = function(e) message("Multi-model sweep failed: ", conditionMessage(e)))
+  invisible(TRUE)
 }

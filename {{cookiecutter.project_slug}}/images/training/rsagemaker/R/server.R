@@ -102,7 +102,11 @@ run_worker <- function(app, loaded, socket = NULL, port = NULL, ready_file = NUL
     "Worker %d serving %s with %s on %s", Sys.getpid(), loaded$model_dir, loaded$deploy_script, where
   ))
   for (path in ready_file) file.create(path)
-  repeat httpuv::service(1000)
+  sweep <- multi_model_enabled() # a multi-model worker frees the copies of unloaded models
+  repeat {
+    httpuv::service(1000) # returns after a request, or after a second without one
+    if (sweep) sweep_when_due()
+  }
 }
 
 #' Serve the model in this process: one worker

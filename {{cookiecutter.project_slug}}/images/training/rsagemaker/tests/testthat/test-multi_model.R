@@ -191,14 +191,18 @@ test_that("short of memory, the least recently used copies go first; a model tha
   expect_identical(sort(ls(resident_models)), c("newer", "newest"))
 })
 
-test_that("the routes sweep on their own once they have served a request", {
+test_that("a worker sweeps between requests, at most once per SWEEP_SECONDS", {
   local_registry()
   dir <- local_model(c("model_fn <- function(model_dir) 1", "predict_fn <- function(data, model) model"))
-  routes <- multi_model_routes()
-  app <- serving_app(NULL, NULL, routes)
+  app <- serving_app(NULL, NULL, multi_model_routes())
   expect_identical(app$call(mms_request("POST", "/models", load_body("m", dir)))$status, 200L)
   unlink(entry_path("m")) # unloaded through another worker
-  deadline <- Sys.time() + 5
-  while (exists("m", envir = resident_models) && Sys.time() < deadline) later::run_now(0.2)
+  now <- as.numeric(Sys.time())
+  withr::defer(sweep_clock$due <- 0)
+  sweep_clock$due <- now + 60 # swept a moment ago: not yet
+  expect_false(sweep_when_due(now))
+  expect_true(exists("m", envir = resident_models))
+  expect_true(sweep_when_due(now + 61))
   expect_false(exists("m", envir = resident_models))
+  expect_identical(sweep_clock$due, now + 61 + SWEEP_SECONDS)
 })
