@@ -248,7 +248,11 @@ def test_a_stopped_job_ends_within_seconds_and_says_why(
 
 def run_container(docker_client, image, **options):
     """Run a container to its end; returns (exit code, stdout, stderr)."""
-    container = docker_client.containers.run(image, detach=True, **options)
+    return finish(docker_client.containers.run(image, detach=True, **options))
+
+
+def finish(container):
+    """Wait for a started container to end and remove it; returns (exit code, stdout, stderr)."""
     try:
         code = container.wait(timeout=120)["StatusCode"]
         stdout = container.logs(stdout=True, stderr=False).decode()
@@ -306,12 +310,7 @@ def test_an_r_error_that_nothing_catches_goes_to_the_message_file(docker_client,
     container, output, train = start_job(
         docker_client, processing_image, tmp_path, FAILING_SCRIPT, "script_processor"
     )
-    try:
-        code = container.wait(timeout=120)["StatusCode"]
-        stdout = container.logs(stdout=True, stderr=False).decode()
-        stderr = container.logs(stdout=False, stderr=True).decode()
-    finally:
-        container.remove(force=True)
+    code, stdout, stderr = finish(container)
 
     assert code == 1
     assert stdout == "recovered \n"
