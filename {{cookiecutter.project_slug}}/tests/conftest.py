@@ -76,7 +76,7 @@ def rscript(tmp_path_factory):
     path = shutil.which("Rscript")
     if not path:
         unavailable(
-            "Rscript is not installed on this machine (apt-get install r-base-core r-cran-jsonlite r-cran-httpuv)"
+            "Rscript is not installed on this machine (apt-get install r-base-core r-cran-jsonlite r-cran-httpuv r-cran-data.table)"
         )
     library = tmp_path_factory.mktemp("r-library")
     install = subprocess.run(
@@ -85,6 +85,8 @@ def rscript(tmp_path_factory):
             "CMD",
             "INSTALL",
             "--no-docs",
+            "--preclean",
+            "--clean",  # no objects left in the source folder
             "-l",
             str(library),
             str(RSAGEMAKER_SOURCE),
