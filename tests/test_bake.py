@@ -77,6 +77,7 @@ TRAINING_FILES = {
     "images/training/rsagemaker/R/versions.R",
     "images/training/rsagemaker/inst/fetch_code.py",
     "images/training/rsagemaker/inst/user_profile.R",
+    "images/training/rsagemaker/src/csv.c",
     "images/training/rsagemaker/tests/testthat/helper-opt-ml.R",
     "images/training/rsagemaker/tests/testthat/test-environment.R",
     "images/training/rsagemaker/tests/testthat/test-errors.R",

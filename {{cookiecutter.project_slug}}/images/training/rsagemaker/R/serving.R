@@ -79,7 +79,14 @@ is_text_type <- function(type) {
 
 request_timeout_seconds <- function() env_number("SAGEMAKER_MODEL_SERVER_TIMEOUT", 60)
 
-media_type <- function(header) tolower(trimws(sub(";.*$", "", header)))
+#' The media type of a Content-Type or Accept entry: no parameters, no blanks, lower case. (Every
+#' request asks this a few times: the usual header, already so, costs one match.)
+media_type <- function(header) {
+  if (grepl("[^a-z0-9/.+-]", header, perl = TRUE)) {
+    header <- tolower(gsub("^[[:space:]]+|[[:space:]]*(;.*)?$", "", header, perl = TRUE))
+  }
+  header
+}
 
 normalise_type <- function(type) {
   switch(type,
@@ -121,7 +128,8 @@ POWERS_OF_TEN <- cumprod(c(1, rep(10, 22)))
 #' Clinger's fast path: its digits as a whole number M (< 2^53, so round(approx * 10^decimals)
 #' recovers it exactly) over 10^decimals (exact) is one IEEE division, hence correctly rounded.
 #' Other decimals (an exponent, more digits) go through jsonlite's parser (C strtod); NA, Inf, NaN
-#' and hexadecimal texts keep R's reading, which is exact for them.
+#' and hexadecimal texts keep R's reading, which is exact for them; so do texts that are no number
+#' in JSON's sense though R reads them, such as "1e".
 exact_doubles <- function(text, approx = suppressWarnings(as.numeric(text))) {
   value <- approx
   finite <- which(is.finite(approx) & !is.na(text))
@@ -133,7 +141,8 @@ exact_doubles <- function(text, approx = suppressWarnings(as.numeric(text))) {
   scale <- POWERS_OF_TEN[pmax(0, nchar(text[fast]) - point[fast]) * (point[fast] > 0) + 1]
   magnitude <- round(abs(approx[finite[fast]]) * scale) / scale
   value[finite[fast]] <- ifelse(startsWith(text[fast], "-"), -magnitude, magnitude) # -0 too
-  slow <- which(!fast & !grepl("[xX]", text, perl = TRUE))
+  # (R also reads texts that are no JSON number at all, such as "1e": they keep R's reading)
+  slow <- which(!fast & grepl("^[+-]?([0-9]+[.]?[0-9]*|[.][0-9]+)([eE][+-]?[0-9]+)?$", text, perl = TRUE))
   slow <- slow[abs(approx[finite[slow]]) < 1e308] # strtod's overflow is an error in jsonlite: keep R's Inf
   if (length(slow) > 0) {
     json <- sub("^[+]", "", text[slow], perl = TRUE)
@@ -239,9 +248,22 @@ csv_fields <- function(body) {
 
 #' A CSV body as a data frame, with read.csv's meaning (no header, columns V1..Vn, types by
 #' type.convert, NA for "NA" and for empty numeric fields, quotes and doubled quotes, blank lines
-#' skipped, every row as long as the first), read fast (csv_fields) and with doubles exact.
+#' skipped, every row as long as the first), with doubles exact. A body of numbers only (the usual
+#' request, and batch transform's large ones) is read in one pass in C (src/csv.c); any other goes
+#' through parse_csv_fields, with the same meaning.
 parse_csv <- function(body) {
   if (!grepl("[^[:space:]]", body, perl = TRUE)) http_error(400, "empty text/csv body")
+  numeric <- .Call(rsm_read_numeric_csv, body)
+  if (is.null(numeric)) {
+    return(parse_csv_fields(body))
+  }
+  names(numeric) <- paste0("V", seq_along(numeric))
+  structure(numeric, row.names = c(NA_integer_, -length(numeric[[1]])), class = "data.frame")
+}
+
+#' parse_csv's general path: the fields by fread or read.csv (csv_fields), typed as type.convert
+#' would, doubles made exact (exact_doubles).
+parse_csv_fields <- function(body) {
   fields <- csv_fields(body)
   frame <- fields$text
   for (column in seq_along(frame)) {
@@ -326,19 +348,30 @@ default_input_fn <- function(body, content_type) {
   )
 }
 
-#' The prediction as CSV, by data.table's writer: fields quoted only when they must be (a comma,
-#' quote or line break in them), NA as an empty field, factors by their labels, doubles exact (the
-#' shortest text that reads back as the same double, shortest_doubles; whole numbers below 10^15,
-#' which fwrite writes exactly, stay numbers for it).
+#' The prediction as CSV: NA as an empty field, doubles exact (the shortest text that reads back as
+#' the same double). A vector or data frame of numbers and logicals (the usual prediction) is
+#' written in one pass in C (src/csv.c); anything else by to_csv_fields.
 to_csv <- function(prediction) {
+  columns <- if (is.data.frame(prediction)) {
+    prediction
+  } else if (is.atomic(prediction) && is.null(dim(prediction))) {
+    list(prediction)
+  }
+  text <- if (!is.null(columns)) .Call(rsm_write_numeric_csv, columns, !batch_transform())
+  text %||% to_csv_fields(prediction)
+}
+
+#' to_csv's general path, by data.table's writer: fields quoted only when they must be (a comma,
+#' quote or line break in them), NA as an empty field, factors by their labels, doubles exact
+#' (shortest_doubles, the same texts as the C path's).
+to_csv_fields <- function(prediction) {
   frame <- if (is.data.frame(prediction)) prediction else as.data.frame(prediction, stringsAsFactors = FALSE)
   if (nrow(frame) == 0) {
     return("")
   }
   for (column in seq_along(frame)) {
     x <- frame[[column]]
-    whole <- is.double(x) && all(is.na(x) | (x == trunc(x) & abs(x) < 1e15 & 1 / x != -Inf)) # -0 is not
-    if (is.double(x) && !whole) frame[[column]] <- shortest_doubles(x)
+    if (is.double(x) && !is.object(x)) frame[[column]] <- shortest_doubles(x)
     if (is.character(x)) frame[[column]][!is.na(x) & !nzchar(x)] <- NA # an empty field, as for NA
   }
   path <- tempfile(fileext = ".csv")
@@ -466,8 +499,8 @@ request_body <- function(req, content_type = "application/json") {
   if (!is_text_type(content_type)) {
     return(body_raw)
   }
-  if (any(body_raw == as.raw(0))) http_error(400, "the body contains NUL bytes")
-  body <- rawToChar(body_raw)
+  # rawToChar refuses a NUL byte (its only error here: a body is far below R's 2^31 - 1 bytes).
+  body <- tryCatch(rawToChar(body_raw), error = function(e) http_error(400, "the body contains NUL bytes"))
   Encoding(body) <- "UTF-8"
   if (!validUTF8(body)) http_error(400, "the body is not valid UTF-8")
   body

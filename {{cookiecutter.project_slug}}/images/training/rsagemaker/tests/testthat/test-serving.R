@@ -140,6 +140,79 @@ test_that("CSV doubles are written with the shortest digits that read back the s
                    "0.30000000000000004,a,u\n,,v\n")
 })
 
+# Numeric texts as clients write them: whole numbers (also past R's integers), fixed decimals,
+# 17 significant digits, exponents, leading zeros and dots, -0, NA and empty fields, blanks around.
+random_numeric_field <- function(n) {
+  x <- stats::rnorm(n) * 10^sample(-30:30, n, replace = TRUE)
+  vapply(seq_len(n), function(i) {
+    switch(sample(10, 1),
+      sprintf("%.0f", round(stats::runif(1, -3e9, 3e9))),
+      sprintf("%.*f", sample(0:9, 1), x[[i]]),
+      sprintf("%.17g", x[[i]]),
+      sprintf("%.15e", x[[i]]),
+      sprintf("%.3E", x[[i]]),
+      sub("^(-?)0[.]", "\\1.", sprintf("%.6f", x[[i]] / 1e9)),
+      sprintf("00%d.50", sample(0:99, 1)),
+      sample(c("-0", "-0.0", "0", "NA", ""), 1),
+      sprintf(" %.4g\t", x[[i]]),
+      sprintf("%d", sample(-5:5, 1))
+    )
+  }, "")
+}
+
+test_that("the C path reads numeric CSV as the general path does, bit for bit", {
+  set.seed(15)
+  for (case in 1:300) {
+    rows <- sample(1:6, 1)
+    columns <- sample(1:4, 1)
+    fields <- matrix(random_numeric_field(rows * columns), rows)
+    body <- paste0(apply(fields, 1, paste, collapse = ","), sample(c("\n", "\r\n"), 1), collapse = "")
+    if (sample(4, 1) == 1) body <- sub("\r?\n$", "", body) # no final line break
+    if (!grepl("[^[:space:]]", body)) next # parse_csv's own 400, before either path
+    general <- tryCatch(parse_csv_fields(body), http_error = function(e) conditionMessage(e))
+    if (is.null(.Call(rsm_read_numeric_csv, body))) { # left to the general path: only a blank line
+      no_number <- apply(fields, 2, function(f) all(trimws(f) %in% c("", "NA"))) # or a column of NA
+      expect_true(any(no_number) || any(!grepl("[^[:space:]]", strsplit(body, "\n")[[1]])), info = body)
+    }
+    expect_identical(tryCatch(parse_csv(body), http_error = function(e) conditionMessage(e)), general, info = body)
+  }
+})
+
+test_that("the C path leaves every body that is not plain numbers to the general path", {
+  for (body in c('1,"2"\n', "1,a\n", "1,2\n\n3,4\n", "1,2\n3\n", "1\n2,3\n", "+1,2\n", "Inf,1\n",
+                 "NaN\n", "0x1p3\n", "1e999\n", "1.2.3\n", "1e\n", "-\n", ".\n", "NA,NA\n", "1,,\n,,\n",
+                 "TRUE,1\n", "2024-01-01,1\n")) {
+    expect_null(.Call(rsm_read_numeric_csv, body), label = body)
+    expect_identical(
+      tryCatch(parse_csv(body), http_error = function(e) conditionMessage(e)),
+      tryCatch(parse_csv_fields(body), http_error = function(e) conditionMessage(e)),
+      label = body
+    )
+  }
+  # What it takes: integers where read.csv types them so, doubles where one field is not whole.
+  expect_identical(parse_csv("1,2.5\n-3,NA\n,4e0\n"), data.frame(V1 = c(1L, -3L, NA), V2 = c(2.5, NA, 4)))
+  expect_identical(parse_csv("2147483647\n-2147483648\n"), data.frame(V1 = c(2147483647, -2147483648)))
+})
+
+test_that("the C path writes numbers as the general path does", {
+  set.seed(16)
+  for (case in 1:200) {
+    n <- sample(1:8, 1)
+    x <- stats::rnorm(n) * 10^sample(-300:300, n, replace = TRUE)
+    x[sample(n, 1)] <- sample(c(NA, NaN, Inf, -Inf, -0, 0, 1e5, 123456789012345, 2^60, 0.1 + 0.2), 1)
+    frame <- data.frame(x = x, i = sample(c(NA, -5:5), n, replace = TRUE), l = sample(c(NA, TRUE, FALSE), n, TRUE))
+    expect_identical(to_csv(frame), to_csv_fields(frame))
+    expect_identical(to_csv(x), to_csv_fields(x))
+  }
+  withr::local_envvar(SAGEMAKER_BATCH = "true") # batch transform: no line break after the last record
+  expect_identical(to_csv(c(1.5, 2)), "1.5\n2")
+  expect_identical(to_csv(c(1.5, 2)), to_csv_fields(c(1.5, 2)))
+  # Subnormal numbers and factors, text and dates take the general path, with the same meaning.
+  expect_identical(to_csv(c(5e-324, 1)), "5e-324\n1")
+  expect_identical(to_csv(data.frame(d = as.Date("2024-01-02"), f = factor("a"))), "2024-01-02,a")
+  expect_identical(to_csv(numeric(0)), "")
+})
+
 test_that("CSV keeps read.csv's meaning: types, NA, quotes, blank lines, ragged rows refused", {
   frame <- parse_csv('1,,NA,TRUE,x\n\n2,3,4,F,"b,""c"""\n')
   expect_identical(frame, data.frame(
