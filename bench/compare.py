@@ -394,6 +394,13 @@ def large_model_rows(run):
             tools.run_wrk(server.url, s.large_model_workers, s.warmup_s, ONE_ROW, run.workdir)
             memory_mb = server.memory_bytes() / 1e6
             figures[design] = (memory_mb / model_mb, server.cold_start_s)
+            if design == SERVER:
+                master_mb, worker_mb = server.process_memory()
+                if master_mb is not None and worker_mb is not None:
+                    run.notes.append(
+                        f"{model_mb:.0f} MB model, {design}: the master (which loaded it) "
+                        f"{master_mb:.0f} MB resident, each worker {worker_mb:.0f} MB of its own on average."
+                    )
         log(
             f"{model_mb:.0f} MB model, {design}: container memory {memory_mb:.0f} MB, cold start {server.cold_start_s:.2f} s"
         )

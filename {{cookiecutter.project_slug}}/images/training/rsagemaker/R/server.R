@@ -152,18 +152,15 @@ fork_worker <- function(slot, app, loaded, run_dir) {
 #' @param requested SAGEMAKER_MODEL_SERVER_WORKERS, or NULL for the default.
 serve_forked <- function(run_dir, cpus, requested = NULL) {
   loaded <- load_model_or_quit()
-  # What every worker needs, loaded once here and shared: the CSV and JSON packages, and httpuv's
-  # own dependencies that run no thread. Not httpuv and the event loop under it (later, promises):
-  # later runs a thread, which a fork does not copy (with httpuv loaded here, a worker whose request
-  # had hit the time limit answered the next one late: test_workers.test_timeout_answers_504_json),
-  # so each worker loads those three itself, a small part of what it loaded before (measured: a new
-  # worker's private memory 20 MB instead of 42).
-  for (package in c("jsonlite", "data.table", "Rcpp", "R6", "magrittr", "rlang")) loadNamespace(package)
-  # The load's garbage, collected here rather than in every worker; twice, so that what survives
-  # reaches R's oldest generation, which only a full collection visits (each one writes a mark into
-  # every object it visits, and a worker's write copies the page it falls on).
-  invisible(gc(full = TRUE))
-  invisible(gc(full = TRUE))
+  # What every worker needs, loaded once here and shared. Not httpuv: loading it (later, under it)
+  # starts a thread, which a fork does not copy; with httpuv loaded here, a worker whose request
+  # had hit the time limit answered the next one late (test_workers.test_timeout_answers_504_json).
+  # So each worker loads httpuv itself. (Loading httpuv's thread-free dependencies here too, Rcpp,
+  # R6, rlang, magrittr, halved a new worker's private memory, 42 to 20 MB, but only until the
+  # worker's first full collection, which writes a mark into every object and so copies every page
+  # of the master's small objects: the steady state was one copy more, in the master.)
+  for (package in c("jsonlite", "data.table")) loadNamespace(package)
+  invisible(gc(full = TRUE)) # the load's garbage, collected once here rather than in every worker
   chosen <- worker_count(cpus, requested)
   message(sprintf(
     "Model loaded once in %.2f s from %s with %s; %s", loaded$seconds, loaded$model_dir,

@@ -36,7 +36,7 @@ static int copy_text(char *buffer, const char *text) {
  * is a whole number that fits an R integer, as type.convert would type it), or anything else. */
 static enum field_kind read_field(const char *s, const char *end, double *value, int *whole) {
   while (s < end && is_blank(*s)) s++;
-  while (end > s && (is_blank(end[-1]) || end[-1] == '\r')) end--;
+  while (end > s && is_blank(end[-1])) end--;
   if (s == end || (end - s == 2 && s[0] == 'N' && s[1] == 'A')) return FIELD_NA;
   if (end - s > LONGEST_FIELD) return FIELD_OTHER;
   const char *p = s;
@@ -114,6 +114,10 @@ SEXP rsm_read_numeric_csv(SEXP body) {
     if (*p == ',') columns++;
   }
 
+  /* every field takes at least its separator: more fields than that is a ragged body (and no
+   * reason to allocate them) */
+  if ((double)columns * (double)rows > (double)(stop - start) + (double)rows) return R_NilValue;
+
   SEXP result = PROTECT(allocVector(VECSXP, columns));
   double **values = (double **)R_alloc((size_t)columns, sizeof(double *));
   int *whole = (int *)R_alloc((size_t)columns, sizeof(int));
@@ -128,9 +132,11 @@ SEXP rsm_read_numeric_csv(SEXP body) {
   const char *p = start;
   for (R_xlen_t i = 0; i < rows; i++) {
     const char *line_end = memchr(p, '\n', (size_t)(stop - p));
+    const char *next = line_end == NULL ? stop : line_end + 1;
     if (line_end == NULL) line_end = stop;
+    if (line_end > p && line_end[-1] == '\r') line_end--; /* CRLF; a CR elsewhere is no number */
     const char *q = p;
-    while (q < line_end && (is_blank(*q) || *q == '\r')) q++;
+    while (q < line_end && is_blank(*q)) q++;
     if (q == line_end) goto general; /* a blank line: read.csv skips it */
     for (int j = 0; j < columns; j++) {
       const char *field_end = memchr(p, ',', (size_t)(line_end - p));
@@ -152,7 +158,7 @@ SEXP rsm_read_numeric_csv(SEXP body) {
       }
       p = field_end + 1;
     }
-    p = line_end + 1;
+    p = next;
   }
 
   for (int j = 0; j < columns; j++) {

@@ -181,7 +181,7 @@ test_that("the C path reads numeric CSV as the general path does, bit for bit", 
 test_that("the C path leaves every body that is not plain numbers to the general path", {
   for (body in c('1,"2"\n', "1,a\n", "1,2\n\n3,4\n", "1,2\n3\n", "1\n2,3\n", "+1,2\n", "Inf,1\n",
                  "NaN\n", "0x1p3\n", "1e999\n", "1.2.3\n", "1e\n", "-\n", ".\n", "NA,NA\n", "1,,\n,,\n",
-                 "TRUE,1\n", "2024-01-01,1\n")) {
+                 "TRUE,1\n", "2024-01-01,1\n", "1\r,2\n", "1,2\n\r\n3,4\n")) {
     expect_null(.Call(rsm_read_numeric_csv, body), label = body)
     expect_identical(
       tryCatch(parse_csv(body), http_error = function(e) conditionMessage(e)),
@@ -189,6 +189,8 @@ test_that("the C path leaves every body that is not plain numbers to the general
       label = body
     )
   }
+  # A first line of 100,001 fields over 100,000 one-field rows is ragged: refused before allocating.
+  expect_null(.Call(rsm_read_numeric_csv, paste0(strrep(",", 1e5), "\n", strrep("1\n", 1e5))))
   # What it takes: integers where read.csv types them so, doubles where one field is not whole.
   expect_identical(parse_csv("1,2.5\n-3,NA\n,4e0\n"), data.frame(V1 = c(1L, -3L, NA), V2 = c(2.5, NA, 4)))
   expect_identical(parse_csv("2147483647\n-2147483648\n"), data.frame(V1 = c(2147483647, -2147483648)))
