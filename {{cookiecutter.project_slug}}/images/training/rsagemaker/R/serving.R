@@ -349,15 +349,16 @@ default_input_fn <- function(body, content_type) {
 }
 
 #' The prediction as CSV: NA as an empty field, doubles exact (the shortest text that reads back as
-#' the same double). A vector or data frame of numbers and logicals (the usual prediction) is
-#' written in one pass in C (src/csv.c); anything else by to_csv_fields.
+#' the same double), text quoted only where it must be. A vector or data frame of numbers,
+#' logicals, text and factors (the usual prediction) is written in one pass in C (src/csv.c);
+#' anything else (dates, times, other classes) by to_csv_fields, the same way.
 to_csv <- function(prediction) {
   columns <- if (is.data.frame(prediction)) {
     prediction
   } else if (is.atomic(prediction) && is.null(dim(prediction))) {
     list(prediction)
   }
-  text <- if (!is.null(columns)) .Call(rsm_write_numeric_csv, columns, !batch_transform())
+  text <- if (!is.null(columns)) .Call(rsm_write_csv, columns, !batch_transform())
   text %||% to_csv_fields(prediction)
 }
 
@@ -371,6 +372,7 @@ to_csv_fields <- function(prediction) {
   }
   for (column in seq_along(frame)) {
     x <- frame[[column]]
+    if (is.factor(x)) x <- frame[[column]] <- as.character(x) # by its labels
     if (is.double(x) && !is.object(x)) frame[[column]] <- shortest_doubles(x)
     if (is.character(x)) frame[[column]][!is.na(x) & !nzchar(x)] <- NA # an empty field, as for NA
   }

@@ -1,9 +1,9 @@
-/* The fast path of the default CSV handlers (serving.R): numeric CSV read and written in one pass,
- * every double exact. Anything this path does not take (quotes, text, blank lines, ragged rows,
+/* The fast path of the default CSV handlers (serving.R): numeric CSV read in one pass, and
+ * numbers, text and factors written in one, every double exact. Anything this path does not take (quotes, text, blank lines, ragged rows,
  * Inf/NaN/hex, a leading '+', a column with no number) answers NULL, and serving.R's general path
  * (fread or read.csv, then exact_doubles) reads the body with read.csv's meaning instead; the two
- * agree on every body this path takes. Writing likewise leaves factors, text, dates, subnormal
- * numbers and the rare power of two that needs R's search to the general path.
+ * agree on every body this path takes. Writing likewise leaves dates, times, subnormal numbers and
+ * the rare power of two that needs R's search to the general path.
  */
 #include <R.h>
 #include <Rinternals.h>
@@ -274,85 +274,103 @@ static int shortest_text(double x, char *buffer) {
   return format_g(x < 0, digits, 17, exponent, buffer);
 }
 
-/* Columns of doubles, integers and logicals (no classes: no factors, dates, times) as CSV text, a
- * line per row, NA (and NaN) as an empty field; NULL for the general path. */
-SEXP rsm_write_numeric_csv(SEXP frame, SEXP final_newline) {
+/* The text being written: R_alloc'd, so an R error on the way (translateCharUTF8) frees it too. */
+typedef struct {
+  char *data;
+  size_t used, capacity;
+} text_buffer;
+
+static void reserve(text_buffer *buffer, size_t more) {
+  if (buffer->used + more <= buffer->capacity) return;
+  size_t capacity = 2 * buffer->capacity + more;
+  char *grown = R_alloc(capacity, 1);
+  memcpy(grown, buffer->data, buffer->used);
+  buffer->data = grown;
+  buffer->capacity = capacity;
+}
+
+static void append(text_buffer *buffer, const char *bytes, size_t length) {
+  reserve(buffer, length);
+  memcpy(buffer->data + buffer->used, bytes, length);
+  buffer->used += length;
+}
+
+/* A text field as data.table's fwrite writes it (quote = "auto"): in double quotes, inner ones
+ * doubled, when it holds a comma, a quote or a line break; an empty one as an empty field. */
+static void append_text(text_buffer *buffer, SEXP text) {
+  if (text == NA_STRING || LENGTH(text) == 0) return;
+  const char *t = translateCharUTF8(text);
+  size_t length = strlen(t);
+  if (strpbrk(t, ",\"\n\r") == NULL) {
+    append(buffer, t, length);
+    return;
+  }
+  reserve(buffer, 2 * length + 2);
+  buffer->data[buffer->used++] = '"';
+  for (const char *c = t; *c; c++) {
+    if (*c == '"') buffer->data[buffer->used++] = '"';
+    buffer->data[buffer->used++] = *c;
+  }
+  buffer->data[buffer->used++] = '"';
+}
+
+/* Columns of doubles, integers, logicals, text and factors (no other classes: no dates, times) as
+ * CSV text, a line per row, NA (and NaN) as an empty field; NULL for the general path. */
+SEXP rsm_write_csv(SEXP frame, SEXP final_newline) {
   if (TYPEOF(frame) != VECSXP || XLENGTH(frame) == 0) return R_NilValue;
   int columns = (int)XLENGTH(frame);
   R_xlen_t rows = XLENGTH(VECTOR_ELT(frame, 0));
   for (int j = 0; j < columns; j++) {
     SEXP column = VECTOR_ELT(frame, j);
     int type = TYPEOF(column);
-    if ((type != REALSXP && type != INTSXP && type != LGLSXP) || OBJECT(column) || XLENGTH(column) != rows ||
-        getAttrib(column, R_DimSymbol) != R_NilValue) {
+    int plain = (type == REALSXP || type == INTSXP || type == LGLSXP || type == STRSXP) && !OBJECT(column);
+    if (!(plain || isFactor(column)) || XLENGTH(column) != rows || getAttrib(column, R_DimSymbol) != R_NilValue) {
       return R_NilValue;
     }
   }
   if (rows == 0) return mkString("");
 
-  size_t capacity = (size_t)rows * (size_t)columns * 8 + 64, used = 0;
-  char *out = malloc(capacity);
-  if (out == NULL) error("out of memory writing CSV");
+  text_buffer buffer = {NULL, 0, 0};
+  reserve(&buffer, (size_t)rows * (size_t)columns * 8 + 64);
   char field[40];
   for (R_xlen_t i = 0; i < rows; i++) {
     for (int j = 0; j < columns; j++) {
       SEXP column = VECTOR_ELT(frame, j);
       int length = 0;
-      switch (TYPEOF(column)) {
-      case REALSXP: {
+      if (isFactor(column)) {
+        int code = INTEGER(column)[i];
+        SEXP levels = getAttrib(column, R_LevelsSymbol);
+        if (code != NA_INTEGER && code >= 1 && code <= XLENGTH(levels)) append_text(&buffer, STRING_ELT(levels, code - 1));
+      } else if (TYPEOF(column) == STRSXP) {
+        append_text(&buffer, STRING_ELT(column, i));
+      } else if (TYPEOF(column) == REALSXP) {
         double x = REAL(column)[i];
         if (ISNAN(x)) {
           length = 0;
         } else if (!R_FINITE(x)) {
           length = copy_text(field, x > 0 ? "Inf" : "-Inf");
-        } else {
-          length = shortest_text(x, field);
-          if (length == 0) {
-            free(out);
-            return R_NilValue;
-          }
+        } else if ((length = shortest_text(x, field)) == 0) {
+          return R_NilValue;
         }
-        break;
-      }
-      case INTSXP: {
+      } else if (TYPEOF(column) == INTSXP) {
         int x = INTEGER(column)[i];
         length = x == NA_INTEGER ? 0 : snprintf(field, sizeof field, "%d", x);
-        break;
-      }
-      default: {
+      } else {
         int x = LOGICAL(column)[i];
         length = x == NA_LOGICAL ? 0 : copy_text(field, x ? "TRUE" : "FALSE");
       }
-      }
-      if (used + (size_t)length + 2 > capacity) {
-        capacity = capacity * 2 + (size_t)length + 2;
-        char *grown = realloc(out, capacity);
-        if (grown == NULL) {
-          free(out);
-          error("out of memory writing CSV");
-        }
-        out = grown;
-      }
-      memcpy(out + used, field, (size_t)length);
-      used += (size_t)length;
-      out[used++] = j == columns - 1 ? '\n' : ',';
+      append(&buffer, field, (size_t)length);
+      append(&buffer, j == columns - 1 ? "\n" : ",", 1);
     }
   }
-  if (!asLogical(final_newline)) used--;
-  if (used > INT_MAX) {
-    free(out);
-    return R_NilValue;
-  }
-  SEXP text = PROTECT(mkCharLenCE(out, (int)used, CE_UTF8));
-  free(out);
-  SEXP result = PROTECT(ScalarString(text));
-  UNPROTECT(2);
-  return result;
+  if (!asLogical(final_newline)) buffer.used--;
+  if (buffer.used > INT_MAX) return R_NilValue;
+  return ScalarString(mkCharLenCE(buffer.data, (int)buffer.used, CE_UTF8));
 }
 
 static const R_CallMethodDef CALL_METHODS[] = {
     {"rsm_read_numeric_csv", (DL_FUNC)&rsm_read_numeric_csv, 1},
-    {"rsm_write_numeric_csv", (DL_FUNC)&rsm_write_numeric_csv, 2},
+    {"rsm_write_csv", (DL_FUNC)&rsm_write_csv, 2},
     {NULL, NULL, 0}};
 
 void R_init_rsagemaker(DllInfo *info) {

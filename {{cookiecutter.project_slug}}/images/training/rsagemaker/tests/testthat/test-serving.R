@@ -202,16 +202,23 @@ test_that("the C path writes numbers as the general path does", {
     n <- sample(1:8, 1)
     x <- stats::rnorm(n) * 10^sample(-300:300, n, replace = TRUE)
     x[sample(n, 1)] <- sample(c(NA, NaN, Inf, -Inf, -0, 0, 1e5, 123456789012345, 2^60, 0.1 + 0.2), 1)
-    frame <- data.frame(x = x, i = sample(c(NA, -5:5), n, replace = TRUE), l = sample(c(NA, TRUE, FALSE), n, TRUE))
+    text <- sample(c(NA, "", "setosa", "a,b", "say \"hi\"", "two\nlines", "cr\r", " padded ", "caf\u00e9"), n, TRUE)
+    frame <- data.frame(
+      x = x, i = sample(c(NA, -5:5), n, replace = TRUE), l = sample(c(NA, TRUE, FALSE), n, TRUE),
+      s = text, f = factor(text)
+    )
     expect_identical(to_csv(frame), to_csv_fields(frame))
     expect_identical(to_csv(x), to_csv_fields(x))
+    expect_identical(to_csv(text), to_csv_fields(text))
   }
   withr::local_envvar(SAGEMAKER_BATCH = "true") # batch transform: no line break after the last record
   expect_identical(to_csv(c(1.5, 2)), "1.5\n2")
   expect_identical(to_csv(c(1.5, 2)), to_csv_fields(c(1.5, 2)))
-  # Subnormal numbers and factors, text and dates take the general path, with the same meaning.
+  # Subnormal numbers and dates take the general path, with the same meaning.
   expect_identical(to_csv(c(5e-324, 1)), "5e-324\n1")
   expect_identical(to_csv(data.frame(d = as.Date("2024-01-02"), f = factor("a"))), "2024-01-02,a")
+  expect_null(.Call(rsm_write_csv, list(as.Date("2024-01-02")), TRUE))
+  expect_identical(to_csv(data.frame(s = c("a,b", "x"), n = 1:2)), "\"a,b\",1\nx,2")
   expect_identical(to_csv(numeric(0)), "")
 })
 
