@@ -249,12 +249,15 @@ csv_fields <- function(body) {
 #' A CSV body as a data frame, with read.csv's meaning (no header, columns V1..Vn, types by
 #' type.convert, NA for "NA" and for empty numeric fields, quotes and doubled quotes, blank lines
 #' skipped, every row as long as the first), with doubles exact. A body of numbers only (the usual
-#' request, and batch transform's large ones) is read in one pass in C (src/csv.c); any other goes
-#' through parse_csv_fields, with the same meaning.
+#' request, and batch transform's large ones) is read in one pass in C (src/csv.c), from its bytes
+#' when it comes as bytes (request_body), so it is never made a string; any other is made text
+#' (text_body: 400 for NUL bytes, invalid UTF-8) and goes through parse_csv_fields, with the same
+#' meaning.
 parse_csv <- function(body) {
-  if (!grepl("[^[:space:]]", body, perl = TRUE)) http_error(400, "empty text/csv body")
   numeric <- .Call(rsm_read_numeric_csv, body)
   if (is.null(numeric)) {
+    if (is.raw(body)) body <- text_body(body)
+    if (!grepl("[^[:space:]]", body, perl = TRUE)) http_error(400, "empty text/csv body")
     return(parse_csv_fields(body))
   }
   names(numeric) <- paste0("V", seq_along(numeric))
@@ -490,19 +493,26 @@ execution_parameters <- function() {
   )
 }
 
-#' The request body: a UTF-8 string for a text type, else the raw bytes as they came.
-request_body <- function(req, content_type = "application/json") {
+#' The request body: a UTF-8 string for a text type, else the raw bytes as they came. With
+#' `csv_bytes` (the default input_fn, which reads CSV from the bytes themselves: parse_csv) a CSV
+#' body stays bytes too.
+request_body <- function(req, content_type = "application/json", csv_bytes = FALSE) {
   body_raw <- req$rook.input$read()
   if (length(body_raw) > max_payload_bytes()) {
     http_error(413, sprintf(
       "payload of %.0f bytes exceeds the limit of %.0f bytes", length(body_raw), max_payload_bytes()
     ))
   }
-  if (!is_text_type(content_type)) {
+  if (!is_text_type(content_type) || (csv_bytes && normalise_type(media_type(content_type)) == "text/csv")) {
     return(body_raw)
   }
+  text_body(body_raw)
+}
+
+#' A text body's bytes as a UTF-8 string: 400 for NUL bytes or invalid UTF-8.
+text_body <- function(bytes) {
   # rawToChar refuses a NUL byte (its only error here: a body is far below R's 2^31 - 1 bytes).
-  body <- tryCatch(rawToChar(body_raw), error = function(e) http_error(400, "the body contains NUL bytes"))
+  body <- tryCatch(rawToChar(bytes), error = function(e) http_error(400, "the body contains NUL bytes"))
   Encoding(body) <- "UTF-8"
   if (!validUTF8(body)) http_error(400, "the body is not valid UTF-8")
   body
@@ -524,7 +534,7 @@ invoke <- function(handlers, model, req) {
     default_input_fn("", content_type) # raises the 415
   }
   accept <- choose_accept(req$HTTP_ACCEPT, content_type, if (handlers$own_output) NULL else SUPPORTED_TYPES)
-  body <- request_body(req, content_type)
+  body <- request_body(req, content_type, csv_bytes = !handlers$own_input)
   context <- new.env()
   context$custom_attributes <- req$HTTP_X_AMZN_SAGEMAKER_CUSTOM_ATTRIBUTES
   context$response_custom_attributes <- NULL

@@ -96,12 +96,19 @@ static enum field_kind read_field(const char *s, const char *end, double *value,
   return FIELD_NUMBER;
 }
 
-/* A numeric CSV body (character(1)) as a list of columns (integer where every value is a whole
- * number that fits, else double), or NULL for the general path. */
+/* A numeric CSV body (character(1), or its bytes as a raw vector) as a list of columns (integer
+ * where every value is a whole number that fits, else double), or NULL for the general path. */
 SEXP rsm_read_numeric_csv(SEXP body) {
-  if (TYPEOF(body) != STRSXP || XLENGTH(body) != 1 || STRING_ELT(body, 0) == NA_STRING) return R_NilValue;
-  SEXP text = STRING_ELT(body, 0);
-  const char *start = CHAR(text), *stop = start + XLENGTH(text);
+  const char *start, *stop;
+  if (TYPEOF(body) == RAWSXP) {
+    start = (const char *)RAW(body);
+    stop = start + XLENGTH(body);
+  } else if (TYPEOF(body) == STRSXP && XLENGTH(body) == 1 && STRING_ELT(body, 0) != NA_STRING) {
+    start = CHAR(STRING_ELT(body, 0));
+    stop = start + XLENGTH(STRING_ELT(body, 0));
+  } else {
+    return R_NilValue;
+  }
   if (start == stop) return R_NilValue;
 
   R_xlen_t rows = 0;

@@ -189,6 +189,18 @@ test_that("the C path leaves every body that is not plain numbers to the general
       label = body
     )
   }
+  # The default input_fn reads CSV from the body's bytes: the same frames, the same 400s.
+  for (body in c("1,2.5\n-3,NA\n", "a,1\n", "1,2\n\n3,4\n")) {
+    expect_identical(parse_csv(charToRaw(body)), parse_csv(body))
+  }
+  with_nul <- c(charToRaw("1,2\n"), as.raw(0), charToRaw("\n"))
+  expect_error(parse_csv(with_nul), "the body contains NUL bytes", class = "http_error")
+  expect_error(parse_csv(as.raw(c(0x31, 0x2c, 0xff, 0x0a))), "not valid UTF-8", class = "http_error")
+  expect_error(parse_csv(raw(0)), "empty text/csv body", class = "http_error")
+  expect_error(parse_csv(charToRaw(" \n")), "empty text/csv body", class = "http_error")
+  app <- serving_app(load_handlers(write_deploy("predict_fn <- function(data, model) data$V1 * 2")), NULL)
+  answer <- app$call(fake_request(body = "1.5,x\n2,y\n", HTTP_CONTENT_TYPE = "text/csv", HTTP_ACCEPT = "text/csv"))
+  expect_identical(answer$body, "3\n4\n")
   # A first line of 100,001 fields over 100,000 one-field rows is ragged: refused before allocating.
   expect_null(.Call(rsm_read_numeric_csv, paste0(strrep(",", 1e5), "\n", strrep("1\n", 1e5))))
   # What it takes: integers where read.csv types them so, doubles where one field is not whole.
