@@ -523,7 +523,7 @@ response_body <- function(result) {
     return(result)
   }
   if (is.character(result)) {
-    return(enc2utf8(paste(result, collapse = "")))
+    return(enc2utf8(if (length(result) == 1 && !is.na(result)) result else paste(result, collapse = "")))
   }
   stop("output_fn/transform_fn must return a character string or a raw vector, not ", class(result)[[1]])
 }
