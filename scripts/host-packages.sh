@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install the Debian packages the template's suite and demo need on this machine (as root, or
 # through sudo): podman (the container engine when no Docker engine runs), debootstrap (the
-# stand-in base image), R with the packages the host-side R tests use, docker-registry (push
+# stand-in base image), R with the packages the host-side R tests use (reticulate: the README's
+# snippet that drives the SageMaker SDK from R), docker-registry (push
 # tests), docker-compose (the SageMaker SDK's local modes), wrk (benchmark), qemu-user-static and
 # binfmt-support (the arm64 images, built and run under emulation). Skips apt entirely when
 # everything is already installed.
@@ -12,6 +13,7 @@ set -euo pipefail
 # only as Recommends otherwise.
 PACKAGES="podman runc netavark aardvark-dns iptables catatonit uidmap debootstrap
   r-base-core r-cran-jsonlite r-cran-httpuv r-cran-data.table r-cran-rpart r-cran-lintr r-cran-plumber
+  r-cran-reticulate
   docker-registry docker-compose wrk make git python3-venv curl ca-certificates
   qemu-user-static binfmt-support"
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Build a stand-in for the r-base image where Docker Hub is out of reach:
-# a debootstrapped Debian bookworm with R from Debian (r-base-core).
+# a debootstrapped Debian bookworm with R from Debian (r-base-core) and, as r-base and rocker/r2u
+# carry R's build tools, the C compiler and make (the training image compiles rsagemaker with them).
 #
 #   scripts/standin-base.sh [IMAGE [ARCH]]
 #       IMAGE  default: localhost/r-sagemaker-standin:bookworm
@@ -180,11 +181,12 @@ FROM $ROOTFS_IMAGE
 ENV LANG=C.UTF-8
 RUN apt-get update \\
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends r-base-core ca-certificates \\
+      gcc libc6-dev make \\
  && rm -rf /var/lib/apt/lists/*
 CMD ["R"]
 EOF
 
-log "building $IMAGE for $PLATFORM (r-base-core from Debian; $(elapsed))"
+log "building $IMAGE for $PLATFORM (r-base-core, gcc, make from Debian; $(elapsed))"
 build_log=$ENGINE_STATE_DIR/standin-build-$ARCH.log
 if ! docker build --platform "$PLATFORM" -t "$IMAGE" "$ctx" >"$build_log" 2>&1; then
   tail -n 30 -- "$build_log" >&2
