@@ -493,17 +493,16 @@ execution_parameters <- function() {
   )
 }
 
-#' The request body: a UTF-8 string for a text type, else the raw bytes as they came. With
-#' `csv_bytes` (the default input_fn, which reads CSV from the bytes themselves: parse_csv) a CSV
-#' body stays bytes too.
-request_body <- function(req, content_type = "application/json", csv_bytes = FALSE) {
+#' The request body: a UTF-8 string for a text type, else the raw bytes as they came; always the
+#' bytes with `as_bytes`.
+request_body <- function(req, content_type = "application/json", as_bytes = FALSE) {
   body_raw <- req$rook.input$read()
   if (length(body_raw) > max_payload_bytes()) {
     http_error(413, sprintf(
       "payload of %.0f bytes exceeds the limit of %.0f bytes", length(body_raw), max_payload_bytes()
     ))
   }
-  if (!is_text_type(content_type) || (csv_bytes && normalise_type(media_type(content_type)) == "text/csv")) {
+  if (as_bytes || !is_text_type(content_type)) {
     return(body_raw)
   }
   text_body(body_raw)
@@ -530,11 +529,13 @@ response_body <- function(result) {
 
 invoke <- function(handlers, model, req) {
   content_type <- req$HTTP_CONTENT_TYPE %||% "application/json"
-  if (!handlers$own_input && !normalise_type(media_type(content_type)) %in% SUPPORTED_TYPES) {
+  type <- normalise_type(media_type(content_type))
+  if (!handlers$own_input && !type %in% SUPPORTED_TYPES) {
     default_input_fn("", content_type) # raises the 415
   }
   accept <- choose_accept(req$HTTP_ACCEPT, content_type, if (handlers$own_output) NULL else SUPPORTED_TYPES)
-  body <- request_body(req, content_type, csv_bytes = !handlers$own_input)
+  # The default input_fn reads CSV from the bytes themselves (parse_csv).
+  body <- request_body(req, content_type, as_bytes = !handlers$own_input && type == "text/csv")
   context <- new.env()
   context$custom_attributes <- req$HTTP_X_AMZN_SAGEMAKER_CUSTOM_ATTRIBUTES
   context$response_custom_attributes <- NULL

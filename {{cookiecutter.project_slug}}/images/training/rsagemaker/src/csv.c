@@ -25,6 +25,14 @@ static const double POWERS_OF_TEN[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6, 
 
 enum field_kind { FIELD_NA, FIELD_NUMBER, FIELD_OTHER };
 
+/* mantissa x 10^scale where that is one IEEE operation on exact operands (Clinger's fast path:
+ * mantissa < 2^53, |scale| <= 22), hence correctly rounded; 0 where it is not. */
+static int exact_decimal(uint64_t mantissa, int scale, double *value) {
+  if (mantissa >= ((uint64_t)1 << 53) || scale < -22 || scale > 22) return 0;
+  *value = scale >= 0 ? (double)mantissa * POWERS_OF_TEN[scale] : (double)mantissa / POWERS_OF_TEN[-scale];
+  return 1;
+}
+
 static int is_blank(char c) { return c == ' ' || c == '\t'; }
 
 static int copy_text(char *buffer, const char *text) {
@@ -79,13 +87,8 @@ static enum field_kind read_field(const char *s, const char *end, double *value,
   int scale = exponent - fraction; /* the value is mantissa * 10^scale */
   if (significant == 0) {
     *value = negative ? -0.0 : 0.0;
-  } else if (significant <= 15 && scale >= 0 && scale <= 22) {
-    /* Clinger's fast path: both factors exact, one IEEE operation: correctly rounded. */
-    *value = (double)mantissa * POWERS_OF_TEN[scale];
-  } else if (significant <= 15 && scale < 0 && scale >= -22) {
-    *value = (double)mantissa / POWERS_OF_TEN[-scale];
-  } else {
-    char text[LONGEST_FIELD + 1]; /* C's strtod rounds correctly (R's own reader does not) */
+  } else if (significant > 19 || !exact_decimal(mantissa, scale, value)) { /* past 19 digits: cut */
+    char text[LONGEST_FIELD + 1]; /* else C's strtod, which rounds correctly (R's reader does not) */
     memcpy(text, s, (size_t)(end - s));
     text[end - s] = '\0';
     *value = strtod(text, NULL);
@@ -220,16 +223,13 @@ static int format_g(int negative, const char *digits, int count, int exponent, c
   return (int)(p - out);
 }
 
-/* Whether the decimal digits[0..count) x 10^scale read back as x (Clinger's exact cases, else C's
+/* Whether the decimal digits[0..count) x 10^scale read back as x (exact_decimal, else C's
  * correctly rounded strtod). */
 static int reads_back(double x, const char *digits, int count, int scale) {
   uint64_t mantissa = 0;
   for (int i = 0; i < count; i++) mantissa = mantissa * 10 + (uint64_t)(digits[i] - '0');
-  double magnitude = fabs(x);
-  if (mantissa < ((uint64_t)1 << 53) && scale >= -22 && scale <= 22) {
-    double value = scale >= 0 ? (double)mantissa * POWERS_OF_TEN[scale] : (double)mantissa / POWERS_OF_TEN[-scale];
-    return value == magnitude;
-  }
+  double magnitude = fabs(x), value;
+  if (exact_decimal(mantissa, scale, &value)) return value == magnitude;
   char text[48];
   snprintf(text, sizeof text, "%.*se%d", count, digits, scale);
   return strtod(text, NULL) == magnitude;
@@ -327,13 +327,19 @@ SEXP rsm_write_csv(SEXP frame, SEXP final_newline) {
   if (TYPEOF(frame) != VECSXP || XLENGTH(frame) == 0) return R_NilValue;
   int columns = (int)XLENGTH(frame);
   R_xlen_t rows = XLENGTH(VECTOR_ELT(frame, 0));
+  /* each column's type, a factor as its levels (STRSXP) and codes, decided once */
+  int *types = (int *)R_alloc((size_t)columns, sizeof(int));
+  SEXP *levels = (SEXP *)R_alloc((size_t)columns, sizeof(SEXP));
   for (int j = 0; j < columns; j++) {
     SEXP column = VECTOR_ELT(frame, j);
     int type = TYPEOF(column);
     int plain = (type == REALSXP || type == INTSXP || type == LGLSXP || type == STRSXP) && !OBJECT(column);
-    if (!(plain || isFactor(column)) || XLENGTH(column) != rows || getAttrib(column, R_DimSymbol) != R_NilValue) {
+    int factor = isFactor(column);
+    if (!(plain || factor) || XLENGTH(column) != rows || getAttrib(column, R_DimSymbol) != R_NilValue) {
       return R_NilValue;
     }
+    levels[j] = factor ? getAttrib(column, R_LevelsSymbol) : R_NilValue; /* kept alive by the column */
+    types[j] = factor ? NILSXP : type;
   }
   if (rows == 0) return mkString("");
 
@@ -344,13 +350,14 @@ SEXP rsm_write_csv(SEXP frame, SEXP final_newline) {
     for (int j = 0; j < columns; j++) {
       SEXP column = VECTOR_ELT(frame, j);
       int length = 0;
-      if (isFactor(column)) {
+      if (types[j] == NILSXP) { /* a factor */
         int code = INTEGER(column)[i];
-        SEXP levels = getAttrib(column, R_LevelsSymbol);
-        if (code != NA_INTEGER && code >= 1 && code <= XLENGTH(levels)) append_text(&buffer, STRING_ELT(levels, code - 1));
-      } else if (TYPEOF(column) == STRSXP) {
+        if (code != NA_INTEGER && code >= 1 && code <= XLENGTH(levels[j])) {
+          append_text(&buffer, STRING_ELT(levels[j], code - 1));
+        }
+      } else if (types[j] == STRSXP) {
         append_text(&buffer, STRING_ELT(column, i));
-      } else if (TYPEOF(column) == REALSXP) {
+      } else if (types[j] == REALSXP) {
         double x = REAL(column)[i];
         if (ISNAN(x)) {
           length = 0;
@@ -359,7 +366,7 @@ SEXP rsm_write_csv(SEXP frame, SEXP final_newline) {
         } else if ((length = shortest_text(x, field)) == 0) {
           return R_NilValue;
         }
-      } else if (TYPEOF(column) == INTSXP) {
+      } else if (types[j] == INTSXP) {
         int x = INTEGER(column)[i];
         length = x == NA_INTEGER ? 0 : snprintf(field, sizeof field, "%d", x);
       } else {
