@@ -12,7 +12,7 @@ set -euo pipefail
 # netavark aardvark-dns iptables catatonit uidmap: podman's networking (-p) and init, pulled in
 # only as Recommends otherwise.
 PACKAGES="podman runc netavark aardvark-dns iptables catatonit uidmap debootstrap
-  r-base-core r-cran-jsonlite r-cran-httpuv r-cran-data.table r-cran-rpart r-cran-lintr r-cran-plumber
+  r-base-core r-cran-jsonlite r-cran-data.table r-cran-rpart r-cran-lintr r-cran-plumber
   r-cran-reticulate
   docker-registry docker-compose wrk make git python3-venv curl ca-certificates
   qemu-user-static binfmt-support"

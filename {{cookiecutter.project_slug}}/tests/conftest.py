@@ -76,7 +76,7 @@ def rscript(tmp_path_factory):
     path = shutil.which("Rscript")
     if not path:
         unavailable(
-            "Rscript is not installed on this machine (apt-get install r-base-core r-cran-jsonlite r-cran-httpuv r-cran-data.table)"
+            "Rscript is not installed on this machine (apt-get install r-base-core r-cran-jsonlite r-cran-data.table)"
         )
     library = tmp_path_factory.mktemp("r-library")
     install = subprocess.run(

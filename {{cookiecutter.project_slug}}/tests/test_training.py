@@ -123,7 +123,7 @@ def test_training_with_the_baked_code(docker_client, training_image, tmp_path):
     # The versions kept with the model: this image's R and packages, and the base it was built on.
     kept = json.loads(opt_ml.path("model", "rsagemaker-versions.json").read_text())
     assert re.fullmatch(r"\d+\.\d+\.\d+", kept["r"]) and "Versions kept with the model" in logs
-    assert {"jsonlite", "httpuv", "rpart"} <= set(kept["packages"]) and kept["base_image"]
+    assert {"jsonlite", "data.table", "rpart"} <= set(kept["packages"]) and kept["base_image"]
     code = set(os.listdir(opt_ml.path("model", "code")))
     assert {"deploy.R", "train.R"} <= code and not any(n.endswith((".tar.gz", ".csv")) for n in code)
     assert opt_ml.path("checkpoints", "checkpoint.rds").exists()

@@ -241,7 +241,7 @@ query_values <- function(query) {
 }
 
 load_request <- function(req) {
-  text <- rawToChar(req$rook.input$read())
+  text <- rawToChar(req$body)
   Encoding(text) <- "UTF-8"
   spec <- parse_json_text(text, "POST /models body")
   is_text <- function(x) is.character(x) && length(x) == 1 && nzchar(x)

@@ -90,21 +90,15 @@ worker_count <- function(cpus, requested = NULL, limit = memory_limit(), master_
 #' ready files once it listens.
 run_worker <- function(app, loaded, socket = NULL, port = NULL, ready_file = NULL) {
   if (requireNamespace("data.table", quietly = TRUE)) data.table::setDTthreads(1) # one CPU per worker
-  if (!is.null(socket)) {
-    unlink(socket)
-    httpuv::startPipeServer(socket, 0L, app) # mask 0: nginx's unprivileged worker may connect
-    where <- socket
-  } else {
-    httpuv::startServer("0.0.0.0", as.integer(port), app)
-    where <- paste0("0.0.0.0:", port)
-  }
+  server <- http_listen(socket = socket, port = port)
+  where <- socket %||% paste0("0.0.0.0:", port)
   message(sprintf(
     "Worker %d serving %s with %s on %s", Sys.getpid(), loaded$model_dir, loaded$deploy_script, where
   ))
   for (path in ready_file) file.create(path)
   sweep <- multi_model_enabled() # a multi-model worker frees the copies of unloaded models
   repeat {
-    httpuv::service(1000) # returns after a request, or after a second without one
+    http_service(server, app$call, 1000L) # returns after a request, or after a second without one
     if (sweep) sweep_when_due()
   }
 }
@@ -152,13 +146,8 @@ fork_worker <- function(slot, app, loaded, run_dir) {
 #' @param requested SAGEMAKER_MODEL_SERVER_WORKERS, or NULL for the default.
 serve_forked <- function(run_dir, cpus, requested = NULL) {
   loaded <- load_model_or_quit()
-  # What every worker needs, loaded once here and shared. Not httpuv: loading it (later, under it)
-  # starts a thread, which a fork does not copy; with httpuv loaded here, a worker whose request
-  # had hit the time limit answered the next one late (test_workers.test_timeout_answers_504_json).
-  # So each worker loads httpuv itself. (Loading httpuv's thread-free dependencies here too, Rcpp,
-  # R6, rlang, magrittr, halved a new worker's private memory, 42 to 20 MB, but only until the
-  # worker's first full collection, which writes a mark into every object and so copies every page
-  # of the master's small objects: the steady state was one copy more, in the master.)
+  # What every worker needs, loaded once here: a fork finds it loaded. (Each worker's first full
+  # collection writes a mark into every object, so each ends with its own copy of these pages.)
   for (package in c("jsonlite", "data.table")) loadNamespace(package)
   invisible(gc(full = TRUE)) # the load's garbage, collected once here rather than in every worker
   chosen <- worker_count(cpus, requested)

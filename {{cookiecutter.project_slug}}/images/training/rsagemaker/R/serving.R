@@ -496,7 +496,7 @@ execution_parameters <- function() {
 #' The request body: a UTF-8 string for a text type, else the raw bytes as they came; always the
 #' bytes with `as_bytes`.
 request_body <- function(req, content_type = "application/json", as_bytes = FALSE) {
-  body_raw <- req$rook.input$read()
+  body_raw <- req$body
   if (length(body_raw) > max_payload_bytes()) {
     http_error(413, sprintf(
       "payload of %.0f bytes exceeds the limit of %.0f bytes", length(body_raw), max_payload_bytes()

@@ -7,7 +7,6 @@
  */
 #include <R.h>
 #include <Rinternals.h>
-#include <R_ext/Rdynload.h>
 #include <float.h>
 #include <limits.h>
 #include <math.h>
@@ -380,15 +379,4 @@ SEXP rsm_write_csv(SEXP frame, SEXP final_newline) {
   if (!asLogical(final_newline)) buffer.used--;
   if (buffer.used > INT_MAX) return R_NilValue;
   return ScalarString(mkCharLenCE(buffer.data, (int)buffer.used, CE_UTF8));
-}
-
-static const R_CallMethodDef CALL_METHODS[] = {
-    {"rsm_read_numeric_csv", (DL_FUNC)&rsm_read_numeric_csv, 1},
-    {"rsm_write_csv", (DL_FUNC)&rsm_write_csv, 2},
-    {NULL, NULL, 0}};
-
-void R_init_rsagemaker(DllInfo *info) {
-  R_registerRoutines(info, NULL, CALL_METHODS, NULL, NULL);
-  R_useDynamicSymbols(info, FALSE);
-  R_forceSymbols(info, TRUE);
 }

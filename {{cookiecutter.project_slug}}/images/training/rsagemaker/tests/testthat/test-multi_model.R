@@ -1,9 +1,9 @@
-# A request of the multi-model API, as httpuv hands it over (the path raw, the query with its "?").
+# A request of the multi-model API, as the worker's HTTP server hands it over (http.R: the path raw,
+# the query with its "?").
 mms_request <- function(method, path, body = "", query = "", content_type = "text/csv") {
-  bytes <- charToRaw(body)
   list(
     REQUEST_METHOD = method, PATH_INFO = path, QUERY_STRING = query, HTTP_CONTENT_TYPE = content_type,
-    HTTP_ACCEPT = "text/csv", rook.input = list(read = function() bytes)
+    HTTP_ACCEPT = "text/csv", body = charToRaw(body)
   )
 }
 

@@ -1,10 +1,7 @@
-# A fake httpuv request: method, path, headers (as HTTP_* names) and a body.
+# A request as the worker's HTTP server (http.R) hands it over: method, path, headers (as HTTP_*
+# names) and the body's bytes.
 fake_request <- function(method = "POST", path = "/invocations", body = "", ...) {
-  bytes <- charToRaw(body)
-  c(
-    list(REQUEST_METHOD = method, PATH_INFO = path, rook.input = list(read = function() bytes)),
-    list(...)
-  )
+  c(list(REQUEST_METHOD = method, PATH_INFO = path, QUERY_STRING = "", body = charToRaw(body)), list(...))
 }
 
 write_deploy <- function(source) {
@@ -92,7 +89,7 @@ test_that("a binary body reaches input_fn as raw bytes; text bodies keep their U
   bytes <- as.raw(c(0x89, 0x50, 0x00, 0xff, 0xfe, 0x00, 0x0a))
   binary_request <- function(type, body = bytes, ...) {
     c(
-      list(REQUEST_METHOD = "POST", PATH_INFO = "/invocations", rook.input = list(read = function() body)),
+      list(REQUEST_METHOD = "POST", PATH_INFO = "/invocations", body = body),
       list(HTTP_CONTENT_TYPE = type, ...)
     )
   }

@@ -1,0 +1,24 @@
+/* rsagemaker's C routines, registered so that R calls them through their symbols only. */
+#include <R.h>
+#include <Rinternals.h>
+#include <R_ext/Rdynload.h>
+
+SEXP rsm_read_numeric_csv(SEXP body);                     /* csv.c */
+SEXP rsm_write_csv(SEXP columns, SEXP final_newline);     /* csv.c */
+SEXP rsm_http_listen(SEXP path, SEXP host, SEXP port, SEXP max_body); /* http.c */
+SEXP rsm_http_service(SEXP server, SEXP handler, SEXP env, SEXP timeout_ms);
+SEXP rsm_http_close(SEXP server);
+
+static const R_CallMethodDef CALL_METHODS[] = {
+    {"rsm_read_numeric_csv", (DL_FUNC)&rsm_read_numeric_csv, 1},
+    {"rsm_write_csv", (DL_FUNC)&rsm_write_csv, 2},
+    {"rsm_http_listen", (DL_FUNC)&rsm_http_listen, 4},
+    {"rsm_http_service", (DL_FUNC)&rsm_http_service, 4},
+    {"rsm_http_close", (DL_FUNC)&rsm_http_close, 1},
+    {NULL, NULL, 0}};
+
+void R_init_rsagemaker(DllInfo *info) {
+  R_registerRoutines(info, NULL, CALL_METHODS, NULL, NULL);
+  R_useDynamicSymbols(info, FALSE);
+  R_forceSymbols(info, TRUE);
+}
