@@ -16,10 +16,11 @@ handlers <- load_handlers(find_deploy_script(model_dir))
 model <- call_handler(handlers$model_fn, model_dir, context = new.env())
 app <- serving_app(handlers, model)
 
-# plumber has already read the body into req$bodyRaw; serving_app reads it from rook.input again.
+# serving_app takes the request as the workers' HTTP server hands it over (rsagemaker's http.R): the
+# CGI-style fields of plumber's request and the body's bytes, which plumber has read into bodyRaw.
 answer_invocation <- function(req, res) {
-  req$rook.input$rewind()
-  response <- app$call(req)
+  fields <- grep("^(HTTP_.*|REQUEST_METHOD|PATH_INFO|QUERY_STRING)$", ls(req), value = TRUE)
+  response <- app$call(c(mget(fields, envir = req), list(body = if (is.null(req$bodyRaw)) raw(0) else req$bodyRaw)))
   res$status <- response$status
   for (name in names(response$headers)) res$setHeader(name, response$headers[[name]])
   res$body <- response$body

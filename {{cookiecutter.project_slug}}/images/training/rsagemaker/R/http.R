@@ -2,7 +2,7 @@
 #'
 #' Each worker answers HTTP itself, on R's own thread, with the small HTTP/1.1 server of
 #' `src/http.c`: it waits in poll() for nginx's connections (a unix socket) or a client's (a TCP
-#' port, when a worker runs alone), hands each complete request to the app as a list, and writes the
+#' port, when a worker runs alone), hands each complete request to the app as an environment, and writes the
 #' app's response. A worker takes one request at a time, so nothing needs another thread: no hand-off
 #' per request, no body written to disk, and a process the master may fork at any moment.
 #'

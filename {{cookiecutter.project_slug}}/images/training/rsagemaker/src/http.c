@@ -522,7 +522,8 @@ static int fill_header(void *state, const char *name, size_t name_len, const cha
   return 1;
 }
 
-/* The request as R sees it: list(REQUEST_METHOD, PATH_INFO, QUERY_STRING ("?..." or ""), HTTP_*..., body). */
+/* The request as R sees it: an environment of REQUEST_METHOD, PATH_INFO, QUERY_STRING ("?..." or ""),
+ * HTTP_*..., body. */
 static SEXP request_list(const connection *conn, const request_head *head, size_t body_start, size_t body_len) {
   R_xlen_t headers = 0;
   each_header(conn->data, conn->header_end, count_header, &headers);
@@ -549,19 +550,14 @@ static SEXP request_list(const connection *conn, const request_head *head, size_
   SET_STRING_ELT(names, fill.at, mkChar("body"));
   SET_VECTOR_ELT(list, fill.at, body);
   fill.at++;
-  if (fill.at < size) { /* headers with names too long to matter were left out */
-    list = lengthgets(list, fill.at);
-    UNPROTECT(3);
-    PROTECT(list);
-    names = lengthgets(names, fill.at);
-    PROTECT(names);
-    setAttrib(list, R_NamesSymbol, names);
-    UNPROTECT(2);
-    return list;
+  /* An environment, as httpuv's requests were: `req$HTTP_ACCEPT` must not match HTTP_ACCEPT_ENCODING
+   * (a list's `$` matches a partial name). */
+  SEXP request = PROTECT(R_NewEnv(R_EmptyEnv, FALSE, 0));
+  for (R_xlen_t i = 0; i < fill.at; i++) {
+    defineVar(installChar(STRING_ELT(names, i)), VECTOR_ELT(list, i), request);
   }
-  setAttrib(list, R_NamesSymbol, names);
-  UNPROTECT(3);
-  return list;
+  UNPROTECT(4);
+  return request;
 }
 
 /* Call `handler(request)`; write what it returns. An R error (the app catches its own: this is

@@ -2,7 +2,8 @@
 # the socket until http_service reads them, and its answer waits there until the client reads it.
 
 echo_request <- function(req) {
-  fields <- req[setdiff(names(req), "body")]
+  fields <- as.list(req)
+  fields$body <- NULL
   list(
     status = 200L, headers = list("Content-Type" = "application/json", "X-Body-Bytes" = as.character(length(req$body))),
     body = as.character(jsonlite::toJSON(c(fields, list(body = rawToChar(req$body[req$body != as.raw(0)]))), auto_unbox = TRUE))
@@ -44,13 +45,21 @@ parse_response <- function(text) {
 }
 
 test_that("a request reaches the handler as method, path, query, HTTP_* headers and the body's bytes", {
+  seen <- NULL
+  spy <- function(req) {
+    seen <<- req
+    echo_request(req)
+  }
   http <- local_http()
   con <- connect(http)
   text <- exchange(http, con, paste0(
     "POST /invocations?x=1&y=2 HTTP/1.1\r\nHost: here\r\nContent-Type: text/csv\r\n",
     "X-Amzn-SageMaker-Custom-Attributes: a=1\r\nX-Amzn-SageMaker-Custom-Attributes: b=2\r\n",
-    "Content-Length: 8\r\n\r\n1,2\n3,4\n"
-  ))
+    "Accept-Encoding: identity\r\nContent-Length: 8\r\n\r\n1,2\n3,4\n"
+  ), spy)
+  # an environment: no partial matching of names (HTTP_ACCEPT is not HTTP_ACCEPT_ENCODING)
+  expect_true(is.environment(seen))
+  expect_null(seen$HTTP_ACCEPT)
   response <- parse_response(text)
   expect_identical(response$status, 200L)
   expect_identical(response$headers[["content-length"]], as.character(nchar(response$body, "bytes")))
