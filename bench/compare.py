@@ -366,6 +366,13 @@ def one_number_rows(run, model_dir):
             tools.run_wrk(server.url, 1, s.warmup_s, ONE_ROW, run.workdir)
             load = tools.run_wrk(server.url, 1, s.duration_s, ONE_ROW, run.workdir)
             seconds = tools.round_trips(server.url, big, s.round_trips)
+            if design == SERVER:
+                # The machine's floor under these figures: nginx alone, answering /ping from a file.
+                floor = tools.run_wrk(server.url, 1, s.duration_s, None, run.workdir, path="/ping")
+                run.notes.append(
+                    f"nginx alone (GET /ping, answered from a file), 1 connection: p50 {floor.p50_ms:.2f} ms, "
+                    f"p99 {floor.p99_ms:.2f} ms: the floor of this machine under the plumbing overhead."
+                )
         figures[design] = (load.p50_ms, load.p99_ms, statistics.median(seconds) * 1000)
         log(
             f"one number per row, {design}: p50 {load.p50_ms:.2f} ms, p99 {load.p99_ms:.2f} ms, "

@@ -282,16 +282,17 @@ class Server:
         self.stop()
 
 
-def run_wrk(url, connections, duration_s, body, workdir, content_type="text/csv"):
-    """wrk on POST /invocations with `body`: keep-alive connections, closed loop (bench/wrk-report.lua)."""
-    body_file = Path(workdir) / "wrk-body"
-    body_file.write_bytes(body)
-    env = dict(
-        os.environ, BENCH_METHOD="POST", BENCH_BODY_FILE=str(body_file), BENCH_CONTENT_TYPE=content_type
-    )
+def run_wrk(url, connections, duration_s, body, workdir, content_type="text/csv", path="/invocations"):
+    """wrk on POST `path` with `body` (GET without one): keep-alive connections, closed loop
+    (bench/wrk-report.lua)."""
+    env = dict(os.environ, BENCH_METHOD="GET")
+    if body is not None:
+        body_file = Path(workdir) / "wrk-body"
+        body_file.write_bytes(body)
+        env.update(BENCH_METHOD="POST", BENCH_BODY_FILE=str(body_file), BENCH_CONTENT_TYPE=content_type)
     threads = min(connections, os.cpu_count() or 1)
     command = ["wrk", "-c", str(connections), "-t", str(threads), "-d", f"{duration_s}s", "--timeout", "30s"]
-    command += ["-s", str(WRK_SCRIPT), f"{url}/invocations"]
+    command += ["-s", str(WRK_SCRIPT), f"{url}{path}"]
     finished = subprocess.run(
         command, check=False, env=env, capture_output=True, text=True, timeout=duration_s + 120
     )

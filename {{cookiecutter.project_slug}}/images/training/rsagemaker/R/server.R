@@ -90,6 +90,10 @@ worker_count <- function(cpus, requested = NULL, limit = memory_limit(), master_
 #' ready files once it listens.
 run_worker <- function(app, loaded, socket = NULL, port = NULL, ready_file = NULL) {
   if (requireNamespace("data.table", quietly = TRUE)) data.table::setDTthreads(1) # one CPU per worker
+  # A full collection writes a mark into every object, so a fork's first one gives it its own copy
+  # of each page of the master's R heap (not of the model's large vectors). Paid here, before the
+  # worker is ready: its memory is then what it holds for good (no growth, no pause, under load).
+  invisible(gc(full = TRUE))
   server <- http_listen(socket = socket, port = port)
   where <- socket %||% paste0("0.0.0.0:", port)
   message(sprintf(
@@ -150,6 +154,8 @@ serve_forked <- function(run_dir, cpus, requested = NULL) {
   # collection writes a mark into every object, so each ends with its own copy of these pages.)
   for (package in c("jsonlite", "data.table")) loadNamespace(package)
   invisible(gc(full = TRUE)) # the load's garbage, collected once here rather than in every worker
+  # and the C library's free memory (readRDS's buffers) handed back, not inherited by every fork
+  .Call(rsm_release_free_memory)
   chosen <- worker_count(cpus, requested)
   message(sprintf(
     "Model loaded once in %.2f s from %s with %s; %s", loaded$seconds, loaded$model_dir,

@@ -241,6 +241,10 @@ static int each_header(const char *data, size_t header_end, header_visitor visit
     size_t value_len = len - name_len - 1;
     while (value_len > 0 && (*value == ' ' || *value == '\t')) value++, value_len--;
     while (value_len > 0 && (value[value_len - 1] == ' ' || value[value_len - 1] == '\t')) value_len--;
+    for (size_t i = 0; i < value_len; i++) { /* control bytes (NUL, a bare CR) are no header's */
+      unsigned char c = (unsigned char)value[i];
+      if ((c < ' ' && c != '\t') || c == 127) return 0;
+    }
     if (visit != NULL && !visit(state, p, name_len, value, value_len)) return 0;
     p = line_end + 1;
   }
@@ -601,19 +605,19 @@ static int answer(connection *conn, const request_head *head, SEXP request, SEXP
  * error answered: linger, then close it. */
 static int take_request(http_server *server, connection *conn, SEXP handler, SEXP env) {
   if (conn->header_end == 0) {
+    /* blank lines before a request are allowed (RFC 9112, 2.2) */
+    size_t skip = 0;
+    while (skip < conn->used && (conn->data[skip] == '\r' || conn->data[skip] == '\n')) skip++;
+    if (skip > 0) {
+      memmove(conn->data, conn->data + skip, conn->used - skip);
+      conn->used -= skip;
+    }
     conn->header_end = find_header_end(conn->data, conn->used);
     if (conn->header_end == 0) {
       if (conn->peer_closed) return -1;
       if (conn->used > MAX_HEADER_BYTES) {
         write_json_error(conn->fd, 400, "the request line or headers are too large");
         return -2;
-      }
-      /* leading blank lines before a request are allowed (RFC 9112, 2.2) */
-      size_t skip = 0;
-      while (skip < conn->used && (conn->data[skip] == '\r' || conn->data[skip] == '\n')) skip++;
-      if (skip > 0) {
-        memmove(conn->data, conn->data + skip, conn->used - skip);
-        conn->used -= skip;
       }
       return 0;
     }

@@ -8,6 +8,7 @@ SEXP rsm_write_csv(SEXP columns, SEXP final_newline);     /* csv.c */
 SEXP rsm_http_listen(SEXP path, SEXP host, SEXP port, SEXP max_body); /* http.c */
 SEXP rsm_http_service(SEXP server, SEXP handler, SEXP env, SEXP timeout_ms);
 SEXP rsm_http_close(SEXP server);
+SEXP rsm_release_free_memory(void); /* memory.c */
 
 static const R_CallMethodDef CALL_METHODS[] = {
     {"rsm_read_numeric_csv", (DL_FUNC)&rsm_read_numeric_csv, 1},
@@ -15,6 +16,7 @@ static const R_CallMethodDef CALL_METHODS[] = {
     {"rsm_http_listen", (DL_FUNC)&rsm_http_listen, 4},
     {"rsm_http_service", (DL_FUNC)&rsm_http_service, 4},
     {"rsm_http_close", (DL_FUNC)&rsm_http_close, 1},
+    {"rsm_release_free_memory", (DL_FUNC)&rsm_release_free_memory, 0},
     {NULL, NULL, 0}};
 
 void R_init_rsagemaker(DllInfo *info) {

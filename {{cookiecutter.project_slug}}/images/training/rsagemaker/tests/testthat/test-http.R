@@ -86,7 +86,7 @@ test_that("the body's bytes arrive exactly, NUL bytes and all, and a keep-alive 
   first <- exchange(http, con, c(head, bytes), keep)
   expect_identical(seen, bytes)
   expect_identical(attr(first, "answered"), TRUE)
-  second <- parse_response(exchange(http, con, "GET /ping HTTP/1.1\r\n\r\n"))
+  second <- parse_response(exchange(http, con, "\r\nGET /ping HTTP/1.1\r\n\r\n")) # a stray CRLF first
   expect_identical(second$status, 200L)
   expect_identical(jsonlite::fromJSON(second$body)$PATH_INFO, "/ping")
 })
@@ -121,7 +121,7 @@ test_that("malformed requests get a JSON 400; a body over the limit a JSON 413 b
   for (request in c(
     "NOT A REQUEST\r\n\r\n", "GET /x HTTP/2.0\r\n\r\n", "get /x HTTP/1.1\r\n\r\n", "GET /x HTTP/1.1\r\nNo colon\r\n\r\n",
     "POST /x HTTP/1.1\r\nContent-Length: 1x\r\n\r\n", "POST /x HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n",
-    "POST /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"
+    "POST /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", "GET /x HTTP/1.1\r\nX-A: a\001b\r\n\r\n"
   )) {
     con <- connect(http)
     response <- parse_response(exchange(http, con, request, never))
