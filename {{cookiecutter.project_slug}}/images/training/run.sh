@@ -170,10 +170,6 @@ serve() {
   trap 'stopping=1; log "SIGTERM: finishing the requests in flight, then stopping"
     ((nginx_pid > 0)) && kill -QUIT "$nginx_pid" 2>/dev/null || true' TERM INT
   # setsid: the master and the workers it forks get a process group of their own, stopped as one.
-  # R's garbage collection thresholds stay R's: at its defaults about 1 one-row request in 30 pays
-  # for a collection (~2 ms), which sets the p99 of a tiny model; R_NSIZE=2000000 R_VSIZE=64M (the
-  # workers inherit the master's environment) make it 1 in 180 but double each worker's own memory
-  # (measured: 46 -> 103 MB), so they are left to the user's choice.
   setsid Rscript "$entrypoint" "${master[@]}" &
   master_pid=$!
   nginx -e stderr -c "$rundir/nginx.conf" &

@@ -65,3 +65,8 @@ memory_used_bytes <- function(root = "/") {
 
 #' This process's resident memory in bytes (VmRSS): e.g. the master with the model loaded.
 resident_bytes <- function() read_field("/proc/self/status", "VmRSS")
+
+#' Hand the C library's free memory back to the system (glibc's malloc_trim, src/memory.c): the
+#' master calls it before forking, so that no worker inherits the buffers readRDS freed. TRUE when
+#' memory was released.
+release_free_memory <- function() .Call(rsm_release_free_memory)

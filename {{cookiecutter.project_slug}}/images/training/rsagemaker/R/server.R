@@ -155,7 +155,7 @@ serve_forked <- function(run_dir, cpus, requested = NULL) {
   for (package in c("jsonlite", "data.table")) loadNamespace(package)
   invisible(gc(full = TRUE)) # the load's garbage, collected once here rather than in every worker
   # and the C library's free memory (readRDS's buffers) handed back, not inherited by every fork
-  .Call(rsm_release_free_memory)
+  release_free_memory()
   chosen <- worker_count(cpus, requested)
   message(sprintf(
     "Model loaded once in %.2f s from %s with %s; %s", loaded$seconds, loaded$model_dir,

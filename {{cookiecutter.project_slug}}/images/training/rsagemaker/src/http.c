@@ -601,6 +601,15 @@ static int answer(connection *conn, const request_head *head, SEXP request, SEXP
   return ok && head->keep_alive && !conn->peer_closed;
 }
 
+/* A JSON 413 in serving.R's words (request_body); -2: linger, then close. */
+static int refuse_too_large(connection *conn, double bytes, double limit, int at_least) {
+  char message[200];
+  snprintf(message, sizeof message, "payload of %s%.0f bytes exceeds the limit of %.0f bytes",
+           at_least ? "over " : "", bytes, limit);
+  write_json_error(conn->fd, 413, message);
+  return -2;
+}
+
 /* What the connection's buffer holds: 1 a whole request (answered), 0 not yet, -1 close it, -2 an
  * error answered: linger, then close it. */
 static int take_request(http_server *server, connection *conn, SEXP handler, SEXP env) {
@@ -640,33 +649,17 @@ static int take_request(http_server *server, connection *conn, SEXP handler, SEX
     }
     if ((double)(conn->used - conn->header_end) > server->max_body * 1.1 + 65536) {
       /* the chunk framing aside, the body is over the limit already */
-      char message[200];
-      snprintf(message, sizeof message, "payload of over %.0f bytes exceeds the limit of %.0f bytes",
-               server->max_body, server->max_body);
-      write_json_error(conn->fd, 413, message);
-      return -2;
+      return refuse_too_large(conn, server->max_body, server->max_body, 1);
     }
     if (state == -1) goto incomplete;
   } else {
     int64_t length = head.content_length < 0 ? 0 : head.content_length;
-    if ((double)length > server->max_body) {
-      char message[200];
-      snprintf(message, sizeof message, "payload of %.0f bytes exceeds the limit of %.0f bytes",
-               (double)length, server->max_body);
-      write_json_error(conn->fd, 413, message);
-      return -2;
-    }
+    if ((double)length > server->max_body) return refuse_too_large(conn, (double)length, server->max_body, 0);
     if ((int64_t)(conn->used - conn->header_end) < length) goto incomplete;
     body_len = (size_t)length;
     request_end = conn->header_end + body_len;
   }
-  if ((double)body_len > server->max_body) {
-    char message[200];
-    snprintf(message, sizeof message, "payload of %.0f bytes exceeds the limit of %.0f bytes",
-             (double)body_len, server->max_body);
-    write_json_error(conn->fd, 413, message);
-    return -2;
-  }
+  if ((double)body_len > server->max_body) return refuse_too_large(conn, (double)body_len, server->max_body, 0);
   {
     SEXP request = PROTECT(request_list(conn, &head, conn->header_end, body_len));
     int keep = answer(conn, &head, request, handler, env);

@@ -6,7 +6,10 @@ echo_request <- function(req) {
   fields$body <- NULL
   list(
     status = 200L, headers = list("Content-Type" = "application/json", "X-Body-Bytes" = as.character(length(req$body))),
-    body = as.character(jsonlite::toJSON(c(fields, list(body = rawToChar(req$body[req$body != as.raw(0)]))), auto_unbox = TRUE))
+    body = as.character(jsonlite::toJSON(
+      c(fields, list(body = rawToChar(req$body[req$body != as.raw(0)]))),
+      auto_unbox = TRUE
+    ))
   )
 }
 
@@ -100,7 +103,8 @@ test_that("pipelined requests are answered in order, and a chunked body is decod
   ), services = 2)
   expect_identical(attr(text, "answered"), c(TRUE, TRUE))
   bodies <- regmatches(text, gregexpr("\\{[^}]*\\}", text))[[1]]
-  expect_identical(vapply(bodies, function(b) jsonlite::fromJSON(b)$PATH_INFO, ""), c("/one", "/two"), ignore_attr = TRUE)
+  paths <- vapply(bodies, function(b) jsonlite::fromJSON(b)$PATH_INFO, "")
+  expect_identical(paths, c("/one", "/two"), ignore_attr = TRUE)
   expect_identical(jsonlite::fromJSON(bodies[[1]])$body, "ab,cd\ne")
 })
 
@@ -119,7 +123,8 @@ test_that("malformed requests get a JSON 400; a body over the limit a JSON 413 b
   http <- local_http(max_body = 100)
   never <- function(req) stop("the handler must not see this request")
   for (request in c(
-    "NOT A REQUEST\r\n\r\n", "GET /x HTTP/2.0\r\n\r\n", "get /x HTTP/1.1\r\n\r\n", "GET /x HTTP/1.1\r\nNo colon\r\n\r\n",
+    "NOT A REQUEST\r\n\r\n", "GET /x HTTP/2.0\r\n\r\n", "get /x HTTP/1.1\r\n\r\n",
+    "GET /x HTTP/1.1\r\nNo colon\r\n\r\n",
     "POST /x HTTP/1.1\r\nContent-Length: 1x\r\n\r\n", "POST /x HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n",
     "POST /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", "GET /x HTTP/1.1\r\nX-A: a\001b\r\n\r\n"
   )) {

@@ -28,3 +28,10 @@ test_that("the memory limit comes from cgroup v2, else v1, else the machine", {
 test_that("this process's resident memory is read from /proc", {
   expect_gt(resident_bytes(), 10 * MB) # R itself takes more than 10 MB
 })
+
+test_that("the C library's free memory is handed back: TRUE or FALSE, never an error", {
+  invisible(numeric(5e6)) # 40 MB allocated and dropped
+  invisible(gc())
+  released <- release_free_memory()
+  expect_true(isTRUE(released) || isFALSE(released))
+})
