@@ -199,7 +199,8 @@ def test_ping_is_503_while_no_worker_is_ready_and_200_once_one_is_back(
     nothing), too soon to see from outside the gap between a death and the replacement, so the two
     halves are shown apart: without a ready file (moved away here, as the master removes a dead
     worker's), /ping says 503 in JSON, and 200 with it back; a killed worker's replacement writes a
-    new one, after the kill, and /ping says 200 again."""
+    new one, after the kill, and /ping says 200 again. nginx answers throughout: a poller on fresh
+    connections never fails to connect and sees only 200 or 503."""
     env = {"SAGEMAKER_MODEL_SERVER_WORKERS": "1"}
     with serving_container(docker_client, training_image, pid_model, env=env) as served:
         served.wait_for_ready_workers(1)
@@ -212,10 +213,29 @@ def test_ping_is_503_while_no_worker_is_ready_and_200_once_one_is_back(
         code, output = served.exec("sh", "-c", f"mv {ready}.away {ready}")
         assert code == 0, output
         assert requests.get(f"{served.url}/ping", timeout=5).status_code == 200
-        code, output = served.exec("sh", "-c", f"date +%s.%N && kill -9 {' '.join(map(str, workers))}")
-        assert code == 0, output
-        killed_at = float(output.split()[0])
-        after, _ = ready_workers(served, 1, lambda pids: not pids & workers)
+        answers, stop = [], threading.Event()
+
+        def poll():
+            while not stop.is_set():
+                try:
+                    answers.append(requests.get(f"{served.url}/ping", timeout=5).status_code)
+                except requests.RequestException:
+                    answers.append(None)
+                time.sleep(0.005)
+
+        poller = threading.Thread(target=poll)
+        poller.start()
+        try:
+            code, output = served.exec("sh", "-c", f"date +%s.%N && kill -9 {' '.join(map(str, workers))}")
+            assert code == 0, output
+            killed_at = float(output.split()[0])
+            after, _ = ready_workers(served, 1, lambda pids: not pids & workers)
+            time.sleep(0.2)
+        finally:
+            stop.set()
+            poller.join()
+        assert answers and set(answers) <= {200, 503}, answers
+        assert answers[-1] == 200, answers
         _, written = served.exec("sh", "-c", f"stat -c %.9Y {ready}")
         assert float(written) >= killed_at, (written, killed_at)
         assert requests.get(f"{served.url}/ping", timeout=5).status_code == 200

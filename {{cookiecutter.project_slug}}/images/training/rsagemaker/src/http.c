@@ -2,8 +2,8 @@
  *
  * A worker answers one request at a time, behind nginx on a unix socket (or, run alone, on a TCP
  * port). So it needs no I/O thread: poll() waits for the listening socket and the open connections,
- * a complete request is handed to R as a list (method, path, query, HTTP_* headers, the body's raw
- * bytes), and R's response (status, headers, body) is written back before the next poll. Nothing
+ * a complete request is handed to R as an environment (method, path, query, HTTP_* headers, the
+ * body's raw bytes), and R's response (status, headers, body) is written back before the next poll. Nothing
  * crosses threads, nothing is written to disk, and the process stays single-threaded, so the master
  * may fork workers at any time.
  *
@@ -307,17 +307,21 @@ static int parse_head(const char *data, size_t header_end, request_head *head) {
   return each_header(data, header_end, note_header, head);
 }
 
-/* Where a chunked body ends: its decoded size and the bytes it takes in the buffer, or -1 while it is
- * incomplete, -2 when malformed. */
-static int chunked_extent(const char *data, size_t used, size_t start, size_t *decoded, size_t *end) {
+static int hex_value(char c) {
+  return isdigit((unsigned char)c) ? c - '0' : tolower((unsigned char)c) - 'a' + 10;
+}
+
+/* Walk a chunked body from `start`: its decoded size and where it ends in the buffer; with `out`,
+ * the chunks' bytes are copied there too (once the body is known complete). 0 when complete, -1
+ * while it is incomplete, -2 when malformed. */
+static int walk_chunks(const char *data, size_t used, size_t start, size_t *decoded, size_t *end,
+                       unsigned char *out) {
   size_t p = start, total = 0;
   for (;;) {
     size_t size = 0, digits = 0;
     while (p < used && isxdigit((unsigned char)data[p])) {
-      char c = data[p++];
-      int v = isdigit((unsigned char)c) ? c - '0' : tolower((unsigned char)c) - 'a' + 10;
       if (++digits > 15) return -2;
-      size = size * 16 + (size_t)v;
+      size = size * 16 + (size_t)hex_value(data[p++]);
     }
     if (p >= used) return -1;
     if (digits == 0) return -2;
@@ -326,6 +330,7 @@ static int chunked_extent(const char *data, size_t used, size_t start, size_t *d
     p++;
     if (size == 0) break;
     if (used - p < size + 1) return -1;
+    if (out != NULL) memcpy(out + total, data + p, size);
     p += size;
     if (data[p] == '\r') p++;
     if (p >= used) return -1;
@@ -345,25 +350,6 @@ static int chunked_extent(const char *data, size_t used, size_t start, size_t *d
   *decoded = total;
   *end = p;
   return 0;
-}
-
-static void chunked_copy(const char *data, size_t start, unsigned char *out) {
-  size_t p = start;
-  for (;;) {
-    size_t size = 0;
-    while (isxdigit((unsigned char)data[p])) {
-      char c = data[p++];
-      size = size * 16 + (size_t)(isdigit((unsigned char)c) ? c - '0' : tolower((unsigned char)c) - 'a' + 10);
-    }
-    while (data[p] != '\n') p++;
-    p++;
-    if (size == 0) return;
-    memcpy(out, data + p, size);
-    out += size;
-    p += size;
-    if (data[p] == '\r') p++;
-    p++;
-  }
 }
 
 /* ---- writing a response ----------------------------------------------------------------------- */
@@ -484,21 +470,10 @@ static int write_json_error(int fd, int status, const char *message) {
 
 /* ---- handing a request to R ------------------------------------------------------------------- */
 
-typedef struct {
-  SEXP list, names;
-  R_xlen_t at;
-} header_fill;
-
-static int count_header(void *state, const char *name, size_t name_len, const char *value, size_t value_len) {
-  (void)name, (void)name_len, (void)value, (void)value_len;
-  (*(R_xlen_t *)state)++;
-  return 1;
-}
-
 /* HTTP_<NAME> as the CGI convention and httpuv name headers (upper case, '-' as '_'); a repeated
  * header's values are joined with ", " (RFC 9110's combination). */
-static int fill_header(void *state, const char *name, size_t name_len, const char *value, size_t value_len) {
-  header_fill *fill = (header_fill *)state;
+static int define_header(void *state, const char *name, size_t name_len, const char *value, size_t value_len) {
+  SEXP request = (SEXP)state;
   char key[256];
   if (name_len > sizeof key - 6) return 1; /* no handler reads such a header */
   memcpy(key, "HTTP_", 5);
@@ -507,60 +482,51 @@ static int fill_header(void *state, const char *name, size_t name_len, const cha
     key[5 + i] = c == '-' ? '_' : c;
   }
   key[5 + name_len] = '\0';
-  for (R_xlen_t i = 3; i < fill->at; i++) {
-    if (strcmp(CHAR(STRING_ELT(fill->names, i)), key) == 0) {
-      const char *old = CHAR(STRING_ELT(VECTOR_ELT(fill->list, i), 0));
-      size_t old_len = strlen(old);
-      char *joined = R_alloc(old_len + 2 + value_len + 1, 1);
-      memcpy(joined, old, old_len);
-      memcpy(joined + old_len, ", ", 2);
-      memcpy(joined + old_len + 2, value, value_len);
-      joined[old_len + 2 + value_len] = '\0';
-      SET_VECTOR_ELT(fill->list, i, mkString(joined));
-      return 1;
-    }
+  SEXP symbol = install(key); /* before any value is made: install may allocate */
+  SEXP earlier = findVarInFrame(request, symbol);
+  if (earlier != R_UnboundValue) {
+    const char *old = CHAR(STRING_ELT(earlier, 0));
+    size_t old_len = strlen(old);
+    char *joined = R_alloc(old_len + 2 + value_len, 1);
+    memcpy(joined, old, old_len);
+    memcpy(joined + old_len, ", ", 2);
+    memcpy(joined + old_len + 2, value, value_len);
+    defineVar(symbol, ScalarString(mkCharLenCE(joined, (int)(old_len + 2 + value_len), CE_UTF8)), request);
+  } else {
+    defineVar(symbol, ScalarString(mkCharLenCE(value, (int)value_len, CE_UTF8)), request);
   }
-  SET_STRING_ELT(fill->names, fill->at, mkChar(key));
-  SET_VECTOR_ELT(fill->list, fill->at, ScalarString(mkCharLenCE(value, (int)value_len, CE_UTF8)));
-  fill->at++;
   return 1;
 }
 
-/* The request as R sees it: an environment of REQUEST_METHOD, PATH_INFO, QUERY_STRING ("?..." or ""),
- * HTTP_*..., body. */
-static SEXP request_list(const connection *conn, const request_head *head, size_t body_start, size_t body_len) {
-  R_xlen_t headers = 0;
-  each_header(conn->data, conn->header_end, count_header, &headers);
-  R_xlen_t size = 3 + headers + 1;
-  SEXP list = PROTECT(allocVector(VECSXP, size));
-  SEXP names = PROTECT(allocVector(STRSXP, size));
+/* name <- value in the request, `value` kept from the collector while the name is installed. */
+static void define(SEXP request, const char *name, SEXP value) {
+  PROTECT(value);
+  defineVar(install(name), value, request);
+  UNPROTECT(1);
+}
+
+/* The request as R sees it: an environment (as httpuv's requests were: `req$HTTP_ACCEPT` must not
+ * match HTTP_ACCEPT_ENCODING, as a list's `$` would) of REQUEST_METHOD, PATH_INFO, QUERY_STRING
+ * ("?..." or ""), the HTTP_* headers and body. */
+static SEXP request_environment(const connection *conn, const request_head *head, size_t body_start,
+                                size_t body_len) {
+  SEXP request = PROTECT(R_NewEnv(R_EmptyEnv, FALSE, 0));
   const char *query = memchr(head->target, '?', head->target_len);
   size_t path_len = query ? (size_t)(query - head->target) : head->target_len;
-  SET_STRING_ELT(names, 0, mkChar("REQUEST_METHOD"));
-  SET_VECTOR_ELT(list, 0, ScalarString(mkCharLen(head->method, (int)head->method_len)));
-  SET_STRING_ELT(names, 1, mkChar("PATH_INFO"));
-  SET_VECTOR_ELT(list, 1, ScalarString(mkCharLenCE(head->target, (int)path_len, CE_UTF8)));
-  SET_STRING_ELT(names, 2, mkChar("QUERY_STRING"));
-  SET_VECTOR_ELT(list, 2, ScalarString(
-      query ? mkCharLenCE(query, (int)(head->target_len - path_len), CE_UTF8) : mkChar("")));
-  header_fill fill = {list, names, 3};
-  each_header(conn->data, conn->header_end, fill_header, &fill);
+  define(request, "REQUEST_METHOD", ScalarString(mkCharLen(head->method, (int)head->method_len)));
+  define(request, "PATH_INFO", ScalarString(mkCharLenCE(head->target, (int)path_len, CE_UTF8)));
+  define(request, "QUERY_STRING",
+         ScalarString(query ? mkCharLenCE(query, (int)(head->target_len - path_len), CE_UTF8) : mkChar("")));
+  each_header(conn->data, conn->header_end, define_header, request);
   SEXP body = PROTECT(allocVector(RAWSXP, (R_xlen_t)body_len));
   if (head->chunked) {
-    chunked_copy(conn->data, body_start, RAW(body));
+    size_t decoded, end;
+    walk_chunks(conn->data, conn->used, body_start, &decoded, &end, RAW(body));
   } else if (body_len > 0) {
     memcpy(RAW(body), conn->data + body_start, body_len);
   }
-  SET_STRING_ELT(names, fill.at, mkChar("body"));
-  SET_VECTOR_ELT(list, fill.at, body);
-  fill.at++;
-  /* An environment, as httpuv's requests were: `req$HTTP_ACCEPT` must not match HTTP_ACCEPT_ENCODING
-   * (a list's `$` matches a partial name). */
-  SEXP request = PROTECT(R_NewEnv(R_EmptyEnv, FALSE, 0));
-  for (R_xlen_t i = 0; i < fill.at; i++) {
-    defineVar(installChar(STRING_ELT(names, i)), VECTOR_ELT(list, i), request);
-  }
-  UNPROTECT(4);
+  define(request, "body", body);
+  UNPROTECT(2);
   return request;
 }
 
@@ -642,7 +608,7 @@ static int take_request(http_server *server, connection *conn, SEXP handler, SEX
   }
   size_t body_len = 0, request_end;
   if (head.chunked) {
-    int state = chunked_extent(conn->data, conn->used, conn->header_end, &body_len, &request_end);
+    int state = walk_chunks(conn->data, conn->used, conn->header_end, &body_len, &request_end, NULL);
     if (state == -2) {
       write_json_error(conn->fd, 400, "malformed chunked body");
       return -2;
@@ -661,7 +627,7 @@ static int take_request(http_server *server, connection *conn, SEXP handler, SEX
   }
   if ((double)body_len > server->max_body) return refuse_too_large(conn, (double)body_len, server->max_body, 0);
   {
-    SEXP request = PROTECT(request_list(conn, &head, conn->header_end, body_len));
+    SEXP request = PROTECT(request_environment(conn, &head, conn->header_end, body_len));
     int keep = answer(conn, &head, request, handler, env);
     UNPROTECT(1);
     if (!keep) return -1;
