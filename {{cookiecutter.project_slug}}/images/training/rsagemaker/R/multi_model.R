@@ -35,7 +35,7 @@ MAX_ENCODED_NAME_CHARS <- 240L
 SWEEP_SECONDS <- 1
 
 # SageMaker sets "true"; accept any case, as for SAGEMAKER_BATCH.
-multi_model_enabled <- function() identical(tolower(Sys.getenv("SAGEMAKER_MULTI_MODEL")), "true")
+multi_model_enabled <- function() env_flag("SAGEMAKER_MULTI_MODEL")
 
 # --- the registry on disk: the truth about what is loaded ----------------------------------------
 

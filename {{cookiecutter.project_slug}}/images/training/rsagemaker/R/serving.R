@@ -42,14 +42,24 @@ http_error <- function(status, message) {
 
 #' A positive whole number from the environment, or the default when unset or invalid.
 env_number <- function(name, default) {
-  value <- suppressWarnings(as.numeric(Sys.getenv(name, "")))
+  value <- Sys.getenv(name, "")
+  if (!nzchar(value)) {
+    return(default) # unset, the usual case: no conversion (each request asks for its timeout)
+  }
+  value <- suppressWarnings(as.numeric(value))
   if (is.na(value) || value <= 0) default else value
 }
 
-# SageMaker sets "true"; the SDKs' local modes set "True".
-batch_transform <- function() identical(tolower(Sys.getenv("SAGEMAKER_BATCH")), "true")
+#' An environment flag set to "true" in any case: SageMaker sets "true", the SDKs' local modes "True".
+#' Asked a few times a request: unset, it costs one lookup.
+env_flag <- function(name) {
+  value <- Sys.getenv(name)
+  nzchar(value) && tolower(value) == "true"
+}
 
-async_inference <- function() identical(tolower(Sys.getenv("SAGEMAKER_ASYNC_INFERENCE")), "true")
+batch_transform <- function() env_flag("SAGEMAKER_BATCH")
+
+async_inference <- function() env_flag("SAGEMAKER_ASYNC_INFERENCE")
 
 #' Batch transform's MaxPayloadInMB as SageMaker set it: 0 means no limit (the records come in
 #' chunks, Transfer-Encoding: chunked); unset or invalid means the default.
@@ -79,13 +89,22 @@ is_text_type <- function(type) {
 
 request_timeout_seconds <- function() env_number("SAGEMAKER_MODEL_SERVER_TIMEOUT", 60)
 
-#' The media type of a Content-Type or Accept entry: no parameters, no blanks, lower case. (Every
-#' request asks this a few times: the usual header, already so, costs one match.)
+#' The media type of a Content-Type or Accept entry: no parameters, no blanks, lower case. Every
+#' request asks this a few times: a usual header (a supported type or */*, as sent) is answered by a
+#' string switch, without a regular expression (their compilation and buffers were most of a small
+#' request's R time and garbage; garbage is what makes R collect, the tail of the latency).
 media_type <- function(header) {
-  if (grepl("[^a-z0-9/.+-]", header, perl = TRUE)) {
-    header <- tolower(gsub("^[[:space:]]+|[[:space:]]*(;.*)?$", "", header, perl = TRUE))
-  }
-  header
+  switch(header,
+    "text/csv" = ,
+    "application/json" = ,
+    "application/jsonlines" = ,
+    "*/*" = header,
+    if (grepl("[^a-z0-9/.+-]", header, perl = TRUE)) {
+      tolower(gsub("^[[:space:]]+|[[:space:]]*(;.*)?$", "", header, perl = TRUE))
+    } else {
+      header
+    }
+  )
 }
 
 normalise_type <- function(type) {
@@ -101,20 +120,33 @@ normalise_type <- function(type) {
 #' SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT when set, else the request's own content type.
 #' `supported` is NULL when deploy.R writes its own output (any type may be asked for).
 choose_accept <- function(accept, content_type, supported = SUPPORTED_TYPES) {
-  fallback <- normalise_type(media_type(Sys.getenv("SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT", content_type)))
-  if (is.null(accept) || !nzchar(trimws(accept))) {
-    return(fallback)
+  if (isTRUE(accept %in% (supported %||% SUPPORTED_TYPES))) {
+    return(accept) # the usual Accept: one supported type, as sent
   }
+  if (is.null(accept) || !grepl("[^[:space:]]", accept)) {
+    return(default_accept(content_type))
+  }
+  type <- first_acceptable(accept, supported)
+  if (type == "*/*") default_accept(content_type) else type
+}
+
+#' The first entry of Accept that is supported (or "*/*" for a wildcard first); a 415 for none.
+first_acceptable <- function(accept, supported) {
   for (entry in strsplit(accept, ",", fixed = TRUE)[[1]]) {
     type <- normalise_type(media_type(entry))
     if (type %in% c("*/*", "")) {
-      return(fallback)
+      return("*/*")
     }
     if (is.null(supported) || type %in% supported) {
       return(type)
     }
   }
   http_error(415, paste0("Accept '", accept, "' is not supported; use one of ", paste(supported, collapse = ", ")))
+}
+
+#' The response type when Accept leaves it open.
+default_accept <- function(content_type) {
+  normalise_type(media_type(Sys.getenv("SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT", content_type)))
 }
 
 # ---- CSV: data.table's reader and writer, exact to the last bit of a double ---------------------
@@ -261,7 +293,9 @@ parse_csv <- function(body) {
     return(parse_csv_fields(body))
   }
   names(numeric) <- paste0("V", seq_along(numeric))
-  structure(numeric, row.names = c(NA_integer_, -length(numeric[[1]])), class = "data.frame")
+  attr(numeric, "row.names") <- c(NA_integer_, -length(numeric[[1]]))
+  class(numeric) <- "data.frame"
+  numeric
 }
 
 #' parse_csv's general path: the fields by fread or read.csv (csv_fields), typed as type.convert
@@ -561,11 +595,12 @@ invoke_with_timeout <- function(handlers, model, req) {
   started <- Sys.time()
   setTimeLimit(elapsed = timeout, transient = FALSE)
   on.exit(setTimeLimit(elapsed = Inf, transient = FALSE))
-  tryCatch(invoke(handlers, model, req), error = function(e) {
+  # A calling handler (no second tryCatch per request): R's "reached elapsed time limit" error
+  # becomes the 504 that serving_app's tryCatch answers.
+  withCallingHandlers(invoke(handlers, model, req), error = function(e) {
     if (!inherits(e, "http_error") && as.numeric(difftime(Sys.time(), started, units = "secs")) >= timeout - 0.1) {
       http_error(504, sprintf("the model server timed out after %g s (SAGEMAKER_MODEL_SERVER_TIMEOUT)", timeout))
     }
-    stop(e)
   })
 }
 

@@ -69,6 +69,31 @@ test_that("the app answers /ping, invocations and errors as JSON with their stat
   expect_identical(app$call(fake_request("GET", "/nowhere"))$status, 404L)
 })
 
+test_that("a request past SAGEMAKER_MODEL_SERVER_TIMEOUT is a 504; the handler's own errors keep theirs", {
+  withr::local_envvar(SAGEMAKER_MODEL_SERVER_TIMEOUT = "1")
+  handlers <- load_handlers(write_deploy(c(
+    "predict_fn <- function(data, model) {",
+    "  if (data[[1]][[1]] == 1) repeat NULL # R code that never returns: R's time limit stops it",
+    "  if (data[[1]][[1]] == 2) stop('model broke')",
+    "  caught <- tryCatch(stop('inner'), error = function(e) 'handled') # the handler's own tryCatch",
+    "  rep(caught, nrow(data))",
+    "}"
+  )))
+  app <- serving_app(handlers, NULL)
+  started <- Sys.time()
+  late <- app$call(fake_request(body = "1\n", HTTP_CONTENT_TYPE = "text/csv", HTTP_ACCEPT = "text/csv"))
+  expect_identical(late$status, 504L)
+  expect_match(jsonlite::fromJSON(late$body)$error, "timed out after 1 s")
+  expect_lt(as.numeric(difftime(Sys.time(), started, units = "secs")), 5)
+  broken <- app$call(fake_request(body = "2\n", HTTP_CONTENT_TYPE = "text/csv"))
+  expect_identical(broken$status, 500L)
+  expect_match(jsonlite::fromJSON(broken$body)$error, "model broke")
+  fine <- app$call(fake_request(body = "3\n", HTTP_CONTENT_TYPE = "text/csv", HTTP_ACCEPT = "text/csv"))
+  expect_identical(c(fine$status, fine$body), c("200", "handled\n"))
+  # the time limit ended with the request: R code after it runs past the second unharmed
+  expect_error(Sys.sleep(1.2), NA)
+})
+
 test_that("payload limit: 6 MB, or SAGEMAKER_MAX_PAYLOAD_IN_MB in batch transform", {
   withr::local_envvar(SAGEMAKER_BATCH = NA)
   expect_identical(max_payload_bytes(), 6 * 1024 * 1024)
