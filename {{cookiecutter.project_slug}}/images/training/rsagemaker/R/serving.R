@@ -89,22 +89,21 @@ is_text_type <- function(type) {
 
 request_timeout_seconds <- function() env_number("SAGEMAKER_MODEL_SERVER_TIMEOUT", 60)
 
+# What a request's Content-Type and Accept usually are: media_type returns them as they are.
+PLAIN_TYPES <- c(SUPPORTED_TYPES, "*/*")
+
 #' The media type of a Content-Type or Accept entry: no parameters, no blanks, lower case. Every
-#' request asks this a few times: a usual header (a supported type or */*, as sent) is answered by a
-#' string switch, without a regular expression (their compilation and buffers were most of a small
-#' request's R time and garbage; garbage is what makes R collect, the tail of the latency).
+#' request asks this a few times: a usual header (PLAIN_TYPES) costs one lookup, not a regular
+#' expression (their compilation and buffers were most of a small request's R time and garbage;
+#' garbage is what makes R collect, the tail of the latency).
 media_type <- function(header) {
-  switch(header,
-    "text/csv" = ,
-    "application/json" = ,
-    "application/jsonlines" = ,
-    "*/*" = header,
-    if (grepl("[^a-z0-9/.+-]", header, perl = TRUE)) {
-      tolower(gsub("^[[:space:]]+|[[:space:]]*(;.*)?$", "", header, perl = TRUE))
-    } else {
-      header
-    }
-  )
+  if (any(header == PLAIN_TYPES)) {
+    return(header)
+  }
+  if (grepl("[^a-z0-9/.+-]", header, perl = TRUE)) {
+    header <- tolower(gsub("^[[:space:]]+|[[:space:]]*(;.*)?$", "", header, perl = TRUE))
+  }
+  header
 }
 
 normalise_type <- function(type) {
