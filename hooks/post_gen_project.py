@@ -13,6 +13,7 @@ the trees cruft compares never carry a second, possibly different, .cruft.json.
 
 from __future__ import annotations  # the `X | None` annotations on the Pythons of older cookiecutters
 
+import hashlib
 import json
 import os
 import shlex
@@ -252,6 +253,40 @@ def update_steps(context, origin):
     return lines
 
 
+# ---- The plumbing of a bake from a local checkout -------------------------------------------
+
+PLUMBING_PINS = "plumbing.sha256"
+
+
+def vendor_local_builds(project, folder, version):
+    """A bake from a checkout whose packages are built (`make dist` there: dist/SHA256SUMS) runs on
+    those builds: they are copied into vendor/ and plumbing.sha256 pins their sums instead of the
+    release's. Returns the dist folder used, or None (a release bake: `make vendor` fetches)."""
+    sums = folder / "dist" / "SHA256SUMS" if folder is not None else None
+    if sums is None or not sums.is_file():
+        return None
+    wanted = [f"rsagemaker_{version}.tar.gz", f"rsagemaker_cli-{version}-py3-none-any.whl"]
+    pins = dict(reversed(line.split(maxsplit=1)) for line in sums.read_text().splitlines() if line.strip())
+    missing = [name for name in wanted if name not in pins]
+    if missing:
+        raise SystemExit(
+            f"error: {sums} does not list {', '.join(missing)} (this template is version {version}):"
+            f" run `make dist` in {folder} again"
+        )
+    vendor = project / "vendor"
+    vendor.mkdir(exist_ok=True)
+    for name in wanted:
+        data = (sums.parent / name).read_bytes()
+        if hashlib.sha256(data).hexdigest() != pins[name]:
+            raise SystemExit(f"error: {sums.parent / name} does not match {sums}: run `make dist` in {folder}")
+        (vendor / name).write_bytes(data)
+    header = [line for line in (project / PLUMBING_PINS).read_text().splitlines() if line.startswith("#")]
+    header.append(f"# Baked from the local checkout {folder}: these sums are its builds (dist/), not a release's.")
+    lines = [f"{pins[name]}  {name}" for name in wanted]
+    (project / PLUMBING_PINS).write_text("\n".join(header + lines) + "\n")
+    return sums.parent
+
+
 def main():
     project = Path.cwd()
     slug = json.loads(r""" {{ cookiecutter.project_slug | tojson }} """)
@@ -262,6 +297,8 @@ def main():
     context = dict(json.loads(r""" {{ cookiecutter.items() | list | tojson }} """))
     prune(project, images, r_packages)
     origin = record_template(project, context)
+    folder = origin.folder if origin is not None else template_folder(context.get("_repo_dir") or "")
+    local_dist = vendor_local_builds(project, folder, context["_plumbing_version"])
     first = "make local-train" if images != "processing" else "make local-process"
     print(f"\nCreated {slug}/ ({images} image{'s' if images == 'both' else ''}). Next:")
     print(f"  cd {slug}")
@@ -269,6 +306,8 @@ def main():
         print(
             "  make lock         # write code/renv.lock with YOUR base image's R (the bake's is an example)"
         )
+    if local_dist is not None:
+        print(f"  (vendor/ holds the plumbing built in {local_dist}: this checkout's packages)")
     print("  make build        # build the image(s)")
     print(f"  {first}  # run it locally against an emulated /opt/ml")
     print("  make help         # every target")

@@ -5,12 +5,15 @@ because no registry outside is reachable here; set R_SAGEMAKER_TEST_BASE to test
 (the GitHub workflow uses the real default base image).
 """
 
+import atexit
+import functools
 import os
 import platform
 import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -43,11 +46,29 @@ def free_port():
         return probe.getsockname()[1]
 
 
+@functools.cache
+def dist():
+    """The checkout's packages, built once per session (scripts/dist.sh) into dist/: every bake of
+    the suite is made from this checkout, so its post-gen hook vendors these builds into the bake."""
+    subprocess.run(["bash", str(TEMPLATE / "scripts" / "dist.sh")], check=True)
+    return TEMPLATE / "dist"
+
+
 def bake(output_dir, **extra_context):
     """Generate a project from the template without prompts; returns its folder."""
+    dist()
     return Path(
         cookiecutter(str(TEMPLATE), no_input=True, output_dir=str(output_dir), extra_context=extra_context)
     )
+
+
+@functools.cache
+def default_bake():
+    """The default bake of this session (made at first use, removed at exit): the default_project
+    fixture and the contract tests (tests/contract) read, build and run this one project."""
+    folder = Path(tempfile.mkdtemp(prefix="r-sagemaker-default-"))
+    atexit.register(shutil.rmtree, folder, True)
+    return bake(folder)
 
 
 def make(project, *targets, check=True, **variables):
@@ -104,9 +125,9 @@ def arm64_base_image(engine):
 
 
 @pytest.fixture(scope="session")
-def default_project(tmp_path_factory):
+def default_project():
     """The default bake, shared by the tests that only read or run it."""
-    return bake(tmp_path_factory.mktemp("default"))
+    return default_bake()
 
 
 @pytest.fixture(scope="session")

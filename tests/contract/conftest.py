@@ -1,77 +1,43 @@
-"""Shared fixtures of the contract tests: the container engine and the images under test.
+"""Fixtures of the container-contract tests: the images under test and a host R with rsagemaker.
 
-The images come from the environment (`make test` sets TRAINING_IMAGE and PROCESSING_IMAGE from
-the Makefile); build them first with `make build`. Without a container engine the tests that need
-one are skipped with the reason on a laptop, and fail under CI=true, where nothing may be skipped.
+The images are the default bake's, built once per session by tests/conftest.py's built_project
+(on the stand-in base here, on R_SAGEMAKER_TEST_BASE elsewhere). The fast tests of the R plumbing
+run rsagemaker from this checkout (rsagemaker/) on the host's R against a temporary /opt/ml.
 """
 
-import os
 import shutil
-import socket
 import subprocess
 from pathlib import Path
 
-import docker
 import pytest
-
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-IN_CI = os.environ.get("CI", "").lower() == "true"
-
-
-def free_port():
-    """A TCP port on 127.0.0.1 that nothing listens on now (the one helper of these tests for it)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def unavailable(reason):
-    """Skip on a laptop; fail in CI, where every test must run."""
-    if IN_CI:
-        pytest.fail(f"{reason} (CI=true: nothing may be skipped)")
-    pytest.skip(reason)
+from conftest import TEMPLATE, unavailable
 
 
 @pytest.fixture(scope="session")
-def docker_client():
-    try:
-        client = docker.from_env(timeout=300)
-        client.ping()
-    except Exception as error:  # noqa: BLE001 - any failure means "no engine"
-        unavailable(f"no container engine reachable through DOCKER_HOST: {error}")
-    yield client
-    client.close()
-
-
-def _image(docker_client, variable):
-    ref = os.environ.get(variable)
-    if not ref:
-        unavailable(f"{variable} is not set: run the tests through `make test`")
-    try:
-        docker_client.images.get(ref)
-    except docker.errors.ImageNotFound:
-        unavailable(f"{variable}={ref} is not built: run `make build` first")
-    return ref
+def docker_client(engine):
+    return engine
 
 
 @pytest.fixture(scope="session")
-def training_image(docker_client):
-    return _image(docker_client, "TRAINING_IMAGE")
+def training_image(built_project):
+    _, images = built_project
+    return images["training"]
 
 
 @pytest.fixture(scope="session")
-def processing_image(docker_client):
-    return _image(docker_client, "PROCESSING_IMAGE")
+def processing_image(built_project):
+    _, images = built_project
+    return images["processing"]
 
 
-RSAGEMAKER_SOURCE = PROJECT_ROOT / "images" / "training" / "rsagemaker"
+RSAGEMAKER_SOURCE = TEMPLATE / "rsagemaker"
 
 
 @pytest.fixture(scope="session")
 def rscript(tmp_path_factory):
     """Rscript on the host, for the fast tests of the R plumbing against a temporary /opt/ml.
 
-    The rsagemaker package is installed from images/training/rsagemaker into a library of this test
+    The rsagemaker package is installed from this checkout (rsagemaker/) into a library of this test
     session, and R_LIBS points every R process the tests start (and their children) at it."""
     path = shutil.which("Rscript")
     if not path:

@@ -11,7 +11,8 @@ import subprocess
 import sys
 
 import pytest
-from conftest import PROJECT_ROOT, unavailable
+from conftest import unavailable
+from contract.common import PROJECT_ROOT
 
 from sagemaker_tools.bench import Settings, row_names
 

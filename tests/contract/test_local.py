@@ -16,7 +16,7 @@ from conftest import free_port
 from sagemaker_tools.engine import LABEL_PROJECT
 from sagemaker_tools.opt_ml import encode_hyperparameters, pack_sourcedir
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+from contract.common import PROJECT_ROOT  # noqa: E402 - the default bake of this session
 
 
 # --- helpers shared with the remote jobs (no engine needed) -----------------------------------

@@ -20,12 +20,12 @@ from typing import ClassVar
 import pytest
 import requests
 from conftest import free_port
-from serving_support import is_json_error, serving_container, train_sample_model, write_model
-from test_local import cli, make, project_containers
+from contract.serving_support import is_json_error, serving_container, train_sample_model, write_model
+from contract.test_local import cli, make, project_containers
 
 from sagemaker_tools import multi_model
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+from contract.common import PROJECT_ROOT  # noqa: E402 - the default bake of this session
 CSV = {"Content-Type": "text/csv", "Accept": "text/csv"}
 MODELS = "/opt/ml/models"
 MB = 1024 * 1024

@@ -14,7 +14,7 @@ import pytest
 from sagemaker_tools import opt_ml
 from sagemaker_tools.engine import bind
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+from contract.common import PROJECT_ROOT  # noqa: E402 - the default bake of this session
 SAMPLE = PROJECT_ROOT / "data" / "train" / "iris.csv"
 PROCESSING = "/opt/ml/processing"
 ENTRYPOINT = ["Rscript", f"{PROCESSING}/input/code/preprocess.R"]

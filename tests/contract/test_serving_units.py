@@ -10,7 +10,7 @@ import pytest
 import requests
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from serving_support import (
+from contract.serving_support import (
     SAMPLE_ROWS,
     TRAINING_DIR,
     host_worker,

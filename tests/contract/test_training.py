@@ -9,7 +9,7 @@ import shutil
 import time
 
 import pytest
-from training_support import (
+from contract.training_support import (
     PROJECT_ROOT,
     S3_CREDENTIALS,
     OptMl,

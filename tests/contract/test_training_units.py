@@ -11,7 +11,7 @@ import tarfile
 from pathlib import Path
 
 import pytest
-from training_support import (
+from contract.training_support import (
     DUMP_PROGRAM,
     FETCH_CODE,
     PROJECT_ROOT,
@@ -27,7 +27,7 @@ from training_support import (
     toolkit_python,
     upload,
 )
-from training_toolkit_snapshot import SNAPSHOT_CPUS, SNAPSHOT_ENV_VARS
+from contract.training_toolkit_snapshot import SNAPSHOT_CPUS, SNAPSHOT_ENV_VARS
 
 # Hyperparameters of every type, as the SDK sends them in script mode (JSON-encoded) ...
 USER_HYPERPARAMETERS = {

@@ -14,7 +14,7 @@ from sagemaker_tools.engine import LABEL_PROJECT
 from sagemaker_tools.settings import SetupError
 from sagemaker_tools.transform import MB, assemble, batches, records_of
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+from contract.common import PROJECT_ROOT  # noqa: E402 - the default bake of this session
 SPECIES = {"setosa", "versicolor", "virginica"}
 
 

@@ -11,7 +11,7 @@ import time
 
 import pytest
 import requests
-from serving_support import is_json_error, serving_container, write_model
+from contract.serving_support import is_json_error, serving_container, write_model
 
 CSV = {"Content-Type": "text/csv"}
 

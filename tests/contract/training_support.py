@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from conftest import free_port
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+from contract.common import PROJECT_ROOT  # noqa: E402 - the default bake of this session
 TRAINING_IMAGE_DIR = PROJECT_ROOT / "images" / "training"
 FETCH_CODE = TRAINING_IMAGE_DIR / "rsagemaker" / "inst" / "fetch_code.py"
 ENTRYPOINT = TRAINING_IMAGE_DIR / "entrypoint.R"
