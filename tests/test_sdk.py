@@ -1,7 +1,8 @@
 """The images driven by the SageMaker Python SDK's local modes, v3 and v2, each in its own venv.
 
-The snippets of the generated README's "From the SageMaker Python SDK" section run as they are
-written (extracted from the README), with the venv's python, under tests/sdk_guard.py: every name
+The examples of the documentation's SDK page (docs/sdk.md) are the files of docs/examples/; each runs
+once, whole and as it is written, in the default bake's folder, with the venv's python (the R one with
+Rscript through reticulate), under tests/sdk_guard.py: every name
 lookup or connection that would leave loopback is refused and reported, and each test asserts
 there was none. AWS is a moto server on loopback (AWS_ENDPOINT_URL), credentials are dummies.
 docker-compose 1.29 over podman can report a failed container as success, so the exit status of
@@ -32,7 +33,9 @@ pytestmark = pytest.mark.slow
 GUARD = Path(__file__).with_name("sdk_guard.py")
 MOTO_SERVER = Path(sys.executable).parent / "moto_server"
 BUCKET = "sdk-test-bucket"
-SNIPPET = re.compile(r"<!-- sdk-snippet: (\w+) -->\n```(?:python|r)\n(.*?)```", re.DOTALL)
+EXAMPLES = TEMPLATE / "docs" / "examples"
+# What the docs show for each SDK: v3 and v2 from Python, and v3 from R through reticulate.
+EXAMPLE_FILES = {"v3": "sdk_v3.py", "v2": "sdk_v2.py", "r": "sdk_v3.R"}
 # The largest the training image may grow over its base (python3-pip included).
 TRAINING_IMAGE_BUDGET_MB = 190
 
@@ -43,11 +46,9 @@ def free_port():
         return probe.getsockname()[1]
 
 
-def readme_snippets(project, kind):
-    text = (project / "README.md").read_text()
-    blocks = [code for name, code in SNIPPET.findall(text) if name == kind]
-    assert blocks, f"no <!-- sdk-snippet: {kind} --> block in the README"
-    return blocks
+def example(kind):
+    """The text of the docs' example file for kind (v3, v2 or r), as docs/sdk.md includes it."""
+    return (EXAMPLES / EXAMPLE_FILES[kind]).read_text()
 
 
 @pytest.fixture(scope="module")
@@ -91,7 +92,7 @@ def moto(tmp_path_factory):
 
 @pytest.fixture
 def sdk_env(moto, tmp_path, built_project):
-    """The environment of a snippet: dummy credentials, moto for every AWS endpoint, telemetry off."""
+    """The environment of an example: dummy credentials, moto for every AWS endpoint, telemetry off."""
     _, images = built_project
     home = tmp_path / "home"
     home.mkdir()
@@ -133,7 +134,7 @@ def compose_containers(engine, images):
     }
 
 
-def run_guarded(python, script_text, workdir, env, tmp_path, engine, images, name="snippet", timeout=900):
+def run_guarded(python, script_text, workdir, env, tmp_path, engine, images, name="example", timeout=900):
     """Run script_text under sdk_guard.py; returns (report, process result, {id: container} it started)."""
     script = tmp_path / f"{name}.py"
     script.write_text(script_text)
@@ -175,7 +176,7 @@ def remove(containers):
 
 
 def batch_rows(batch_file):
-    """The rows the snippet wrote for batch transform (features only, no header)."""
+    """The rows the example wrote for batch transform (features only, no header)."""
     rows = batch_file.read_text().splitlines()
     assert len(rows) >= 10 and all(row.count(",") == 3 for row in rows), rows[:3]
     return rows
@@ -285,21 +286,21 @@ def test_the_guard_records_loopback_and_refuses_the_rest(
     assert {"connect": f"127.0.0.1:{port}"} in report["accesses"]
 
 
-# --- the README's snippets -------------------------------------------------------------------------
+# --- the docs' examples (docs/examples/) -----------------------------------------------------------
 
 
-def test_v3_snippets_train_deploy_predict_transform_process(
+def test_v3_example_trains_deploys_predicts_transforms_processes(
     built_project, engine, sdk_python, sdk_env, tmp_path
 ):
     project, images = built_project
     shutil.rmtree(project / "build/sdk-v3", ignore_errors=True)
-    script = "\n".join(readme_snippets(project, "v3"))
+    script = example("v3")
     started_at = time.monotonic()
     report, result, containers = run_guarded(
         sdk_python["v3"], script, project, sdk_env, tmp_path, engine, images.values(), "v3"
     )
     try:
-        print(f"v3 snippets: {time.monotonic() - started_at:.0f} s")
+        print(f"v3 example: {time.monotonic() - started_at:.0f} s")
         assert result.returncode == 0, (result.stdout + result.stderr)[-6000:]
         assert_stayed_on_loopback(report)
         # ScriptProcessor's upload went to moto: the guard saw it.
@@ -330,18 +331,18 @@ def test_v3_snippets_train_deploy_predict_transform_process(
         remove(containers)
 
 
-def test_v2_snippets_train_deploy_predict_transform_process(
+def test_v2_example_trains_deploys_predicts_transforms_processes(
     built_project, engine, sdk_python, sdk_env, tmp_path
 ):
     project, images = built_project
     shutil.rmtree(project / "build/sdk-v2", ignore_errors=True)
-    script = "\n".join(readme_snippets(project, "v2"))
+    script = example("v2")
     started_at = time.monotonic()
     report, result, containers = run_guarded(
         sdk_python["v2"], script, project, sdk_env, tmp_path, engine, images.values(), "v2"
     )
     try:
-        print(f"v2 snippets: {time.monotonic() - started_at:.0f} s")
+        print(f"v2 example: {time.monotonic() - started_at:.0f} s")
         assert result.returncode == 0, (result.stdout + result.stderr)[-6000:]
         assert_stayed_on_loopback(report)
         codes = exit_codes(containers)
@@ -372,11 +373,10 @@ def test_v2_snippets_train_deploy_predict_transform_process(
         remove(containers)
 
 
-def test_readme_r_snippet_parses_and_makes_the_tested_v3_calls(built_project):
-    """The reticulate snippet: valid R, and every SDK call and argument it makes is one the v3 snippets make."""
-    project, _ = built_project
-    (r_code,) = readme_snippets(project, "r")
-    python = "\n".join(readme_snippets(project, "v3"))
+def test_r_example_parses_and_makes_the_tested_v3_calls():
+    """The reticulate example: valid R, and every SDK call and argument it makes is one the v3 example makes."""
+    r_code = example("r")
+    python = example("v3")
     parsed = subprocess.run(
         ["Rscript", "-e", "invisible(parse(text = readLines(file('stdin'))))"],
         input=r_code,
@@ -395,12 +395,12 @@ def test_readme_r_snippet_parses_and_makes_the_tested_v3_calls(built_project):
         "invoke_endpoint",
     } <= calls
     for call in calls - {"read", "decode"}:
-        assert re.search(rf"\b{call}\(", python), f"R calls {call}() but no v3 snippet does"
+        assert re.search(rf"\b{call}\(", python), f"R calls {call}() but the v3 example does not"
     # The arguments of the SDK calls (not of R's own dir.create() and the like).
-    base_r = ("library(", "use_virtualenv(", "dir.create(")
+    base_r = ("#", "library(", "use_virtualenv(", "dir.create(")
     sdk_lines = "\n".join(line for line in r_code.splitlines() if not line.lstrip().startswith(base_r))
     for argument in set(re.findall(r"\b([a-z_]+|[A-Z][A-Za-z]+) = ", sdk_lines)) - {"local"}:
-        assert re.search(rf"\b{argument}\b", python), f"R passes {argument} = but no v3 snippet does"
+        assert re.search(rf"\b{argument}\b", python), f"R passes {argument} = but the v3 example does not"
     for literal in (
         "exec /opt/sagemaker/run.sh train",
         "local_cpu",
@@ -411,14 +411,14 @@ def test_readme_r_snippet_parses_and_makes_the_tested_v3_calls(built_project):
         assert literal in r_code and literal in python
 
 
-def test_readme_r_snippet_runs_through_reticulate(built_project, engine, sdk_python, sdk_env, tmp_path):
-    """The reticulate snippet as written (only its use_virtualenv() path swapped), the guard in its Python."""
+def test_r_example_runs_through_reticulate(built_project, engine, sdk_python, sdk_env, tmp_path):
+    """The reticulate example as written (only its use_virtualenv() path swapped), the guard in its Python."""
     project, images = built_project
-    (r_code,) = readme_snippets(project, "r")
+    r_code = example("r")
     venv = str(Path(sdk_python["v3"]).parent.parent)
     placeholder = 'use_virtualenv("~/.venvs/sagemaker")'
     assert placeholder in r_code
-    script = tmp_path / "snippet.R"
+    script = tmp_path / "example.R"
     script.write_text(r_code.replace(placeholder, f"use_virtualenv({venv!r}, required = TRUE)") + "\n")
     script.write_text(script.read_text() + 'writeLines(predictions, "predictions.txt")\n')
     site = tmp_path / "site"
@@ -454,7 +454,7 @@ def test_readme_r_snippet_runs_through_reticulate(built_project, engine, sdk_pyt
         remove(containers)
 
 
-# --- v3 training paths beyond the README ----------------------------------------------------------
+# --- v3 training paths beyond the examples --------------------------------------------------------
 
 TRAINER_SCRIPT = """
 import os
@@ -523,7 +523,7 @@ def test_v3_handover_command_keeps_the_failure_reason(built_project, engine, sdk
 def test_v3_plain_rscript_command_loses_the_failure_reason(
     built_project, engine, sdk_python, sdk_env, tmp_path
 ):
-    """What the README says of command="Rscript train.R": the driver's generic failure text, no R error."""
+    """What docs/sdk.md says of command="Rscript train.R": the driver's generic failure text, no R error."""
     project, images = built_project
     env = v3_training(project, tmp_path, sdk_env, FAILING_TRAIN, "Rscript train.R")
     report, _, containers = run_guarded(
@@ -598,7 +598,7 @@ def test_v3_handover_command_turns_sigterm_into_an_r_interrupt(
 def test_v3_plain_rscript_command_does_not_stop_on_sigterm(
     built_project, engine, sdk_python, sdk_env, tmp_path
 ):
-    """What the README says of command="Rscript train.R": the driver (first process) ignores SIGTERM."""
+    """What docs/sdk.md says of command="Rscript train.R": the driver (first process) ignores SIGTERM."""
     project, images = built_project
     with training_waiting_for_sigterm(
         project, engine, images, sdk_python, sdk_env, tmp_path, "Rscript train.R"
@@ -606,7 +606,7 @@ def test_v3_plain_rscript_command_does_not_stop_on_sigterm(
         container.kill(signal="SIGTERM")
         time.sleep(10)
         container.reload()
-        assert container.attrs["State"]["Running"], "the plain command stopped on SIGTERM: update the README"
+        assert container.attrs["State"]["Running"], "the plain command stopped on SIGTERM: update docs/sdk.md"
         assert "saved a partial model" not in container.logs().decode(errors="replace")
         container.kill()  # SIGKILL, as SageMaker does 120 s later
         process.wait(timeout=120)
@@ -675,7 +675,7 @@ def test_v3_model_builder_pass_through_cannot_serve_a_byo_image_locally(
 
     build() dials the public STS host (not AWS_ENDPOINT_URL; the guard refuses it), and even with a
     bucket given and the role check off, deploy() starts no container for an image whose model
-    server it does not know. The README points to the sagemaker.core local session instead."""
+    server it does not know. docs/sdk.md points to the sagemaker.core local session instead."""
     project, images = built_project
     model_dir = tmp_path / "model"
     model_dir.mkdir()
@@ -694,7 +694,7 @@ def test_v3_model_builder_pass_through_cannot_serve_a_byo_image_locally(
     try:
         assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
         assert report["refused"] == [{"lookup": "sts.us-east-1.amazonaws.com"}] * len(report["refused"])
-        assert report["refused"], "build() no longer dials the public STS host: update the README"
+        assert report["refused"], "build() no longer dials the public STS host: update docs/sdk.md"
         build, deploy = report["outputs"]["outcomes"]
         assert build.startswith("build: ") and "sts.us-east-1.amazonaws.com" in build, build
         assert deploy == "deploy: AttributeError: 'NoneType' object has no attribute 'logs'", deploy
