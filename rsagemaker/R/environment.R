@@ -1,15 +1,22 @@
 #' The training job's environment
 #'
-#' What SageMaker gives a training container: the /opt/ml layout, the JSON files under
-#' /opt/ml/input/config, and the SM_* variables that aws/sagemaker-training-toolkit computes from
-#' them (SageMaker itself sets none). Names and encodings follow the toolkit (environment.py,
-#' mapping.py) so that scripts written for it run unchanged. JSON is read and written with Python's
-#' types (json.R) so the text is the toolkit's, byte for byte.
+#' What SageMaker gives a training container: the `/opt/ml` layout, the JSON files under
+#' `/opt/ml/input/config`, and the `SM_*` variables that aws/sagemaker-training-toolkit computes from
+#' them (SageMaker itself sets none). Names and encodings follow the toolkit (`environment.py`,
+#' `mapping.py`) so that scripts written for it run unchanged. JSON is read and written with Python's
+#' types ([python_json]) so the text is the toolkit's, byte for byte.
+#'
+#' Besides the toolkit's variables the program gets `SM_HOST_RANK` (this host's 0-based position in
+#' `SM_HOSTS`) and `SM_CHECKPOINT_DIR` (where Spot training keeps checkpoints:
+#' `SAGEMAKER_CHECKPOINT_DIR` when the launcher passes the job's `CheckpointConfig` on, else
+#' `/opt/ml/checkpoints`). `SAGEMAKER_BASE_DIR` moves the `/opt/ml` root (tests only).
 #' @name environment
 #' @keywords internal
+#' @concept training
 NULL
 
 #' Only tests move the root: SAGEMAKER_BASE_DIR is the toolkit's own name for this override.
+#' @noRd
 sm_base_dir <- function() {
   base <- sub("(.)/+$", "\\1", Sys.getenv("SAGEMAKER_BASE_DIR", "/opt/ml"))
   if (nzchar(base)) base else "/opt/ml"
@@ -17,6 +24,7 @@ sm_base_dir <- function() {
 sm_path <- function(...) file.path(sm_base_dir(), ...)
 
 #' Shared by every module of the plumbing (base R has it only from 4.4).
+#' @noRd
 `%||%` <- function(a, b) if (is.null(a)) b else a
 
 # ---- configuration files -------------------------------------------------------------------------
@@ -38,6 +46,7 @@ read_config_json <- function(name, default = NULL) {
 
 #' Where the program keeps checkpoints: the job's CheckpointConfig LocalPath when the launcher passes
 #' it on (SAGEMAKER_CHECKPOINT_DIR), else SageMaker's default, /opt/ml/checkpoints.
+#' @noRd
 checkpoint_dir <- function() {
   dir <- Sys.getenv("SAGEMAKER_CHECKPOINT_DIR")
   if (nzchar(dir)) dir else sm_path("checkpoints")
@@ -47,6 +56,7 @@ checkpoint_dir <- function() {
 
 #' A value as an environment variable (mapping.to_env_vars): strings as they are, None as "",
 #' anything else as compact JSON.
+#' @noRd
 env_value <- function(value) {
   if (inherits(value, "py_none") || is.null(value)) {
     return("")
@@ -95,6 +105,7 @@ count_neuron_cores <- function(instance_type) {
 
 #' Everything a training job's code may ask about, gathered once: the toolkit's Environment
 #' properties (`toolkit`, its dict(self)) plus what the R plumbing needs.
+#' @noRd
 training_environment <- function() {
   all_hyperparameters <- read_hyperparameters()
   keys <- names(all_hyperparameters)
@@ -210,6 +221,7 @@ training_environment <- function() {
 
 #' The SM_* variables the training toolkit exports for the same /opt/ml (Environment.to_env_vars),
 #' and the variables it sets in its own process, which the user's program inherits.
+#' @noRd
 toolkit_env_vars <- function(env) {
   t <- env$toolkit
   values <- list(

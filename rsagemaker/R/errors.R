@@ -1,10 +1,14 @@
-#' Errors that end a job, and the file SageMaker reads their reason from.
+#' Errors that end a training job
 #'
-#' A job fails with a classed condition (kind + message). The reason written to /opt/ml/output/failure
-#' starts with the kind and the message, because SageMaker keeps only its first 1024 characters as the
-#' job's FailureReason.
+#' A job fails with a classed condition (a kind and a message). The reason written to
+#' `/opt/ml/output/failure` starts with the kind and the message, because SageMaker keeps only its
+#' first 1024 characters as the job's `FailureReason`, e.g.
+#' `MissingChannel: channel 'train' is in inputdataconfig.json but /opt/ml/input/data/train does not exist`.
+#' An error in the user's program is reported as `ExecuteUserScriptError` with the program's own
+#' error message.
 #' @name errors
 #' @keywords internal
+#' @concept training
 NULL
 
 sagemaker_error <- function(kind, message) {
@@ -15,6 +19,7 @@ sagemaker_error <- function(kind, message) {
 }
 
 #' Stop the job with a reason, e.g. fail("MissingChannel", "channel 'train' has no directory").
+#' @noRd
 fail <- function(kind, ...) {
   stop(sagemaker_error(kind, paste0(...)))
 }

@@ -1,9 +1,13 @@
 #' Hyperparameters, as the training toolkit reads them and hands them to the program
 #'
 #' `/opt/ml/input/config/hyperparameters.json` holds strings only; each is JSON-decoded (falling back
-#' to the raw text) and given to the program as SM_HP_* variables and as command-line arguments.
+#' to the raw text) and given to the program as `SM_HP_<NAME>` variables and as command-line
+#' arguments (sorted, `--name value`, values as Python's `str()` writes them). Keys the SageMaker SDK
+#' sets (`sagemaker_program`, `sagemaker_submit_directory`, every other `sagemaker_*`) are kept from
+#' the program.
 #' @name hyperparameters
 #' @keywords internal
+#' @concept training
 NULL
 
 # Hyperparameters the SDK sets for the container (the toolkit's params.SAGEMAKER_HYPERPARAMETERS).
@@ -18,6 +22,7 @@ SAGEMAKER_HYPERPARAMETERS <- c(
 #' Every value in hyperparameters.json is a string. In script mode the SDK JSON-encodes each one
 #' ("\"train.R\"", "10", "true"); without it the user's raw text arrives ("abc"). Decode as the
 #' toolkit does: JSON first, the raw string when that fails.
+#' @noRd
 decode_hyperparameter <- function(value) {
   tryCatch(parse_py_json(value), error = function(e) value)
 }
@@ -41,6 +46,7 @@ read_hyperparameters <- function() {
 
 #' The hyperparameters as command-line arguments (mapping.to_cmd_args): sorted keys, "--key" (or
 #' "-k"), values as Python's str() ("True", "[1, 'a']"), a dict as "k1=v1,k2=v2".
+#' @noRd
 user_args <- function(hyperparameters) {
   keys <- sort(names(hyperparameters), method = "radix")
   unlist(lapply(keys, function(key) {

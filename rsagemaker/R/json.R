@@ -1,15 +1,16 @@
 #' JSON with Python's types
 #'
-#' The training toolkit is Python: it decodes hyperparameters with `json.loads`, writes SM_*
+#' The training toolkit is Python: it decodes hyperparameters with `json.loads`, writes `SM_*`
 #' variables with `json.dumps(sort_keys=True, separators=(",", ":"))` and command-line values with
 #' `str()`. To give byte for byte the same text, JSON is read (by jsonlite) into values that remember
 #' their Python type and is written back the way Python would.
 #'
-#' Values: a string is character(1), true/false logical(1); the rest carry a class: `py_int` (the
+#' Values: a string is `character(1)`, true/false `logical(1)`; the rest carry a class: `py_int` (the
 #' digits, any size), `py_float` (a double), `py_none`, `py_list` and `py_dict` (a named list in the
 #' document's order: Python's `str()` of a dict keeps it).
 #' @name python_json
 #' @keywords internal
+#' @concept utilities
 NULL
 
 py_none <- structure(list(), class = "py_none")
@@ -40,7 +41,7 @@ python_only_constants <- c("NaN" = NaN, "Infinity" = Inf, "-Infinity" = -Inf)
 #' key keeps its last value at its first place, as a Python dict does.
 #' @param text one string of JSON.
 #' @return the value, with the classes above; stop()s with a reason where `json.loads` would raise.
-#' @keywords internal
+#' @noRd
 parse_py_json <- function(text) {
   if (!is.character(text) || length(text) != 1 || is.na(text) || !validUTF8(text)) stop("not UTF-8 text")
   bare <- trimws(text, whitespace = "[ \t\n\r]")
@@ -58,6 +59,7 @@ parse_py_json <- function(text) {
 
 #' jsonlite's value with Python's types. Depth-first in document order, the n-th number met is the
 #' n-th number token of the text: its digits say int or float.
+#' @noRd
 with_python_types <- function(parsed, numbers) {
   seen <- 0L
   typed <- function(x) {
@@ -85,6 +87,7 @@ with_python_types <- function(parsed, numbers) {
 
 #' A double as Python's repr(float): the shortest digits that read back the same, fixed notation
 #' for exponents -4..15, else d.dddde+XX.
+#' @noRd
 py_float_repr <- function(x) { # nolint: cyclocomp_linter. One branch per JSON / Python type.
   if (is.nan(x)) {
     return("nan")
@@ -126,6 +129,7 @@ py_float_repr <- function(x) { # nolint: cyclocomp_linter. One branch per JSON /
 }
 
 #' json.dumps(x, sort_keys=True, separators=(",", ":")): ASCII only, \uXXXX for the rest.
+#' @noRd
 to_py_json <- function(x) { # nolint: cyclocomp_linter. One branch per JSON / Python type.
   if (inherits(x, "py_dict")) {
     keys <- names(x)
@@ -171,6 +175,7 @@ to_py_json <- function(x) { # nolint: cyclocomp_linter. One branch per JSON / Py
 
 #' A string as json.dumps writes it: jsonlite's escapes (the same as Python's for ASCII), then
 #' \uXXXX (UTF-16, as ensure_ascii does) for every character above "~".
+#' @noRd
 json_quote <- function(text) {
   quoted <- as.character(jsonlite::toJSON(enc2utf8(text), auto_unbox = TRUE))
   points <- utf8ToInt(quoted)
@@ -192,6 +197,7 @@ utf16_escape <- function(point) {
 
 #' Python's repr() of a str: single quotes unless the text holds ' and no ", escapes for the rest.
 #' Non-ASCII letters are kept (printable); C0/C1 controls and U+00A0 are escaped as Python does.
+#' @noRd
 py_str_repr <- function(text) { # nolint: cyclocomp_linter. One branch per JSON / Python type.
   points <- utf8ToInt(enc2utf8(text))
   quote <- if (39 %in% points && !34 %in% points) 34L else 39L
@@ -220,6 +226,7 @@ py_str_repr <- function(text) { # nolint: cyclocomp_linter. One branch per JSON 
 }
 
 #' Python's str(): strings as they are, containers with repr() of their items.
+#' @noRd
 py_str <- function(x, top = TRUE) { # nolint: cyclocomp_linter. One branch per JSON / Python type.
   if (is.character(x) && length(x) == 1 && !inherits(x, "py_int")) {
     return(if (top) x else py_str_repr(x))

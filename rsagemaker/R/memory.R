@@ -1,8 +1,12 @@
-#' The container's memory, as the server sizes itself by it: the limit for the worker count
-#' (server.R) and the multi-model budget (multi_model.R), what is in use, this process's share.
-#' `root` is "/" but for tests, which lay out proc/ and sys/fs/cgroup/ files of their own.
+#' The container's memory
+#'
+#' What the server sizes itself by: the memory limit (cgroup v2 `memory.max`, v1
+#' `memory.limit_in_bytes`, else `MemTotal`) for the worker count ([server]) and the multi-model
+#' budget ([multi_model]), the memory in use (without the page cache), and this process's share
+#' (`VmRSS`).
 #' @name memory
 #' @keywords internal
+#' @concept multi-model
 NULL
 
 read_number <- function(path) {
@@ -13,6 +17,7 @@ read_number <- function(path) {
 }
 
 #' One field of a "key value" file (memory.stat) or of /proc/meminfo ("Key:   123 kB", in bytes).
+#' @noRd
 read_field <- function(path, key) {
   if (!file.exists(path)) {
     return(NA_real_)
@@ -30,6 +35,7 @@ read_field <- function(path, key) {
 #' The memory this container may use, in bytes, and where the figure comes from: the cgroup limit
 #' (v2 memory.max, else v1 memory.limit_in_bytes) when it is below the machine's memory, else
 #' MemTotal (cgroup v2 says "no limit" with "max", v1 with a number near 2^63).
+#' @noRd
 memory_limit <- function(root = "/") {
   total <- read_field(file.path(root, "proc/meminfo"), "MemTotal")
   cgroup <- file.path(root, "sys/fs/cgroup")
@@ -46,6 +52,7 @@ memory_limit <- function(root = "/") {
 
 #' The memory the container uses in bytes, without the page cache (reclaimable: model files read
 #' from disk stay cached there).
+#' @noRd
 memory_used_bytes <- function(root = "/") {
   v2 <- file.path(root, "sys/fs/cgroup")
   current <- read_number(file.path(v2, "memory.current"))
@@ -64,9 +71,11 @@ memory_used_bytes <- function(root = "/") {
 }
 
 #' This process's resident memory in bytes (VmRSS): e.g. the master with the model loaded.
+#' @noRd
 resident_bytes <- function() read_field("/proc/self/status", "VmRSS")
 
 #' Hand the C library's free memory back to the system (glibc's malloc_trim, src/memory.c): the
 #' master calls it before forking, so that no worker inherits the buffers readRDS freed. TRUE when
 #' memory was released.
+#' @noRd
 release_free_memory <- function() .Call(rsm_release_free_memory)

@@ -1,31 +1,36 @@
 #' Multi-model endpoints: SageMaker's bring-your-own /models API
 #'
-#' With SAGEMAKER_MULTI_MODEL=true the server starts with no model (/ping is 200 at once) and
+#' With `SAGEMAKER_MULTI_MODEL=true` the server starts with no model (`/ping` is 200 at once) and
 #' SageMaker loads, lists, unloads and invokes models through:
-#'   POST   /models                {"model_name": id, "url": "/opt/ml/models/<id>/model"}  200, 409, 507
-#'   GET    /models                ?max_results=&next_page_token=  {"models": [...], "nextPageToken"}
-#'   GET    /models/<id>           {"modelName", "modelUrl"}                               404
-#'   DELETE /models/<id>                                                                   404
-#'   POST   /models/<id>/invoke    the model's own handlers (deploy.R), as /invocations    404
-#' Each model is a model directory of this project (model.rds + code/deploy.R), loaded with
-#' serving.R's load_handlers and answered with its invoke, so every model runs its own handlers.
+#'
+#' ```
+#' POST   /models              {"model_name": id, "url": "/opt/ml/models/<id>/model"}  200, 409, 507
+#' GET    /models              ?max_results=&next_page_token=  {"models": [...], "nextPageToken"}
+#' GET    /models/<id>         {"modelName", "modelUrl"}                               404
+#' DELETE /models/<id>                                                                 404
+#' POST   /models/<id>/invoke  the model's own handlers (deploy.R), as /invocations    404
+#' ```
+#'
+#' Each model is a model directory of this project (`model.rds` and `code/deploy.R`), loaded as a
+#' single-model server loads its model ([serving]), so every model runs its own handlers.
 #'
 #' The workers are separate processes. What is loaded is decided by a registry on disk, in the run
-#' directory (SAGEMAKER_SERVE_DIR/models, cleared by run.sh at start): one file per model, created
-#' with link(2) (atomic: exactly one load of a name wins, the others get 409) and removed with
-#' unlink(2) (an unload takes effect for every worker at once). A worker keeps its own copy of a
+#' directory (`SAGEMAKER_SERVE_DIR/models`, cleared by run.sh at start): one file per model, created
+#' with `link(2)` (atomic: exactly one load of a name wins, the others get 409) and removed with
+#' `unlink(2)` (an unload takes effect for every worker at once). A worker keeps its own copy of a
 #' registered model in memory ("resident"), loaded when it first needs it; nginx sends all requests
 #' of one model to one worker (a consistent hash of the name), so a model is in memory about once.
 #'
-#' Memory: the budget is the container's memory limit (cgroup v2 memory.max, v1
-#' memory.limit_in_bytes, else MemTotal) minus a margin (SAGEMAKER_MULTI_MODEL_MEMORY_MARGIN_MB,
-#' default 10% of the limit and at least 64 MB). Before a load the worker frees its least recently
-#' used resident copies until the model's size on disk fits; after the load it does so again until
-#' the container's memory in use (without the page cache) is within the budget. A model that still
-#' does not fit is not loaded: 507, and SageMaker unloads other models and retries. A copy freed so
-#' stays registered (loaded, for SageMaker) and is read again from its directory on its next invoke.
+#' Memory: the budget is the container's memory limit ([memory]) minus a margin
+#' (`SAGEMAKER_MULTI_MODEL_MEMORY_MARGIN_MB`, default 10% of the limit and at least 64 MB). Before a
+#' load the worker frees its least recently used resident copies until the model's size on disk
+#' fits; after the load it does so again until the container's memory in use (without the page
+#' cache) is within the budget. A model that still does not fit is not loaded: 507, and SageMaker
+#' unloads other models and retries. A copy freed so stays registered (loaded, for SageMaker) and is
+#' read again from its directory on its next invoke.
 #' @name multi_model
 #' @keywords internal
+#' @concept multi-model
 NULL
 
 MULTI_MODEL_PAGE_SIZE <- 100L
@@ -42,6 +47,7 @@ multi_model_enabled <- function() env_flag("SAGEMAKER_MULTI_MODEL")
 registry_dir <- function() file.path(Sys.getenv("SAGEMAKER_SERVE_DIR", "/tmp/sagemaker-serve"), "models")
 
 #' A model name as a file name: URL-encoded, dots too (no ".", "..", or hidden files).
+#' @noRd
 encode_model_name <- function(name) {
   encoded <- gsub(".", "%2E", utils::URLencode(enc2utf8(name), reserved = TRUE, repeated = TRUE), fixed = TRUE)
   if (nchar(encoded) > MAX_ENCODED_NAME_CHARS) {
@@ -61,6 +67,7 @@ claim_path <- function(name) file.path(registry_dir(), paste0(encode_model_name(
 
 #' Create `path` holding `text` unless it exists, atomically (link(2) never replaces a file): TRUE
 #' if this call created it.
+#' @noRd
 create_exclusive <- function(path, text) {
   dir.create(dirname(path), recursive = TRUE, showWarnings = FALSE)
   scratch <- tempfile("new-", tmpdir = dirname(path), fileext = ".tmp")
@@ -74,6 +81,7 @@ process_alive <- function(pid) !is.na(pid) && isTRUE(tools::pskill(pid, 0L))
 #' Claim a name for loading: its claim file holds the loading worker's PID. 409 when the model is
 #' loaded or another worker is loading it; a claim left by a dead worker (killed while loading) is
 #' taken over.
+#' @noRd
 claim_model <- function(name) {
   claim <- claim_path(name)
   for (attempt in 1:2) {
@@ -92,6 +100,7 @@ claim_model <- function(name) {
 }
 
 #' The registry entry of a loaded model (modelName, modelUrl, token), or NULL.
+#' @noRd
 read_entry <- function(name) {
   path <- entry_path(name)
   text <- tryCatch(readLines(path, warn = FALSE), error = function(e) NULL, warning = function(w) NULL)
@@ -102,6 +111,7 @@ read_entry <- function(name) {
 }
 
 #' The names that sort after `name` (in byte order, as registered_names sorts), present or not.
+#' @noRd
 names_after <- function(names, name) {
   everything <- sort(unique(c(names, name)), method = "radix")
   everything[seq_along(everything) > match(name, everything)]
@@ -115,6 +125,7 @@ registered_names <- function() {
 # --- memory ---------------------------------------------------------------------------------------
 
 #' What models may use: the limit minus a margin for the server itself and the requests.
+#' @noRd
 memory_budget_bytes <- function(limit = memory_limit()$bytes) {
   margin <- env_number("SAGEMAKER_MULTI_MODEL_MEMORY_MARGIN_MB", NA) * MB
   if (is.na(margin)) margin <- max(0.1 * limit, 64 * MB)
@@ -131,6 +142,7 @@ format_mb <- function(bytes) sprintf("%.0f MB", bytes / MB)
 # --- the models this worker holds in memory ----------------------------------------------------------
 
 #' This worker's resident copies: name -> list(token, url, handlers, model, last_used, bytes).
+#' @noRd
 resident_models <- new.env(parent = emptyenv())
 
 drop_resident <- function(name, why) {
@@ -145,6 +157,7 @@ drop_resident <- function(name, why) {
 }
 
 #' Free this worker's least recently used copies (never `keep`) until need() is FALSE; TRUE if it is.
+#' @noRd
 free_until <- function(need, keep = NULL) {
   repeat {
     if (!need()) {
@@ -160,6 +173,7 @@ free_until <- function(need, keep = NULL) {
 }
 
 #' Drop the copies of models that were unloaded (or unloaded and loaded again) since.
+#' @noRd
 sweep_residents <- function() {
   for (name in ls(resident_models)) {
     entry <- read_entry(name)
@@ -168,12 +182,14 @@ sweep_residents <- function() {
 }
 
 #' The memory this worker's copies hold (but `keep`'s), which it could free.
+#' @noRd
 freeable_bytes <- function(keep = NULL) {
   sum(vapply(setdiff(ls(resident_models), keep), function(n) resident_models[[n]]$bytes, numeric(1)))
 }
 
 #' Load a model into this worker under the memory rule; 507 if it does not fit. What cannot fit
 #' even with every copy of this worker freed is refused at once, with those copies kept.
+#' @noRd
 load_resident <- function(name, url, token) {
   budget <- memory_budget_bytes()
   on_disk <- model_dir_bytes(url)
@@ -212,6 +228,7 @@ load_resident <- function(name, url, token) {
 }
 
 #' This worker's copy of a registered model, loaded now if it has none (or an outdated one).
+#' @noRd
 resident_for <- function(name, entry) {
   resident <- if (exists(name, envir = resident_models, inherits = FALSE)) resident_models[[name]]
   if (is.null(resident) || !identical(resident$token, entry$token)) {
@@ -232,6 +249,7 @@ json_ok <- function(value, status = 200L) {
 }
 
 #' The query string as a named list of decoded values ("?a=1&b=x%20y").
+#' @noRd
 query_values <- function(query) {
   pairs <- strsplit(strsplit(sub("^[?]", "", query %||% ""), "&", fixed = TRUE)[[1]], "=", fixed = TRUE)
   pairs <- pairs[lengths(pairs) > 0]
@@ -307,6 +325,7 @@ method_not_allowed <- function(req) {
 }
 
 #' The multi-model routes, for serving_app: a response, or NULL for a route that is not one of them.
+#' @noRd
 multi_model_request <- function(req) {
   path <- req$PATH_INFO
   method <- req$REQUEST_METHOD
@@ -340,6 +359,7 @@ multi_model_request <- function(req) {
 }
 
 #' The routes of a multi-model worker (serving_app tries them before its own).
+#' @noRd
 multi_model_routes <- function() multi_model_request
 
 sweep_clock <- new.env(parent = emptyenv())
@@ -349,6 +369,7 @@ sweep_clock$due <- 0
 #' (run_worker, server.R), so copies of models unloaded through another worker are freed also while
 #' this one gets no requests. In the loop, not on a timer of the later package: the sweep then runs
 #' only between requests, never inside a handler, and a fork does not inherit later's timer thread.
+#' @noRd
 sweep_when_due <- function(now = as.numeric(Sys.time())) {
   if (now < sweep_clock$due) {
     return(invisible(FALSE))

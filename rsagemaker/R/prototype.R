@@ -1,13 +1,20 @@
-#' The model's input prototype: the feature columns a model was trained on (names, types, factor
-#' levels), saved with the model by training and checked against every request by the default
-#' input_fn, so a request with a missing or mistyped column gets a 400 that names it instead of a
-#' 500 from deep inside predict(). The file is JSON, so it can be read without R:
-#'   {"columns": [{"name": "Sepal.Length", "type": "number"}, ...,
-#'                {"name": "Species", "type": "string", "levels": ["setosa", ...]}]}
-#' Types: number (double or integer), integer (whole numbers), boolean, string (any text; a factor's
-#' levels are recorded, not enforced).
+#' The model's input prototype
+#'
+#' The feature columns a model was trained on (names, types, factor levels), saved with the model by
+#' [save_input_prototype()] and checked against every request by the default `input_fn`, so a
+#' request with a missing or mistyped column gets a 400 that names it instead of a 500 from deep
+#' inside `predict()`. The file, `input-prototype.json`, is JSON, so it can be read without R:
+#'
+#' ```
+#' {"columns": [{"name": "Sepal.Length", "type": "number"}, ...,
+#'              {"name": "Species", "type": "string", "levels": ["setosa", ...]}]}
+#' ```
+#'
+#' Types: `number` (double or integer), `integer` (whole numbers), `boolean`, `string` (any text; a
+#' factor's levels are recorded, not enforced).
 #' @name prototype
 #' @keywords internal
+#' @concept serving
 NULL
 
 INPUT_PROTOTYPE_FILE <- "input-prototype.json"
@@ -40,6 +47,13 @@ column_type <- function(column) {
 #' @param data a data frame with the model's feature columns, in the order the model expects them.
 #' @param model_dir where the model is saved (default: SM_MODEL_DIR, as the training job sets it).
 #' @return the path of the file written, invisibly.
+#' @concept training
+#' @examples
+#' model_dir <- file.path(tempdir(), "model")
+#' # in train.R: the feature columns, not the target (the training job sets model_dir)
+#' path <- save_input_prototype(iris[c("Sepal.Length", "Sepal.Width", "Species")], model_dir)
+#' cat(readLines(path), sep = "\n")
+#' unlink(model_dir, recursive = TRUE)
 #' @export
 save_input_prototype <- function(data, model_dir = Sys.getenv("SM_MODEL_DIR", sm_path("model"))) {
   if (!is.data.frame(data) || ncol(data) == 0 || is.null(names(data)) || any(!nzchar(names(data)))) {
@@ -59,6 +73,7 @@ save_input_prototype <- function(data, model_dir = Sys.getenv("SM_MODEL_DIR", sm
 
 #' The prototype saved with the model, or NULL when the model has none. A malformed file stops the
 #' model from loading (a clear error at start-up rather than wrong answers later).
+#' @noRd
 read_input_prototype <- function(model_dir) {
   path <- file.path(model_dir, INPUT_PROTOTYPE_FILE)
   if (!file.exists(path)) {
@@ -84,6 +99,7 @@ read_input_prototype <- function(model_dir) {
 }
 
 #' Whether a column holds values of the prototype's type (missing values fit every type).
+#' @noRd
 fits_type <- function(column, type) {
   if (!is.atomic(column)) {
     return(FALSE) # a nested JSON object or array in a cell
@@ -111,6 +127,7 @@ describe_value <- function(column) {
 
 #' Check parsed request data against the prototype; returns the data, header-less columns named.
 #' `positional`: the columns carry no names of their own (CSV rows, JSON arrays).
+#' @noRd
 check_against_prototype <- function(data, prototype, positional) {
   expected <- prototype$names
   if (positional) {
@@ -143,9 +160,11 @@ check_against_prototype <- function(data, prototype, positional) {
 }
 
 #' Columns that carry no names of their own: as.data.frame() names them V1, V2, ...
+#' @noRd
 unnamed_columns <- function(data) identical(names(data), paste0("V", seq_len(ncol(data))))
 
 #' The default input_fn, checking each request against the prototype when the model has one.
+#' @noRd
 prototype_input_fn <- function(prototype) {
   if (is.null(prototype)) {
     return(default_input_fn)

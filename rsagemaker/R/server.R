@@ -1,18 +1,20 @@
 #' The serving process model
 #'
 #' `run.sh serve` starts one R master (`entrypoint.R serve --run-dir DIR`). The master loads deploy.R
-#' and the model once (load_model), chooses the worker count (CPUs and memory, worker_count), then
-#' forks the workers with parallel::mcparallel: each is a copy-on-write copy of the master, so N
-#' workers hold one copy of the model's memory, and each answers HTTP on its own unix socket behind
-#' nginx (run.sh, nginx.conf.template). A worker that dies is replaced by a new fork of the master,
-#' which still holds the loaded model: nothing is loaded again. nginx answers /ping 200 while one of
-#' the workers' ready files exists; the master removes a dead worker's file, so /ping says 503 when
-#' no worker is alive and 200 again once a replacement is ready.
+#' and the model once, chooses the worker count (one per CPU, no more than fit in memory beside the
+#' master; `SAGEMAKER_MODEL_SERVER_WORKERS` overrides), then forks the workers with
+#' [parallel::mcparallel()]: each is a copy-on-write copy of the master, so N workers hold one copy of
+#' the model's memory, and each answers HTTP ([http]) on its own unix socket behind nginx. A worker
+#' that dies is replaced by a new fork of the master, which still holds the loaded model: nothing is
+#' loaded again. nginx answers `/ping` 200 while one of the workers' ready files exists; the master
+#' removes a dead worker's file, so `/ping` says 503 when no worker is alive and 200 again once a
+#' replacement is ready.
 #'
 #' Files in the run directory: `workers` (the count, for run.sh's nginx upstream), and per worker i
 #' `worker-i.sock` and `worker-i.ready` (created empty by the worker once it listens).
 #' @name server
 #' @keywords internal
+#' @concept serving
 NULL
 
 # What one worker may use beyond the memory it shares with the master: its own R heap, the request
@@ -24,6 +26,7 @@ RESERVED_MEMORY_MB <- 64
 #' Load deploy.R's handlers and the model: the one model-loading step of the server. The master
 #' calls it once, before forking; every worker serves what it returns.
 #' @return a list: handlers, model, model_dir, deploy_script, seconds (how long the load took).
+#' @noRd
 load_model <- function(model_dir = sm_path("model")) {
   started <- Sys.time()
   deploy_script <- find_deploy_script(model_dir)
@@ -38,6 +41,7 @@ load_model <- function(model_dir = sm_path("model")) {
 #' What the server serves: the model (load_model), or on a multi-model endpoint no model yet (POST
 #' /models loads them into the workers, multi_model.R). A model that cannot load ends the process
 #' with status 1 and the reason in the log (so the container stops, and /ping never says 200 for it).
+#' @noRd
 load_model_or_quit <- function() {
   if (multi_model_enabled()) {
     return(list(
@@ -54,6 +58,7 @@ load_model_or_quit <- function() {
 
 #' The HTTP app of what load_model_or_quit returned: its handlers, and on a multi-model endpoint
 #' SageMaker's /models API.
+#' @noRd
 loaded_app <- function(loaded) {
   serving_app(loaded$handlers, loaded$model, if (multi_model_enabled()) multi_model_routes())
 }
@@ -64,6 +69,7 @@ loaded_app <- function(loaded) {
 #' CPU, but no more than fit in memory: the container's limit less the master (which holds the one
 #' copy of the model) and a reserve, divided by what one worker adds. Always at least one. Returns
 #' the count and a line saying which figures chose it.
+#' @noRd
 worker_count <- function(cpus, requested = NULL, limit = memory_limit(), master_bytes = resident_bytes(),
                          worker_mb = env_number("SAGEMAKER_WORKER_MEMORY_MB", DEFAULT_WORKER_MEMORY_MB)) {
   mb <- function(bytes) sprintf("%.0f MB", bytes / MB)
@@ -88,6 +94,7 @@ worker_count <- function(cpus, requested = NULL, limit = memory_limit(), master_
 
 #' Answer HTTP with `app` until killed, on a unix socket (behind nginx) or a TCP port. Creates the
 #' ready files once it listens.
+#' @noRd
 run_worker <- function(app, loaded, socket = NULL, port = NULL, ready_file = NULL) {
   if (requireNamespace("data.table", quietly = TRUE)) data.table::setDTthreads(1) # one CPU per worker
   # A full collection writes a mark into every object, so a fork's first one gives it its own copy
@@ -115,6 +122,15 @@ run_worker <- function(app, loaded, socket = NULL, port = NULL, ready_file = NUL
 #' @param socket a unix socket path to listen on (behind nginx), or NULL.
 #' @param port a TCP port to listen on when `socket` is NULL.
 #' @param ready_file files created once the model is loaded.
+#' @return Does not return: it serves until the process is killed.
+#' @concept serving
+#' @examples
+#' \dontrun{
+#' # A folder laid out as /opt/ml: model/model.rds and model/code/deploy.R (the project's code/).
+#' Sys.setenv(SAGEMAKER_BASE_DIR = "opt-ml")
+#' serve(port = 8080)
+#' # elsewhere: curl -d '5.1,3.5,1.4,0.2' -H 'Content-Type: text/csv' localhost:8080/invocations
+#' }
 #' @export
 serve <- function(socket = NULL, port = NULL, ready_file = NULL) {
   loaded <- load_model_or_quit()
@@ -132,6 +148,7 @@ worker_files <- function(run_dir, slot) {
 }
 
 #' A new worker in `slot`: a fork of this process (the model already in memory).
+#' @noRd
 fork_worker <- function(slot, app, loaded, run_dir) {
   files <- worker_files(run_dir, slot)
   unlink(c(files$ready, files$socket))
@@ -148,6 +165,7 @@ fork_worker <- function(slot, app, loaded, run_dir) {
 #' @param run_dir the run directory (sockets, ready files, the `workers` file for run.sh).
 #' @param cpus the CPUs the container may use (run.sh's cpu_count).
 #' @param requested SAGEMAKER_MODEL_SERVER_WORKERS, or NULL for the default.
+#' @noRd
 serve_forked <- function(run_dir, cpus, requested = NULL) {
   loaded <- load_model_or_quit()
   # What every worker needs, loaded once here: a fork finds it loaded. (Each worker's first full

@@ -1,17 +1,28 @@
-#' What a serving worker answers (the processes that run it: server.R). deploy.R defines handlers in
-#' the SageMaker inference toolkit's style; every one but predict_fn has a default here:
-#'   model_fn(model_dir)                -> the model (default: readRDS(model_dir/model.rds))
-#'   input_fn(body, content_type)       -> data   (body: the request body as one UTF-8 string for a
-#'                                         text type (text/*, JSON, JSON Lines, CSV), else as a raw
-#'                                         vector, byte for byte: images, protobuf, parquet, gzip...)
-#'   predict_fn(data, model)            -> prediction
-#'   output_fn(prediction, accept)      -> a string (or raw vector) of media type `accept`
-#' or transform_fn(model, body, content_type, accept) instead of the last three. A handler that
-#' declares a `context` argument also gets the request context, an environment holding
-#' `custom_attributes` (the X-Amzn-SageMaker-Custom-Attributes request header, or NULL); setting
-#' `context$response_custom_attributes` sends that header back to the caller.
+#' What a serving worker answers: deploy.R's handlers
+#'
+#' A worker ([server]) answers `GET /ping`, `POST /invocations` and `GET /execution-parameters`.
+#' deploy.R defines handlers in the SageMaker inference toolkit's style; every one but `predict_fn`
+#' has a default here:
+#'
+#' ```
+#' model_fn(model_dir)            -> the model (default: readRDS(model_dir/model.rds))
+#' input_fn(body, content_type)   -> data
+#' predict_fn(data, model)        -> prediction
+#' output_fn(prediction, accept)  -> a string (or raw vector) of media type `accept`
+#' ```
+#'
+#' or `transform_fn(model, body, content_type, accept)` instead of the last three. `body` is the
+#' request body as one UTF-8 string for a text type (`text/*`, JSON, JSON Lines, CSV), else a raw
+#' vector, byte for byte (images, protobuf, parquet, gzip...). The defaults read and write
+#' `text/csv`, `application/json` and `application/jsonlines`; the default `input_fn` checks each
+#' request against the model's [prototype] when it has one. A handler that declares a `context`
+#' argument also gets the request context, an environment holding `custom_attributes` (the
+#' `X-Amzn-SageMaker-Custom-Attributes` request header, or `NULL`); setting
+#' `context$response_custom_attributes` sends that header back to the caller. [http_error()] answers
+#' a client error; any other error answers 500.
 #' @name serving
 #' @keywords internal
+#' @concept serving
 NULL
 
 SUPPORTED_TYPES <- c("text/csv", "application/json", "application/jsonlines")
@@ -32,6 +43,21 @@ MAX_ERROR_MESSAGE_CHARS <- 1024
 #' a handler answers 500.
 #' @param status the HTTP status code (4xx or 5xx).
 #' @param message the reason, sent back to the caller.
+#' @return Does not return: it signals a condition of class `http_error` (with the `status`), which
+#'   the server answers.
+#' @concept serving
+#' @examples
+#' # In deploy.R: refuse a request the model cannot answer.
+#' input_fn <- function(body, content_type) {
+#'   data <- jsonlite::parse_json(body, simplifyVector = TRUE)
+#'   if (any(data$age <= 0)) http_error(422, "age must be > 0")
+#'   data.frame(age = data$age)
+#' }
+#' # The server answers such a request with status 422 and {"error": "age must be > 0"}:
+#' tryCatch(
+#'   input_fn('{"age": [30, -1]}', "application/json"),
+#'   http_error = function(e) list(status = e$status, message = conditionMessage(e))
+#' )
 #' @export
 http_error <- function(status, message) {
   stop(structure(
@@ -41,6 +67,7 @@ http_error <- function(status, message) {
 }
 
 #' A positive whole number from the environment, or the default when unset or invalid.
+#' @noRd
 env_number <- function(name, default) {
   value <- Sys.getenv(name, "")
   if (!nzchar(value)) {
@@ -52,6 +79,7 @@ env_number <- function(name, default) {
 
 #' An environment flag set to "true" in any case: SageMaker sets "true", the SDKs' local modes "True".
 #' Asked a few times a request: unset, it costs one lookup.
+#' @noRd
 env_flag <- function(name) {
   value <- Sys.getenv(name)
   nzchar(value) && tolower(value) == "true"
@@ -63,12 +91,14 @@ async_inference <- function() env_flag("SAGEMAKER_ASYNC_INFERENCE")
 
 #' Batch transform's MaxPayloadInMB as SageMaker set it: 0 means no limit (the records come in
 #' chunks, Transfer-Encoding: chunked); unset or invalid means the default.
+#' @noRd
 batch_max_payload_mb <- function() {
   value <- suppressWarnings(as.numeric(Sys.getenv("SAGEMAKER_MAX_PAYLOAD_IN_MB", "")))
   if (is.na(value) || value < 0 || value != round(value)) MAX_PAYLOAD_MB else value
 }
 
 #' The largest request body taken, in bytes (Inf: no limit).
+#' @noRd
 max_payload_bytes <- function() {
   if (batch_transform()) {
     mb <- batch_max_payload_mb()
@@ -82,6 +112,7 @@ max_payload_bytes <- function() {
 
 #' Media types whose bodies are text (checked to be UTF-8, given to input_fn as a string): text/*,
 #' JSON (also the +json types), JSON lines and CSV; every other body reaches input_fn as a raw vector.
+#' @noRd
 is_text_type <- function(type) {
   type <- normalise_type(media_type(type))
   startsWith(type, "text/") || endsWith(type, "+json") || type %in% c("application/json", "application/jsonlines")
@@ -96,6 +127,7 @@ PLAIN_TYPES <- c(SUPPORTED_TYPES, "*/*")
 #' request asks this a few times: a usual header (PLAIN_TYPES) costs one lookup, not a regular
 #' expression (their compilation and buffers were most of a small request's R time and garbage;
 #' garbage is what makes R collect, the tail of the latency).
+#' @noRd
 media_type <- function(header) {
   if (any(header == PLAIN_TYPES)) {
     return(header)
@@ -118,6 +150,7 @@ normalise_type <- function(type) {
 #' The response type: the first acceptable entry of Accept; a missing or */* Accept means
 #' SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT when set, else the request's own content type.
 #' `supported` is NULL when deploy.R writes its own output (any type may be asked for).
+#' @noRd
 choose_accept <- function(accept, content_type, supported = SUPPORTED_TYPES) {
   if (isTRUE(accept %in% (supported %||% SUPPORTED_TYPES))) {
     return(accept) # the usual Accept: one supported type, as sent
@@ -130,6 +163,7 @@ choose_accept <- function(accept, content_type, supported = SUPPORTED_TYPES) {
 }
 
 #' The first entry of Accept that is supported (or "*/*" for a wildcard first); a 415 for none.
+#' @noRd
 first_acceptable <- function(accept, supported) {
   for (entry in strsplit(accept, ",", fixed = TRUE)[[1]]) {
     type <- normalise_type(media_type(entry))
@@ -144,6 +178,7 @@ first_acceptable <- function(accept, supported) {
 }
 
 #' The response type when Accept leaves it open.
+#' @noRd
 default_accept <- function(content_type) {
   normalise_type(media_type(Sys.getenv("SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT", content_type)))
 }
@@ -161,6 +196,7 @@ POWERS_OF_TEN <- cumprod(c(1, rep(10, 22)))
 #' Other decimals (an exponent, more digits) go through jsonlite's parser (C strtod); NA, Inf, NaN
 #' and hexadecimal texts keep R's reading, which is exact for them; so do texts that are no number
 #' in JSON's sense though R reads them, such as "1e".
+#' @noRd
 exact_doubles <- function(text, approx = suppressWarnings(as.numeric(text))) {
   value <- approx
   finite <- which(is.finite(approx) & !is.na(text))
@@ -190,6 +226,7 @@ exact_doubles <- function(text, approx = suppressWarnings(as.numeric(text))) {
 #' `digits` significant digits of x rounded up (away from zero) instead of to the nearest: for a
 #' power of two, whose lower neighbour is nearer than its upper one, the shortest text that reads
 #' back may lie above it though the nearest one does not read back.
+#' @noRd
 rounded_away <- function(x, digits) {
   parts <- regmatches(sprintf("%.20e", x), regexec("^(-?)([0-9])[.]([0-9]+)e([-+][0-9]+)$", sprintf("%.20e", x)))
   vapply(parts, function(p) {
@@ -210,6 +247,7 @@ rounded_away <- function(x, digits) {
 
 #' Which of `candidate` (x at `digits` significant digits, nearest) read back as x; for a power of
 #' two that does not, the text rounded up instead may (rounded_away), and replaces it.
+#' @noRd
 read_back <- function(x, candidate, digits) {
   same <- exact_doubles(candidate) == x
   power_of_two <- which(!same & x != 0 & log2(abs(x)) == round(log2(abs(x))))
@@ -225,6 +263,7 @@ read_back <- function(x, candidate, digits) {
 #' Doubles as the shortest decimal texts that read back as the same doubles (15, 16 or 17
 #' significant digits; a subnormal number, with fewer bits, may need fewer); NA and NaN as NA,
 #' infinities as Inf and -Inf.
+#' @noRd
 shortest_doubles <- function(x) {
   text <- as.character(x) # NA, NaN, Inf and -Inf as R writes them
   text[is.nan(x)] <- NA
@@ -248,6 +287,7 @@ csv_error <- function(e) http_error(400, paste("malformed text/csv body:", condi
 #' took every line as a row of the same length (the counts of line breaks and commas say so), else
 #' read.csv (quotes and doubled quotes, blank lines, and read.csv's own message for a malformed
 #' body). fread's typed reading comes along in the first case (`typed`, NULL otherwise).
+#' @noRd
 csv_fields <- function(body) {
   bytes <- charToRaw(body)
   if (!any(bytes == charToRaw("\""))) {
@@ -284,6 +324,7 @@ csv_fields <- function(body) {
 #' when it comes as bytes (request_body), so it is never made a string; any other is made text
 #' (text_body: 400 for NUL bytes, invalid UTF-8) and goes through parse_csv_fields, with the same
 #' meaning.
+#' @noRd
 parse_csv <- function(body) {
   numeric <- .Call(rsm_read_numeric_csv, body)
   if (is.null(numeric)) {
@@ -299,6 +340,7 @@ parse_csv <- function(body) {
 
 #' parse_csv's general path: the fields by fread or read.csv (csv_fields), typed as type.convert
 #' would, doubles made exact (exact_doubles).
+#' @noRd
 parse_csv_fields <- function(body) {
   fields <- csv_fields(body)
   frame <- fields$text
@@ -326,6 +368,7 @@ is_record <- function(x) {
 }
 
 #' Records as a data frame: a list of objects or of arrays, one object, or one scalar.
+#' @noRd
 as_frame <- function(x) {
   if (is.data.frame(x)) {
     return(x)
@@ -343,6 +386,7 @@ as_frame <- function(x) {
 }
 
 #' jsonlite::parse_json, never fromJSON: fromJSON reads a body such as "/etc/passwd" as a file name.
+#' @noRd
 parse_json_text <- function(text, what) {
   tryCatch(jsonlite::parse_json(text, simplifyVector = TRUE),
     error = function(e) http_error(400, paste0("malformed ", what, ": ", conditionMessage(e)))
@@ -388,6 +432,7 @@ default_input_fn <- function(body, content_type) {
 #' the same double), text quoted only where it must be. A vector or data frame of numbers,
 #' logicals, text and factors (the usual prediction) is written in one pass in C (src/csv.c);
 #' anything else (dates, times, other classes) by to_csv_fields, the same way.
+#' @noRd
 to_csv <- function(prediction) {
   columns <- if (is.data.frame(prediction)) {
     prediction
@@ -401,6 +446,7 @@ to_csv <- function(prediction) {
 #' to_csv's general path, by data.table's writer: fields quoted only when they must be (a comma,
 #' quote or line break in them), NA as an empty field, factors by their labels, doubles exact
 #' (shortest_doubles, the same texts as the C path's).
+#' @noRd
 to_csv_fields <- function(prediction) {
   frame <- if (is.data.frame(prediction)) prediction else as.data.frame(prediction, stringsAsFactors = FALSE)
   if (nrow(frame) == 0) {
@@ -457,6 +503,7 @@ default_output_fn <- function(prediction, accept) {
 }
 
 #' deploy.R from the model (so a retrained model carries its serving code), else from the image.
+#' @noRd
 find_deploy_script <- function(model_dir) {
   candidates <- c(file.path(model_dir, "code", "deploy.R"), file.path(sm_path("code"), "deploy.R"))
   found <- candidates[file.exists(candidates)]
@@ -467,6 +514,7 @@ find_deploy_script <- function(model_dir) {
 #' What deploy.R sees besides its own definitions: the package's exported names (http_error), then
 #' the global environment and the attached packages. The package's internals stay out of reach, so a
 #' handler file can neither call nor replace them.
+#' @noRd
 handler_parent_env <- function() {
   exported <- new.env(parent = globalenv())
   for (name in getNamespaceExports("rsagemaker")) {
@@ -528,6 +576,7 @@ execution_parameters <- function() {
 
 #' The request body: a UTF-8 string for a text type, else the raw bytes as they came; always the
 #' bytes with `as_bytes`.
+#' @noRd
 request_body <- function(req, content_type = "application/json", as_bytes = FALSE) {
   body_raw <- req$body
   if (length(body_raw) > max_payload_bytes()) {
@@ -542,6 +591,7 @@ request_body <- function(req, content_type = "application/json", as_bytes = FALS
 }
 
 #' A text body's bytes as a UTF-8 string: 400 for NUL bytes or invalid UTF-8.
+#' @noRd
 text_body <- function(bytes) {
   # rawToChar refuses a NUL byte (its only error here: a body is far below R's 2^31 - 1 bytes).
   body <- tryCatch(rawToChar(bytes), error = function(e) http_error(400, "the body contains NUL bytes"))
@@ -589,6 +639,7 @@ invoke <- function(handlers, model, req) {
 #' POST /invocations under a time limit: R stops the handlers at SAGEMAKER_MODEL_SERVER_TIMEOUT (at
 #' its next interrupt check), so the worker is free again; nginx's own timeout, a little longer,
 #' covers code that never checks.
+#' @noRd
 invoke_with_timeout <- function(handlers, model, req) {
   timeout <- request_timeout_seconds()
   started <- Sys.time()
@@ -605,6 +656,7 @@ invoke_with_timeout <- function(handlers, model, req) {
 
 #' `extra_routes(req)`: more routes (the multi-model API, multi_model.R), tried first; NULL for a
 #' request that is not one of them.
+#' @noRd
 serving_app <- function(handlers, model, extra_routes = NULL) {
   list(call = function(req) {
     route <- paste(req$REQUEST_METHOD, req$PATH_INFO)

@@ -1,17 +1,23 @@
 #' A training job
 #'
-#' `docker run IMAGE train`: fetch the user's code, export the toolkit's environment, run the
-#' program named by sagemaker_program, and leave the model with its inference code in /opt/ml/model.
-#' Any failure ends with its reason in /opt/ml/output/failure and a non-zero exit.
+#' `docker run IMAGE train`: fetch the user's code (`sagemaker_submit_directory`, the `code`
+#' channel, or the code baked into the image), export the toolkit's [environment], run the program
+#' named by `sagemaker_program` (R scripts with Rscript, Python and shell scripts with their
+#' interpreters), and leave the model with its inference code (`/opt/ml/model/code`) and the
+#' [versions] it was made with in `/opt/ml/model`. Any failure ends with its reason in
+#' `/opt/ml/output/failure` ([errors]) and a non-zero exit.
 #' @name training
 #' @keywords internal
+#' @concept training
 NULL
 
 #' A file the package installs (inst/): fetch_code.py, user_profile.R.
+#' @noRd
 package_file <- function(name) system.file(name, package = "rsagemaker", mustWork = TRUE)
 
 #' run.sh creates this file when SageMaker sends SIGTERM (StopTrainingJob, MaxRuntime), before it
 #' interrupts the R processes, so that an ending program is reported as stopped, not as failed.
+#' @noRd
 stop_requested <- function() {
   marker <- Sys.getenv("SAGEMAKER_STOP_MARKER")
   nzchar(marker) && file.exists(marker)
@@ -21,6 +27,7 @@ stop_requested <- function() {
 #' sourcedir.tar.gz or a directory), else the `code` channel: a network-isolated job's
 #' sourcedir.tar.gz, or the code folder itself (what the SageMaker Python SDK v3's SourceCode
 #' source_dir becomes), else the code baked into the image (nothing to fetch).
+#' @noRd
 code_source <- function(env) {
   submit <- env$submit_directory
   if (!is.null(submit)) {
@@ -66,6 +73,7 @@ check_channels <- function(env) {
 
 #' How a program runs: R scripts through Rscript (so a shebang is optional), Python and shell
 #' scripts through their interpreters, anything else executed directly as the toolkit does.
+#' @noRd
 program_command <- function(path) {
   switch(tolower(tools::file_ext(path)),
     r = c(file.path(R.home("bin"), "Rscript"), path),
@@ -119,6 +127,7 @@ run_program <- function(env) {
 #' the top-level .Rprofile (renv's, which runs renv/activate.R), renv's caches (renv/library,
 #' renv/staging, renv/sandbox: renv rebuilds them from renv.lock), __pycache__, *.pyc and archives
 #' (*.tar, *.tar.gz, *.tgz, *.zip). `paths` are relative to the code folder, with "/" separators.
+#' @noRd
 RENV_CACHES <- c("renv/library", "renv/staging", "renv/sandbox")
 packed <- function(paths) {
   vapply(paths, function(path) {
@@ -132,6 +141,7 @@ packed <- function(paths) {
 
 #' The model ships with the code that serves it: the code directory goes to /opt/ml/model/code
 #' (what packed() keeps) unless the program already put its own inference code there.
+#' @noRd
 inference_code_files <- function(code_dir) {
   paths <- code_tree(code_dir)
   keep <- packed(paths)
@@ -141,6 +151,7 @@ inference_code_files <- function(code_dir) {
 
 #' Every path under dir (relative to it), descending into real folders only: a symbolic link is an
 #' entry of its own, never followed (a link to a folder above would otherwise never end).
+#' @noRd
 code_tree <- function(dir, prefix = "") {
   entries <- list.files(file.path(dir, prefix), all.files = TRUE, no.. = TRUE)
   paths <- if (nzchar(prefix)) file.path(prefix, entries) else entries
@@ -151,6 +162,7 @@ code_tree <- function(dir, prefix = "") {
 }
 
 #' A copy of one entry: symbolic links as links (fetch_code.py checked they stay inside the code).
+#' @noRd
 copy_entry <- function(from, to) {
   link <- Sys.readlink(from)
   if (nzchar(link)) file.symlink(link, to) else file.copy(from, to, copy.date = TRUE)
@@ -186,8 +198,16 @@ stopped_reason <- function(detail) {
 
 #' Run the training job described under /opt/ml
 #'
-#' Ends the R process: exit status 0 on success, 1 on failure (the reason in
-#' /opt/ml/output/failure), 143 when the job was stopped (SIGTERM).
+#' What `docker run IMAGE train` does ([training]): fetch the code, export the toolkit's
+#' [environment], run the program, save the model with its inference code and [versions].
+#' @return Does not return: it ends the R process with exit status 0 on success, 1 on failure (the
+#'   reason in `/opt/ml/output/failure`, [errors]), 143 when the job was stopped (SIGTERM).
+#' @concept training
+#' @examples
+#' \dontrun{
+#' # Inside the training image, with /opt/ml laid out by SageMaker (or by `make local-train`):
+#' rsagemaker::train()
+#' }
 #' @export
 train <- function() {
   failure_file <- sm_path("output", "failure")
