@@ -178,6 +178,9 @@ def test_bake_combination(cookies, images, base_image, r_packages):
     assert result.context["r_packages"] == r_packages
     root = result.project_path
     assert root.name == "r-on-sagemaker"
+    # The README is the quick start and the files to edit; the reference lives in docs/ (the site).
+    readme_lines = len((root / "README.md").read_text().splitlines())
+    assert readme_lines <= 200, f"README.md has {readme_lines} lines: at most 200 (move reference to docs/)"
 
     assert project_files(root) == expected_files(images, r_packages)
     if images == "training":
