@@ -68,6 +68,30 @@ def test_a_broken_reference_fails_the_build(tmp_path, fault, reported):
     assert reported in result.stdout + result.stderr
 
 
+def test_the_build_script_puts_the_r_reference_where_the_site_links(tmp_path):
+    """scripts/docs.sh puts the R reference at the path the R package page links to. The reference is a
+    stand-in (R_REFERENCE): scripts/check-rsagemaker.sh builds and checks the real one with pkgdown."""
+    reference = tmp_path / "reference"
+    (reference / "reference").mkdir(parents=True)
+    (reference / "index.html").write_text("<title>rsagemaker</title>")
+    site = tmp_path / "site"
+    result = subprocess.run(
+        ["bash", str(TEMPLATE / "scripts/docs.sh"), str(site)],
+        env=dict(os.environ, MKDOCS=str(MKDOCS), R_REFERENCE=str(reference)),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    page = site / "r-package/index.html"
+    links = re.findall(r'href="(\.\./rsagemaker/[^"]*)"', page.read_text())
+    assert links, "the R package page does not link to the reference"
+    for link in links:
+        target = (page.parent / link).resolve()
+        assert (target / "index.html" if link.endswith("/") else target).is_file(), link
+
+
 def test_every_example_file_is_shown_on_a_page():
     pages = "\n".join(page.read_text() for page in DOCS.glob("*.md"))
     examples = sorted(path.name for path in (DOCS / "examples").iterdir())
