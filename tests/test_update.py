@@ -21,8 +21,22 @@ from cookiecutter.main import cookiecutter
 
 CRUFT = Path(sys.executable).parent / "cruft"
 GIT = ["git", "-c", "user.name=test", "-c", "user.email=test@localhost"]
+# The template alone: no built packages (dist/: a bake from it is a release bake), no package sources.
 NOT_TEMPLATE = shutil.ignore_patterns(
-    ".git", ".venv", ".engine", "build", "__pycache__", ".pytest_cache", ".ruff_cache", ".hypothesis"
+    ".git",
+    ".venv",
+    ".engine",
+    "build",
+    "dist",
+    "site",
+    "__pycache__",
+    ".pytest_cache",
+    ".ruff_cache",
+    ".hypothesis",
+    "rsagemaker",
+    "cli",
+    "docs",
+    "bench",
 )
 # Files the post-generation hook removes when only one image is chosen.
 ONLY_TRAINING = ["images/training", "code/train.R"]
@@ -397,3 +411,68 @@ def test_a_bake_from_a_folder_outside_git_records_what_it_can_and_says_how_to_li
     assert linked["context"]["cookiecutter"]["project_name"] == QUOTED_NAME
     assert run([CRUFT, "diff", "--exit-code"], cwd=project).returncode == 0
     assert run([CRUFT, "check"], cwd=project).returncode == 0
+
+
+def release(template, version, rsagemaker_sum, cli_sum):
+    """What scripts/release.sh records for a release: the version and the packages' sums in
+    cookiecutter.json, committed and tagged vX.Y.Z."""
+    config_file = template / "cookiecutter.json"
+    config = json.loads(config_file.read_text())
+    config["_plumbing_version"] = version
+    config["_plumbing_url"] = f"https://github.com/org/r-sagemaker/releases/download/v{version}"
+    config["_rsagemaker_sha256"] = rsagemaker_sum
+    config["_cli_sha256"] = cli_sum
+    config_file.write_text(json.dumps(config, indent=2) + "\n")
+    commit_all(template, f"Release v{version}")
+    run(["git", "tag", f"v{version}"], cwd=template)
+
+
+def test_cruft_update_from_one_release_to_the_next_moves_only_the_pins(template_repo, tmp_path):
+    template, _ = template_repo
+    release(template, "0.3.0", "a" * 64, "b" * 64)
+    run(
+        [CRUFT, "create", "--no-input", "--checkout", "v0.3.0", "--output-dir", str(tmp_path), str(template)],
+        cwd=tmp_path,
+    )
+    project = tmp_path / "r-on-sagemaker"
+    run(["git", "init", "--quiet", "--initial-branch=main"], cwd=project)
+    commit_all(project, "Bake")
+    pins = (project / "plumbing.sha256").read_text()
+    assert (
+        f"{'a' * 64}  rsagemaker_0.3.0.tar.gz" in pins
+        and f"{'b' * 64}  rsagemaker_cli-0.3.0-py3-none-any.whl" in pins
+    )
+    train = project / "code" / "train.R"
+    train.write_text(train.read_text() + "# tuned by the user\n")
+    commit_all(project, "User change")
+
+    release(template, "0.3.1", "c" * 64, "d" * 64)
+    run([CRUFT, "update", "--skip-apply-ask", "--checkout", "v0.3.1"], cwd=project)
+
+    changed = sorted(
+        line[3:] for line in run(["git", "status", "--porcelain"], cwd=project).stdout.splitlines()
+    )
+    assert changed == [
+        ".cruft.json",
+        "Makefile",
+        "images/training/Dockerfile",
+        "plumbing.sha256",
+        "pyproject.toml",
+    ]
+    pins = (project / "plumbing.sha256").read_text()
+    assert (
+        f"{'c' * 64}  rsagemaker_0.3.1.tar.gz" in pins
+        and f"{'d' * 64}  rsagemaker_cli-0.3.1-py3-none-any.whl" in pins
+    )
+    assert "0.3.0" not in pins
+    # Every changed line of the Makefile, the Dockerfile and pyproject.toml is a pin: the version or
+    # the release URL.
+    diff = run(
+        ["git", "diff", "-U0", "HEAD", "--", "Makefile", "images/training/Dockerfile", "pyproject.toml"], cwd=project
+    ).stdout
+    changed_lines = [
+        line for line in diff.splitlines() if line[:1] in "+-" and line[:3] not in ("+++", "---")
+    ]
+    assert changed_lines and all("0.3.0" in line or "0.3.1" in line for line in changed_lines), changed_lines
+    assert train.read_text().endswith("# tuned by the user\n")
+    assert json.loads((project / ".cruft.json").read_text())["checkout"] == "v0.3.1"

@@ -9,9 +9,7 @@ from pathlib import Path
 from shutil import copytree, ignore_patterns
 
 import pytest
-{%- if cookiecutter.images != "processing" %}
 from conftest import free_port
-{%- endif %}
 
 from sagemaker_tools.engine import LABEL_PROJECT
 from sagemaker_tools.opt_ml import encode_hyperparameters, pack_sourcedir
@@ -119,9 +117,6 @@ def make(project, target, **variables):
     )
 
 
-{%- if cookiecutter.images != "training" %}
-
-
 def test_make_local_process(docker_client, processing_image, project):
     processed = make(project, "local-process", PROCESSING_IMAGE=processing_image)
     assert processed.returncode == 0, processed.stdout + processed.stderr
@@ -146,8 +141,6 @@ def test_local_process_failure_prints_the_message(docker_client, processing_imag
     assert processed.returncode == 1
     assert "ProcessingError: no .csv files under /opt/ml/processing/input/data" in processed.stderr
     assert project_containers(docker_client, project) == []
-{%- endif %}
-{%- if cookiecutter.images != "processing" %}
 
 
 def test_make_local_train_serve_predict_stop(docker_client, training_image, project):
@@ -207,8 +200,6 @@ def test_local_train_failure_prints_the_reason(docker_client, training_image, pr
     assert "target column 'Nope' is not in the training data" in trained.stderr
     assert not (project / "build" / "model.tar.gz").exists()
     assert project_containers(docker_client, project) == []
-{%- endif %}
-{%- if cookiecutter.images == "both" %}
 
 
 def test_train_on_the_processed_split(docker_client, processing_image, training_image, project):
@@ -222,8 +213,6 @@ def test_train_on_the_processed_split(docker_client, processing_image, training_
         trained.stdout
     )
     assert (project / "build" / "model.tar.gz").is_file()
-{%- endif %}
-{%- if cookiecutter.images != "processing" %}
 
 
 def test_ctrl_c_stops_and_removes_the_training_container(docker_client, training_image, project):
@@ -267,4 +256,3 @@ def test_ctrl_c_stops_and_removes_the_training_container(docker_client, training
     failure = project / "build" / "training" / "opt_ml" / "output" / "failure"
     assert failure.read_text().strip(), "a stopped job leaves its reason in /opt/ml/output/failure"
     assert (project / "build" / "training" / "checkpoints").is_dir()  # kept for the next run
-{%- endif %}

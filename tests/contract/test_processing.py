@@ -15,6 +15,7 @@ from sagemaker_tools import opt_ml
 from sagemaker_tools.engine import bind
 
 from contract.common import PROJECT_ROOT  # noqa: E402 - the default bake of this session
+
 SAMPLE = PROJECT_ROOT / "data" / "train" / "iris.csv"
 PROCESSING = "/opt/ml/processing"
 ENTRYPOINT = ["Rscript", f"{PROCESSING}/input/code/preprocess.R"]
@@ -172,11 +173,9 @@ SIGNAL_NUMBERS = {"SIGTERM": 15, "SIGINT": 2}
 # (image fixture, path): the processing image's ENTRYPOINT and ScriptProcessor's ContainerEntrypoint.
 JOB_PATHS = [("processing_image", "entrypoint"), ("processing_image", "script_processor")]
 JOB_IMAGES = ["processing_image"]
-{%- if cookiecutter.images == 'both' %}
 # ScriptProcessor may run the job in the training image too (whose ENTRYPOINT is run.sh): same wrapper.
 JOB_PATHS.append(("training_image", "script_processor"))
 JOB_IMAGES.append("training_image")
-{%- endif %}
 
 
 def start_job(docker_client, image, work, script, path):
