@@ -181,16 +181,20 @@ restore <- function(lockfile) {
   )
 }
 
-# The plumbing's packages (rsagemaker's DESCRIPTION Imports) and every package code/ uses, but
-# rsagemaker itself (code/train.R calls it): the image installs it from images/training/rsagemaker,
-# no repository has it.
+# The plumbing's packages (the Imports of the rsagemaker release in vendor/, as plumbing.sha256 pins
+# it) and every package code/ uses, but rsagemaker itself (code/train.R calls it): the image installs
+# it from vendor/, no repository has it.
 wanted_packages <- function(project) {
-  description <- file.path(project, "images/training/rsagemaker/DESCRIPTION")
-  plumbing <- if (file.exists(description)) {
-    imports <- read.dcf(description, fields = "Imports")[1, 1]
+  pins <- readLines(file.path(project, "plumbing.sha256"))
+  pinned <- sub("^[0-9a-f]+  ", "", grep("  rsagemaker_[^ ]+[.]tar[.]gz$", pins, value = TRUE))
+  tarball <- file.path(project, "vendor", pinned)
+  plumbing <- if (length(tarball) == 1 && file.exists(tarball)) {
+    unpacked <- tempfile("rsagemaker-")
+    utils::untar(tarball, files = "rsagemaker/DESCRIPTION", exdir = unpacked)
+    imports <- read.dcf(file.path(unpacked, "rsagemaker", "DESCRIPTION"), fields = "Imports")[1, 1]
     trimws(sub("[(].*$", "", strsplit(gsub("\n", " ", imports), ",")[[1]]))
   } else {
-    character()
+    stop("renv-lockfile: vendor/ lacks the rsagemaker tarball plumbing.sha256 pins (make vendor)", call. = FALSE)
   }
   code <- renv::dependencies(file.path(project, "code"), quiet = TRUE, progress = FALSE)$Package
   base <- rownames(utils::installed.packages(priority = "base"))
