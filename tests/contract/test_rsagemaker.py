@@ -1,4 +1,4 @@
-"""The rsagemaker package's own testthat suite (images/training/rsagemaker/tests/testthat), run by
+"""The rsagemaker package's own testthat suite (rsagemaker/tests/testthat), run by
 the training image's R against the package installed in it: the R of the base image, not the host's.
 An image FROM the training image adds testthat (apt, as the packages of packages.txt come)."""
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-PACKAGE_TESTS = Path(__file__).resolve().parent.parent / "images" / "training" / "rsagemaker" / "tests"
+PACKAGE_TESTS = Path(__file__).resolve().parents[2] / "rsagemaker" / "tests"
 
 TESTTHAT_DOCKERFILE = """FROM {image}
 RUN apt-get update -qq \\
