@@ -25,11 +25,11 @@ RESERVED_MEMORY_MB <- 64
 
 #' Load deploy.R's handlers and the model: the one model-loading step of the server. The master
 #' calls it once, before forking; every worker serves what it returns.
+#' invoke_local() (local.R) loads the same way, naming the deploy.R (a project's own) itself.
 #' @return a list: handlers, model, model_dir, deploy_script, seconds (how long the load took).
 #' @noRd
-load_model <- function(model_dir = sm_path("model")) {
+load_model <- function(model_dir = sm_path("model"), deploy_script = find_deploy_script(model_dir)) {
   started <- Sys.time()
-  deploy_script <- find_deploy_script(model_dir)
   handlers <- load_handlers(deploy_script, model_dir)
   model <- call_handler(handlers$model_fn, model_dir, context = new.env())
   list(
