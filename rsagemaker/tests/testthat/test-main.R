@@ -6,6 +6,8 @@ test_that("options: the value after each occurrence, the last one for a single v
   expect_null(option_values(args, "--missing"))
 })
 
-test_that("only the entry points, http_error and save_input_prototype are exported", {
-  expect_setequal(getNamespaceExports("rsagemaker"), c("http_error", "main", "save_input_prototype", "serve", "train"))
+test_that("only the entry points, http_error, save_input_prototype and the R session's are exported", {
+  expect_setequal(getNamespaceExports("rsagemaker"), c(
+    "http_error", "main", "save_input_prototype", "serve", "train", "invoke_local", "train_local"
+  ))
 })
