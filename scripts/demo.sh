@@ -18,6 +18,9 @@ port=${DEMO_PORT:-8080}
 
 log() { printf '\n==> %s\n' "$*"; }
 
+log "Building this checkout's packages (scripts/dist.sh): the bake runs on them"
+bash scripts/dist.sh
+
 log "Baking the default project into $project"
 rm -rf "$demo"
 mkdir -p "$demo"

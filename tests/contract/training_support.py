@@ -15,8 +15,9 @@ import pytest
 from conftest import free_port
 
 from contract.common import PROJECT_ROOT  # noqa: E402 - the default bake of this session
+
 TRAINING_IMAGE_DIR = PROJECT_ROOT / "images" / "training"
-FETCH_CODE = TRAINING_IMAGE_DIR / "rsagemaker" / "inst" / "fetch_code.py"
+FETCH_CODE = Path(__file__).resolve().parents[2] / "rsagemaker" / "inst" / "fetch_code.py"
 ENTRYPOINT = TRAINING_IMAGE_DIR / "entrypoint.R"
 
 # A user program written for the toolkit's conventions: a shebang, arguments from the command
