@@ -1,10 +1,12 @@
-"""Helpers for this project's SageMaker images: local runs, pushes, remote jobs and the benchmark."""
+"""rsagemaker: the project CLI of r-sagemaker (build, run locally and ship R code on Amazon SageMaker).
 
+The package is grouped by where a command acts, over a small core:
+  core/      settings, the project's paths, AWS and container-engine clients, SageMaker's files
+  local/     commands that run the project's images on this machine (no AWS account)
+  aws/       commands that push images and create SageMaker jobs, models and endpoints
+  pipeline/  the SageMaker pipeline's definition (the optional `pipeline` extra)
+  config/    commands that read or write the project's own configuration
+cli.py holds the command table; `rsagemaker --help` lists the commands.
+"""
 
-class ToolError(Exception):
-    """A problem the user can fix (an argument, a setting, credentials, a missing engine or image).
-
-    The command line prints it as one `error:` line, without a traceback, and exits with exit_code.
-    """
-
-    exit_code = 1
+__version__ = "0.3.0"

@@ -14,11 +14,10 @@ InvokeEndpointAsync and waits for the output object (or the failure object), the
 
 import sys
 import time
-from pathlib import Path
 
-from .opt_ml import read_hyperparameters, sample_rows, unique_name
-from .remote import DATA_DIR, HYPERPARAMETERS_FILE, check_bucket, open_aws, s3_key
-from .settings import PROJECT_DIR, SetupError
+from ..core.aws import check_bucket, open_aws, s3_key, split_s3_uri
+from ..core.data import request_body
+from ..core.opt_ml import unique_name
 
 ASYNC_VARIABLE = "SAGEMAKER_ASYNC_INFERENCE"
 POLL_SECONDS = 2
@@ -75,11 +74,6 @@ def describe_async(settings):
     return line
 
 
-def split_s3_uri(uri):
-    bucket, _, key = uri.removeprefix("s3://").partition("/")
-    return bucket, key
-
-
 def object_exists(s3, uri):
     bucket, key = split_s3_uri(uri)
     try:
@@ -116,24 +110,13 @@ def wait_for_result(s3, output_uri, failure_uri, timeout, clock=time.monotonic, 
         sleep(POLL_SECONDS)
 
 
-def request_body(args):
-    """The request: --file as it is, else sample rows of data/ (features only, as invoke sends them)."""
-    if args.file:
-        path = Path(args.file)
-        if not path.is_file():
-            raise SetupError(f"{args.file} does not exist: --file (FILE=...) names the request body to send")
-        return path.read_bytes(), args.file
-    target = read_hyperparameters(HYPERPARAMETERS_FILE).get("target")
-    text, csv_file = sample_rows(DATA_DIR, args.rows, target)
-    return text.encode(), f"{len(text.splitlines())} row(s) of {csv_file.relative_to(PROJECT_DIR)}"
-
-
 def invoke_async(args):
-    settings, session, _account = open_aws("bucket")
+    project = args.project
+    settings, session, _account = open_aws(project, "bucket")
     endpoint, bucket = settings["endpoint.name"], settings["bucket"]
     s3 = session.client("s3")
     check_bucket(s3, bucket, settings["region"])
-    body, what = request_body(args)
+    body, what = request_body(project, args.file, args.rows)
     key = s3_key(settings["s3_prefix"], "async", "input", unique_name("request"))
     s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType=args.content_type)
     input_uri = f"s3://{bucket}/{key}"
@@ -177,10 +160,7 @@ def invoke_async(args):
     return 0
 
 
-def register(subparsers):
-    parser = subparsers.add_parser(
-        "invoke-async", help="Send a request to the asynchronous endpoint through S3 and wait for its answer"
-    )
+def invoke_async_arguments(parser):
     parser.add_argument("--rows", type=int, default=5, help="how many rows of data/ to send")
     parser.add_argument("--file", default="", help="send this file instead")
     parser.add_argument("--content-type", default="text/csv")
@@ -192,4 +172,3 @@ def register(subparsers):
         help="how long to wait for the answer (default: async.invocation_timeout_seconds + 60)",
     )
     parser.add_argument("--no-wait", action="store_true", help="return once the request is queued")
-    parser.set_defaults(handler=invoke_async)

@@ -10,8 +10,9 @@ AWS asks: a scalable target left behind keeps pointing at the deleted variant.
 
 import math
 
-from .remote import open_aws
-from .settings import SetupError
+from ..core.aws import open_aws
+from ..core.errors import SetupError
+from .common import describe_endpoint
 
 NAMESPACE = "sagemaker"
 DIMENSION = "sagemaker:variant:DesiredInstanceCount"
@@ -66,8 +67,6 @@ def check_limits(minimum, maximum, target, asynchronous):
 
 def endpoint_kind(sagemaker, endpoint):
     """'instance', 'async' or 'serverless', from the endpoint's current config; SetupError without one."""
-    from .endpoints import describe_endpoint
-
     description = describe_endpoint(sagemaker, endpoint)
     if description is None:
         raise SetupError(f"there is no endpoint {endpoint} to autoscale: run `make deploy` first")
@@ -78,7 +77,7 @@ def endpoint_kind(sagemaker, endpoint):
 
 
 def autoscale(args):
-    settings, session, _account = open_aws()
+    settings, session, _account = open_aws(args.project)
     endpoint = settings["endpoint.name"]
     kind = endpoint_kind(session.client("sagemaker"), endpoint)
     if kind == "serverless":
@@ -150,11 +149,7 @@ def deregister(session, endpoint):
     return True
 
 
-def register(subparsers):
-    parser = subparsers.add_parser(
-        "autoscale", help="Scale the endpoint's instances on invocations per instance (MIN, MAX, TARGET)"
-    )
+def autoscale_arguments(parser):
     parser.add_argument("--min", default="", help="fewest instances (0 for an asynchronous endpoint)")
     parser.add_argument("--max", default="", help="most instances")
     parser.add_argument("--target", default="", help="invocations per instance per minute to keep")
-    parser.set_defaults(handler=autoscale)

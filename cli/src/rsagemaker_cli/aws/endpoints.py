@@ -1,164 +1,28 @@
-"""Endpoints through boto3: deploy, invoke, undeploy (shared checks and waiting: remote.py).
+"""`rsagemaker deploy`, `invoke` and `undeploy`: a SageMaker endpoint of the project's model.
 
-What `deploy` serves is decided in one place, what_to_deploy(): by default the model of the last
-training job (or --training-job NAME) in the very image that trained it (DescribeTrainingJob's
-AlgorithmSpecification.TrainingImage), so a later commit or push never changes the R that reads
-model.rds; --image-uri (make deploy IMAGE=...) serves it in another image. The model and endpoint
-config get the production settings (VPC, network isolation, volume KMS key, tags; see remote.py).
---multi-model (make deploy MULTI_MODEL=1) serves every model of build/models/ from one S3 prefix
-instead (multi_model_deployable(); the S3 layout is in multi_model.py); invoke --target-model picks one.
+What deploy serves is decided in deployable.py (by default the last training job's model in the
+image that trained it, by digest). The model and endpoint config get the production settings
+(VPC, network isolation, volume KMS key, tags; aws/common.py); SERVERLESS=1, ASYNC=1
+(async_inference.py) and MULTI_MODEL=1 choose the kind of endpoint. What was created is recorded
+in build/endpoint.json, so undeploy removes it all (autoscaling first, autoscaling.py).
+invoke sends sample rows of data/ (core/data.py) or a file, --target-model on a multi-model one.
 """
 
 import json
 import sys
-from dataclasses import dataclass, replace
-from pathlib import Path
 
-from . import multi_model
+from ..core.aws import open_aws
+from ..core.data import request_body
+from ..core.errors import SetupError
+from ..core.opt_ml import unique_name, write_json
 from .async_inference import async_inference_config, async_model_environment, describe_async
 from .autoscaling import deregister as deregister_autoscaling
-from .opt_ml import read_hyperparameters, sample_rows, unique_name, write_json
-from .remote import (
-    DATA_DIR,
-    ENDPOINT_DONE,
-    ENDPOINT_RECORD,
-    HYPERPARAMETERS_FILE,
-    LAST_TRAINING_JOB,
-    check_bucket,
-    describe_production,
-    image_in_ecr,
-    open_aws,
-    pushed_image_uri,
-    tagged,
-    vpc_config,
-    wait_for,
-)
-from .settings import PROJECT_DIR, SetupError, ecr_registry
+from .common import ENDPOINT_DONE, describe_endpoint, is_not_found, production_note, tagged, wait_for
+from .deployable import model_request, multi_model_deployable, what_to_deploy
 
 
-@dataclass(frozen=True)
-class Deployable:
-    """What an endpoint serves, and where each part came from (printed, and kept in build/endpoint.json)."""
-
-    image: str
-    model_data: str
-    model_source: str  # e.g. "training job myproject-training-20250101-120000-000"
-    image_source: str  # e.g. "the image that trained it"
-    target_models: tuple = ()  # a multi-model endpoint's models (TargetModel values)
-
-
-def from_training_job(sagemaker, named):
-    """The model of a Completed training job (the last one by default), in the image that trained it."""
-    if not named:
-        if not LAST_TRAINING_JOB.exists():
-            raise SetupError(
-                "no training job to deploy: run `make remote-train` first, or pass --training-job NAME"
-            )
-        named = json.loads(LAST_TRAINING_JOB.read_text())["job_name"]
-    try:
-        description = sagemaker.describe_training_job(TrainingJobName=named)
-    except sagemaker.exceptions.ClientError as error:
-        if is_not_found(error):
-            raise SetupError(f"training job {named} does not exist in this account and region") from None
-        raise
-    if description["TrainingJobStatus"] != "Completed":
-        raise SetupError(
-            f"training job {named} is {description['TrainingJobStatus']}: only a Completed job has a model"
-        )
-    return Deployable(
-        image=description["AlgorithmSpecification"]["TrainingImage"],
-        model_data=description["ModelArtifacts"]["S3ModelArtifacts"],
-        model_source=f"training job {named}",
-        image_source="the image that trained it",
-    )
-
-
-def from_model_package(sagemaker, named):
-    """The named model package, else the registry's latest Approved one; None without a registry."""
-    from .registry import MODEL_PACKAGE_GROUP, approved_package
-
-    package = approved_package(sagemaker, MODEL_PACKAGE_GROUP, named)
-    if package is None:
-        return None
-    return Deployable(
-        image=package["image"],
-        model_data=package["model_data"],
-        model_source=f"model package {package['arn']}",
-        image_source="the image the package records",
-    )
-
-
-def what_to_deploy(session, account, region, sagemaker, args):
-    """The image and model data to serve, and where they came from.
-
-    A model package (--model-package ARN, or the registry's latest Approved version once the project
-    has a model package group) brings the image it was registered with; a training job
-    (--training-job, or the last remote-train) the image that trained it.
-    """
-    deployable = None if args.training_job else from_model_package(sagemaker, args.model_package)
-    if deployable is None:
-        deployable = from_training_job(sagemaker, args.training_job)
-    if args.image_uri:
-        deployable = replace(deployable, image=args.image_uri, image_source="--image-uri (IMAGE=...)")
-    if deployable.image.startswith(f"{ecr_registry(account, region)}/") and not image_in_ecr(
-        session, deployable.image
-    ):
-        raise SetupError(
-            f"{deployable.image} ({deployable.image_source}, {deployable.model_source}) is not in ECR any more: "
-            "push it again from its commit (make build push TAG=<that tag>), or serve another: make deploy IMAGE=<uri>"
-        )
-    return deployable
-
-
-def multi_model_deployable(session, account, region, settings, args):
-    """MULTI_MODEL=1: every model of build/models/ uploaded under one S3 prefix (the ModelDataUrl of a
-    Mode=MultiModel container), served by the pushed training image (TAG) or --image-uri."""
-    if args.serverless:
-        raise SetupError(
-            "a serverless endpoint cannot be multi-model (SageMaker serves those on instances only)"
-        )
-    settings.require("bucket")
-    tarballs = multi_model.model_tarballs(PROJECT_DIR)
-    if args.image_uri:
-        image, image_source = args.image_uri, "--image-uri (IMAGE=...)"
-    elif args.image:
-        image, image_source = (
-            pushed_image_uri(session, account, region, args.image, args.tag),
-            f"pushed, TAG {args.tag}",
-        )
-    else:
-        raise SetupError(
-            "name the serving image: --image REF --tag TAG (make deploy does) or --image-uri URI"
-        )
-    s3 = session.client("s3")
-    check_bucket(s3, settings["bucket"], region)
-    prefix_key = multi_model.s3_prefix_key(settings, settings["endpoint.name"])
-    prefix = multi_model.upload_models(s3, settings["bucket"], prefix_key, tarballs)
-    return Deployable(
-        image=image,
-        model_data=prefix,
-        model_source=f"{len(tarballs)} model(s) of {multi_model.MODELS_DIR}/, multi-model",
-        image_source=image_source,
-        target_models=tuple(tarball.name for tarball in tarballs),
-    )
-
-
-def is_not_found(error):
-    """SageMaker reports a missing resource as a ValidationException "Could not find ..." (or "not found")."""
-    details = error.response.get("Error", {})
-    message = details.get("Message", "").lower()
-    return details.get("Code") in ("ValidationException", "ResourceNotFound") and (
-        "could not find" in message or "not found" in message
-    )
-
-
-def describe_endpoint(sagemaker, name):
-    try:
-        return sagemaker.describe_endpoint(EndpointName=name)
-    except sagemaker.exceptions.ClientError as error:
-        if is_not_found(error):
-            return None
-        raise
+def endpoint_record(project):
+    return project.build / "endpoint.json"
 
 
 def check_async(settings, args):
@@ -175,31 +39,17 @@ def check_async(settings, args):
         settings.require("bucket")  # the answers go under s3://<bucket>/<s3_prefix>/async/
 
 
-def model_request(settings, name, deployable):
-    """CreateModel of a deployable, with the production settings every model gets (deploy, remote-transform)."""
-    model = {
-        "ModelName": name,
-        "PrimaryContainer": {"Image": deployable.image, "ModelDataUrl": deployable.model_data},
-        "ExecutionRoleArn": settings["role_arn"],
-        **tagged(settings),
-    }
-    if vpc_config(settings):
-        model["VpcConfig"] = vpc_config(settings)
-    if settings["network_isolation"]:
-        model["EnableNetworkIsolation"] = True
-    return model
-
-
 def deploy(args):
-    settings, session, account = open_aws("role_arn")
+    project = args.project
+    settings, session, account = open_aws(project, "role_arn")
     if args.asynchronous:
         check_async(settings, args)
     region = settings["region"]
     sagemaker = session.client("sagemaker")
     if args.multi_model:
-        deployable = multi_model_deployable(session, account, region, settings, args)
+        deployable = multi_model_deployable(project, session, account, region, settings, args)
     else:
-        deployable = what_to_deploy(session, account, region, sagemaker, args)
+        deployable = what_to_deploy(project, session, account, region, sagemaker, args)
     endpoint = settings["endpoint.name"]
     resource_name = unique_name(endpoint)  # the model and its endpoint config
 
@@ -211,9 +61,7 @@ def deploy(args):
     sagemaker.create_model(**model)
     print(f"Created model {resource_name}: {deployable.model_data} (from {deployable.model_source})")
     print(f"  image {deployable.image} ({deployable.image_source})")
-    note = describe_production(settings)
-    if note:
-        print(f"  production settings: {note}")
+    production_note(settings)
     variant = {"VariantName": "AllTraffic", "ModelName": resource_name}
     config = {"EndpointConfigName": resource_name, "ProductionVariants": [variant], **tagged(settings)}
     if args.serverless:
@@ -240,12 +88,13 @@ def deploy(args):
     print(f"Created endpoint config {resource_name} ({kind})")
 
     # Record what we created first, so undeploy finds it even if the wait below is interrupted.
-    record = json.loads(ENDPOINT_RECORD.read_text()) if ENDPOINT_RECORD.exists() else {}
+    record_file = endpoint_record(project)
+    record = json.loads(record_file.read_text()) if record_file.exists() else {}
     created = (
         [*record.get("created", []), resource_name] if record.get("endpoint") == endpoint else [resource_name]
     )
     write_json(
-        ENDPOINT_RECORD,
+        record_file,
         {
             "endpoint": endpoint,
             "region": region,
@@ -304,15 +153,12 @@ def deploy(args):
 
 
 def invoke(args):
-    settings, session, _account = open_aws()
+    project = args.project
+    settings, session, _account = open_aws(project)
     endpoint = settings["endpoint.name"]
-    if args.file:
-        body, what = Path(args.file).read_bytes(), args.file
-    else:
-        target = read_hyperparameters(HYPERPARAMETERS_FILE).get("target")
-        text, csv_file = sample_rows(DATA_DIR, args.rows, target)
-        body, what = text.encode(), f"{len(text.splitlines())} row(s) of {csv_file.relative_to(PROJECT_DIR)}"
-    record = json.loads(ENDPOINT_RECORD.read_text()) if ENDPOINT_RECORD.exists() else {}
+    body, what = request_body(project, args.file, args.rows)
+    record_file = endpoint_record(project)
+    record = json.loads(record_file.read_text()) if record_file.exists() else {}
     target_models = (
         record.get("serving", {}).get("target_models") if record.get("endpoint") == endpoint else None
     )
@@ -335,10 +181,12 @@ def invoke(args):
 
 
 def undeploy(args):
-    settings, session, _account = open_aws()
+    project = args.project
+    settings, session, _account = open_aws(project)
     endpoint = settings["endpoint.name"]
     sagemaker = session.client("sagemaker")
-    record = json.loads(ENDPOINT_RECORD.read_text()) if ENDPOINT_RECORD.exists() else {}
+    record_file = endpoint_record(project)
+    record = json.loads(record_file.read_text()) if record_file.exists() else {}
     configs = set(record.get("created", [])) if record.get("endpoint") == endpoint else set()
     models = set(configs)
     try:  # first, as AWS asks: a scalable target must not outlive its variant
@@ -373,13 +221,12 @@ def undeploy(args):
             except sagemaker.exceptions.ClientError as error:
                 if not is_not_found(error):
                     raise
-    ENDPOINT_RECORD.unlink(missing_ok=True)
+    record_file.unlink(missing_ok=True)
     print("Done. Next: make deploy to serve again")
     return 0
 
 
-def register(subparsers):
-    parser = subparsers.add_parser("deploy", help="Deploy the last trained model to an endpoint")
+def deploy_arguments(parser):
     parser.add_argument(
         "--serverless", action="store_true", help="a serverless endpoint instead of instances"
     )
@@ -404,13 +251,13 @@ def register(subparsers):
     parser.add_argument(
         "--multi-model",
         action="store_true",
-        help=f"a multi-model endpoint of every model in {multi_model.MODELS_DIR}/ (uploaded under one S3 prefix)",
+        help="a multi-model endpoint of every model in build/models/ (uploaded under one S3 prefix)",
     )
     parser.add_argument("--image", default="", help="with --multi-model: the local image ref pushed at --tag")
     parser.add_argument("--tag", default="", help="with --multi-model: the pushed tag of --image")
-    parser.set_defaults(handler=deploy)
 
-    parser = subparsers.add_parser("invoke", help="Send sample rows to the endpoint")
+
+def invoke_arguments(parser):
     parser.add_argument("--rows", type=int, default=5, help="how many rows of data/ to send")
     parser.add_argument("--file", default="", help="send this file instead")
     parser.add_argument("--content-type", default="text/csv")
@@ -418,7 +265,3 @@ def register(subparsers):
     parser.add_argument(
         "--target-model", default="", help="on a multi-model endpoint: the model (NAME.tar.gz)"
     )
-    parser.set_defaults(handler=invoke)
-
-    parser = subparsers.add_parser("undeploy", help="Delete the endpoint, its configs and models")
-    parser.set_defaults(handler=undeploy)

@@ -8,9 +8,11 @@ sha), which is what training jobs and models name, so a deployed model's image s
 moves a tag off an image that has no other tag (a rebuild pushed under the same TAG), that image is
 tagged <TAG>-replaced-<UTC time>; only images untagged by other means expire, after
 ecr.expire_untagged_after_days days.
-A TAG ending in -dirty (uncommitted changes, see the Makefile) is refused. The ECR token is handed to the engine
-with each push request through the Docker API (X-Registry-Auth): it is never stored, printed or put
-on a command line. Settings: config/aws.json "ecr" (see settings.py).
+Nothing is pushed from a project whose files differ from its commit (core/git.py: uncommitted or
+new files, and git-ignored files that go into the images), whatever the TAG: a pushed TAG always
+names its commit's images. A TAG ending in -dirty (see the Makefile) is refused too. The ECR token is
+handed to the engine with each push request through the Docker API (X-Registry-Auth): it is never
+stored, printed or put on a command line. Settings: config/aws.json "ecr" (core/settings.py).
 """
 
 import base64
@@ -19,8 +21,9 @@ import os
 import re
 from datetime import datetime, timezone
 
-from . import engine
-from .settings import REGISTRY_OVERRIDE_VARIABLE, SetupError, connect, load, split_ref
+from ..core import engine, git
+from ..core.aws import REGISTRY_OVERRIDE_VARIABLE, open_aws, split_ref
+from ..core.errors import SetupError
 
 # host[:port] with an optional path prefix, e.g. ghcr.io/me or 127.0.0.1:5000/team.
 REGISTRY_RULE = re.compile(
@@ -156,21 +159,34 @@ def parse_images(pairs):
     return images
 
 
+def refuse_changed_tree(project, tag):
+    """Nothing leaves a tree that is not its commit: TAG would name images no commit has."""
+    changed = git.changes(project.root)
+    if changed:
+        shown = ", ".join(changed[:3]) + (f" and {len(changed) - 3} more" if len(changed) > 3 else "")
+        raise SetupError(
+            f"the project differs from its commit ({shown}): images built from it are not the commit's, "
+            f"so nothing is pushed as TAG {tag}; commit the changes (or remove them), then make build push"
+        )
+
+
 def push(args):
+    project = args.project
     if not TAG_RULE.match(args.tag):
         raise SetupError(f"tag {args.tag!r} is invalid: up to 128 letters, digits, '_', '.', '-'")
     if args.tag.endswith("-dirty"):
         raise SetupError(
-            f"TAG {args.tag} marks uncommitted changes and is never pushed: commit them and push again, "
-            "or push under a name of your own: make build push TAG=<name>"
+            f"TAG {args.tag} marks uncommitted changes and is never pushed: commit them, then make build push"
         )
     if args.registry and not REGISTRY_RULE.match(args.registry):
         raise SetupError(
             f"registry {args.registry!r} is invalid: expected host[:port][/prefix], e.g. ghcr.io/me"
         )
     images = parse_images(args.image)
-
-    # Every image must exist before any repository is created or any layer is sent.
+    refuse_changed_tree(project, args.tag)
+    # Credentials before the engine (nothing is created yet); every image must exist before any
+    # repository is created or any layer is sent.
+    aws = None if args.registry else open_aws(project)
     try:
         client = engine.connect()
         local = {name: engine.check_image(client, ref) for name, ref in images}
@@ -193,8 +209,7 @@ def push(args):
             targets.append((name, ref, repository, unique([args.tag, "latest"]), None))
         next_step = "Pull them elsewhere with: docker pull " + targets[0][2] + ":" + args.tag
     else:
-        settings = load()
-        session, account = connect(settings)
+        settings, session, account = aws
         ecr = session.client("ecr")
         print(f"Pushing to Amazon ECR, account {account}, region {settings['region']}")
         registry_override = os.environ.get(REGISTRY_OVERRIDE_VARIABLE, "")
@@ -250,8 +265,7 @@ def unique(items):
     return list(dict.fromkeys(items))
 
 
-def register(subparsers):
-    parser = subparsers.add_parser("push", help="Push the built images to Amazon ECR (or to --registry)")
+def push_arguments(parser):
     parser.add_argument(
         "--image", action="append", required=True, metavar="NAME=REF", help="an image to push"
     )
@@ -259,4 +273,3 @@ def register(subparsers):
     parser.add_argument(
         "--registry", default="", help="host[:port][/prefix]: push there instead of ECR; no AWS"
     )
-    parser.set_defaults(handler=push)

@@ -1,19 +1,20 @@
 """The Model Registry: `make models`, `make approve VERSION=n`, and the package `make deploy` serves.
 
 `make pipeline` registers each model that passes its accuracy gate as a new version of the model
-package group named after the project (MODEL_PACKAGE_GROUP), with its evaluation.json as the
+package group named after the project (Project.resource_name), with its evaluation.json as the
 package's model statistics. A version starts PendingManualApproval (the pipeline's
 ModelApprovalStatus parameter); `make approve` approves one, and `make deploy` then serves the
-latest Approved version with the image the package records (not the current TAG).
+latest Approved version with the image the package records (by digest, not the current TAG).
 Only boto3 is needed here: the SageMaker Python SDK is for building the pipeline alone.
 """
 
 import json
 import sys
 
-from .settings import SetupError
+from ..core.aws import open_aws, split_s3_uri
+from ..core.errors import SetupError
+from .common import is_not_found
 
-MODEL_PACKAGE_GROUP = "{{ cookiecutter.project_slug | replace('_', '-') | replace('.', '-') }}"
 APPROVAL_STATUSES = ("Approved", "Rejected", "PendingManualApproval")
 
 
@@ -21,18 +22,10 @@ def group_exists(sagemaker, group):
     try:
         sagemaker.describe_model_package_group(ModelPackageGroupName=group)
     except sagemaker.exceptions.ClientError as error:
-        if _is_missing(error):
+        if is_not_found(error):
             return False
         raise
     return True
-
-
-def _is_missing(error):
-    details = error.response.get("Error", {})
-    message = details.get("Message", "").lower()
-    return details.get("Code") in ("ValidationException", "ResourceNotFound") and (
-        "does not exist" in message or "not found" in message or "could not find" in message
-    )
 
 
 def list_versions(sagemaker, group, status=None):
@@ -65,7 +58,7 @@ def accuracy_of(description, read_s3_json):
 
 def s3_json_reader(s3):
     def read(uri):
-        bucket, _, key = uri[len("s3://") :].partition("/")
+        bucket, key = split_s3_uri(uri)
         try:
             return json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
         except s3.exceptions.ClientError:
@@ -83,11 +76,9 @@ def require_group(sagemaker, group):
 
 
 def models(args):
-    from .remote import open_aws
-
-    settings, session, _account = open_aws()
+    settings, session, _account = open_aws(args.project)
     sagemaker = session.client("sagemaker")
-    group = args.group
+    group = args.group or args.project.resource_name
     require_group(sagemaker, group)
     versions = list_versions(sagemaker, group)
     if not versions:
@@ -111,11 +102,9 @@ def models(args):
 
 
 def approve(args):
-    from .remote import open_aws
-
-    _settings, session, _account = open_aws()
+    _settings, session, _account = open_aws(args.project)
     sagemaker = session.client("sagemaker")
-    group = args.group
+    group = args.group or args.project.resource_name
     require_group(sagemaker, group)
     known = {summary.get("ModelPackageVersion"): summary for summary in list_versions(sagemaker, group)}
     if args.version not in known:
@@ -127,7 +116,7 @@ def approve(args):
     sagemaker.update_model_package(
         ModelPackageArn=arn,
         ModelApprovalStatus=args.status,
-        ApprovalDescription=f"{args.status} with `make approve` (sagemaker_tools)",
+        ApprovalDescription=f"{args.status} with `make approve` (rsagemaker)",
     )
     print(f"Model package {group} version {args.version} is now {args.status}: {arn}")
     if args.status == "Approved":
@@ -145,7 +134,7 @@ def approved_package(sagemaker, group, named=""):
         try:
             description = sagemaker.describe_model_package(ModelPackageName=named)
         except sagemaker.exceptions.ClientError as error:
-            if _is_missing(error):
+            if is_not_found(error):
                 raise SetupError(f"model package {named} does not exist in this account and region") from None
             raise
     else:
@@ -172,15 +161,11 @@ def approved_package(sagemaker, group, named=""):
     }
 
 
-def register(subparsers):
-    parser = subparsers.add_parser("models", help="List the model package group's versions")
-    parser.add_argument("--group", default=MODEL_PACKAGE_GROUP, help="model package group name")
-    parser.set_defaults(handler=models)
+def models_arguments(parser):
+    parser.add_argument("--group", help="model package group name (default: the project's name)")
 
-    parser = subparsers.add_parser(
-        "approve", help="Approve (or reject) one version of the model package group"
-    )
+
+def approve_arguments(parser):
     parser.add_argument("--version", type=int, required=True, help="the version number (see `make models`)")
-    parser.add_argument("--group", default=MODEL_PACKAGE_GROUP, help="model package group name")
+    parser.add_argument("--group", help="model package group name (default: the project's name)")
     parser.add_argument("--status", choices=APPROVAL_STATUSES, default="Approved")
-    parser.set_defaults(handler=approve)

@@ -15,13 +15,11 @@ newest digest.
 
 import hashlib
 import re
-from pathlib import Path
 
 import requests
 
-from . import ToolError
+from ..core.errors import ToolError
 
-PROJECT_DIR = Path(__file__).resolve().parent.parent
 MANIFEST_TYPES = (
     "application/vnd.oci.image.index.v1+json",
     "application/vnd.docker.distribution.manifest.list.v2+json",
@@ -106,8 +104,9 @@ def pinned(reference, digest):
     return f"{reference.split('@', 1)[0]}@{digest}"
 
 
-def write_pin(reference, project=PROJECT_DIR):
-    """Rewrite the Makefile's BASE_IMAGE default and the Dockerfiles' ARG; returns the files changed."""
+def write_pin(reference, project):
+    """Rewrite the Makefile's BASE_IMAGE default and the Dockerfiles' ARG under the project folder;
+    returns the files changed."""
     changed = []
     targets = [
         (project / "Makefile", re.compile(r"^BASE_IMAGE \?= .*$", re.MULTILINE), f"BASE_IMAGE ?= {reference}")
@@ -130,7 +129,7 @@ def write_pin(reference, project=PROJECT_DIR):
 def pin_base(args):
     digest = resolve_digest(args.image)
     reference = pinned(args.image, digest)
-    changed = write_pin(reference)
+    changed = write_pin(reference, args.project.root)
     where = ", ".join(changed) if changed else "nothing changed: already pinned to it"
     print(f"Pinned the base image: {reference}\n  written to: {where}")
     print(
@@ -139,9 +138,5 @@ def pin_base(args):
     return 0
 
 
-def register(subparsers):
-    parser = subparsers.add_parser(
-        "pin-base", help="pin the base image to its tag's current @sha256 digest (Makefile, Dockerfiles)"
-    )
+def pin_base_arguments(parser):
     parser.add_argument("--image", required=True, help="the base image reference, image:tag[@sha256:...]")
-    parser.set_defaults(handler=pin_base)

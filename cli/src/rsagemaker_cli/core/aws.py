@@ -1,60 +1,161 @@
-"""What the SageMaker commands share: checks before anything is created, S3, waiting, production settings.
+"""AWS for the commands: the checked session, images in ECR (by digest), S3 uploads.
 
-The commands themselves live by job: jobs.py (remote-process, remote-train), endpoints.py (deploy,
-invoke, undeploy), async_inference.py (invoke-async), autoscaling.py (autoscale) and transform.py
-(remote-transform). Role, bucket, region and instance types come from config/aws.json or the
-environment (settings.py); each command checks them, the credentials, the bucket and the image in ECR
-before it uploads or creates anything. Uploads go to s3://<bucket>/<s3_prefix>/jobs/<job name>/, job
-outputs to s3://<bucket>/<s3_prefix>/output/. The jobs use the image pushed by `make push` (same TAG).
+open_aws() loads and checks the settings, then region and credentials (STS GetCallerIdentity), before
+anything is uploaded or created, and returns the boto3 session every client comes from: so
+AWS_ENDPOINT_URL (boto3 >= 1.28) sends STS, ECR, S3 and SageMaker alike to another endpoint, e.g. a
+moto server in tests. Uploads go to s3://<bucket>/<s3_prefix>/jobs/<job name>/.
 
-The production settings (VPC, network isolation, KMS keys, tags) are turned into request parameters
-here, once, so that every job, model and endpoint config gets the same ones.
+Images are named by digest wherever SageMaker keeps them (jobs, models, model packages): a tag can
+be pushed again and name other bytes, a digest cannot. ImageInEcr holds both names of a pushed image.
 """
 
-import sys
-import time
+from dataclasses import dataclass
 from pathlib import Path
 
-from .settings import (
-    BUILD_DIR,
-    PROJECT_DIR,
-    SetupError,
-    connect,
-    ecr_registry,
-    load,
-    split_ref,
-)
+from . import settings as project_settings
+from .errors import SetupError
 
-CODE_DIR = PROJECT_DIR / "code"
-DATA_DIR = PROJECT_DIR / "data"
-HYPERPARAMETERS_FILE = PROJECT_DIR / "config" / "hyperparameters.json"
-LAST_TRAINING_JOB = BUILD_DIR / "last-training-job.json"
-ENDPOINT_RECORD = BUILD_DIR / "endpoint.json"
-
-PROCESSING_SCRIPT = "preprocess.R"
-PROCESSING_CODE_PATH = "/opt/ml/processing/input/code"
-PROCESSING_DATA_PATH = "/opt/ml/processing/input/data"
-PROCESSING_OUTPUT_PATH = "/opt/ml/processing/output"
-
-POLL_SECONDS = 15
-LOG_GROUPS = {
-    "processing": "/aws/sagemaker/ProcessingJobs",
-    "training": "/aws/sagemaker/TrainingJobs",
-    "transform": "/aws/sagemaker/TransformJobs",
-}
-JOB_DONE = ("Completed", "Failed", "Stopped")
-ENDPOINT_DONE = ("InService", "Failed", "OutOfService", "UpdateRollbackFailed")
+# Test seam, not a user setting: push creates the ECR repositories and fetches the ECR token as
+# usual, but sends the images to this registry host (e.g. 127.0.0.1:5000) instead of
+# <account>.dkr.ecr.<region>.amazonaws.com, because a moto server's ECR has no registry behind it.
+REGISTRY_OVERRIDE_VARIABLE = "RSAGEMAKER_ECR_REGISTRY_OVERRIDE"
 
 
-# --- checks before anything is uploaded or created ---------------------------------------------------
+def known_regions(session):
+    """Every region botocore knows for SageMaker, in every partition (aws, aws-cn, aws-us-gov...)."""
+    regions = set()
+    for partition in session.get_available_partitions():
+        regions.update(session.get_available_regions("sagemaker", partition_name=partition))
+    return regions
 
 
-def open_aws(*required):
+def connect(settings):
+    """Check region and credentials, before anything is created; returns (boto3 session, account id)."""
+    import boto3
+    import botocore.exceptions
+
+    settings.require("region")
+    region = settings["region"]
+    try:
+        session = boto3.Session(region_name=region)
+        regions = known_regions(session)
+        if region not in regions:
+            raise SetupError(
+                f"unknown AWS region {region!r} (from {settings.sources['region']}): "
+                f"SageMaker regions known to botocore include {', '.join(sorted(regions)[:6])}, ... "
+                "(a brand-new region needs a newer boto3)"
+            )
+        if session.get_credentials() is None:
+            raise SetupError(
+                "no AWS credentials found: run `aws configure` or `aws sso login`, or set AWS_PROFILE, "
+                "or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
+            )
+        identity = session.client("sts").get_caller_identity()
+    except botocore.exceptions.ProfileNotFound as error:
+        raise SetupError(f"{error}: fix AWS_PROFILE or add the profile to ~/.aws/config") from None
+    except botocore.exceptions.PartialCredentialsError as error:
+        raise SetupError(f"incomplete AWS credentials: {error}") from None
+    except botocore.exceptions.NoCredentialsError:
+        raise SetupError("no AWS credentials found: run `aws configure` or set AWS_PROFILE") from None
+    except botocore.exceptions.ClientError as error:
+        details = error.response.get("Error", {})
+        raise SetupError(
+            f"AWS rejected the credentials ({details.get('Code', '')}: {details.get('Message', '')}): "
+            "check AWS_PROFILE / AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, or renew them (`aws sso login`)"
+        ) from None
+    except botocore.exceptions.EndpointConnectionError as error:
+        raise SetupError(f"cannot reach AWS STS in {region}: {error}") from None
+    return session, identity["Account"]
+
+
+def open_aws(project, *required):
     """Settings (with the required ones set), boto3 session and account: everything checked up front."""
-    settings = load()
+    settings = project_settings.load(project)
     settings.require("region", *required)
     session, account = connect(settings)
     return settings, session, account
+
+
+def ecr_registry(account, region):
+    return f"{account}.dkr.ecr.{region}.amazonaws.com"
+
+
+def split_ref(ref):
+    """'name:tag' -> ('name', 'tag'); a ':' in a registry port is not a tag separator."""
+    name, _, tag = ref.rpartition(":")
+    if not name or "/" in tag:
+        return ref, ""
+    return name, tag
+
+
+# --- images in ECR -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ImageInEcr:
+    repository_uri: str  # <registry>/<repository>
+    tag: str  # "" when named by digest alone
+    digest: str  # sha256:...
+
+    @property
+    def by_tag(self):
+        return f"{self.repository_uri}:{self.tag}" if self.tag else self.by_digest
+
+    @property
+    def by_digest(self):
+        """What SageMaker is given: the bytes that were pushed, whatever the tag names later."""
+        return f"{self.repository_uri}@{self.digest}"
+
+    @property
+    def described(self):
+        """repository:tag@digest: both names, for the output and for the model's record."""
+        return f"{self.repository_uri}:{self.tag}@{self.digest}" if self.tag else self.by_digest
+
+
+def parse_image_uri(uri):
+    """(registry, repository, tag, digest) of registry/repository[:tag][@sha256:...]."""
+    registry, _, path = uri.partition("/")
+    path, _, digest = path.partition("@")
+    repository, tag = split_ref(path)
+    return registry, repository, tag, digest
+
+
+def find_in_ecr(session, uri):
+    """The ECR image an URI names (by its digest if it has one, else its tag), or None."""
+    registry, repository, tag, digest = parse_image_uri(uri)
+    image_id = {"imageDigest": digest} if digest else {"imageTag": tag or "latest"}
+    ecr = session.client("ecr")
+    try:
+        (detail,) = ecr.describe_images(repositoryName=repository, imageIds=[image_id])["imageDetails"]
+    except (ecr.exceptions.RepositoryNotFoundException, ecr.exceptions.ImageNotFoundException):
+        return None
+    return ImageInEcr(f"{registry}/{repository}", tag, detail["imageDigest"])
+
+
+def pushed_image(session, account, region, ref, tag):
+    """The image `make push` sent for a local image ref at tag; fails unless it is in ECR."""
+    if tag.endswith("-dirty"):
+        raise SetupError(
+            f"TAG {tag} marks uncommitted changes and is never pushed: commit them (then make push), "
+            "or build and push under a name of your own (make build push TAG=<name>)"
+        )
+    uri = f"{ecr_registry(account, region)}/{split_ref(ref)[0]}:{tag}"
+    image = find_in_ecr(session, uri)
+    if image is None:
+        raise SetupError(f"{uri} is not in ECR: run `make push` first (with the same TAG)")
+    return image
+
+
+def pin_to_digest(session, account, region, uri):
+    """An image URI as SageMaker should get it: an image of this account's ECR by digest (None when
+    it is not there any more); an image of another registry as it is."""
+    if not uri.startswith(f"{ecr_registry(account, region)}/"):
+        return uri
+    image = find_in_ecr(session, uri)
+    return image.by_digest if image else None
+
+
+# --- S3 ----------------------------------------------------------------------------------------
 
 
 def check_bucket(s3, bucket, region):
@@ -72,88 +173,13 @@ def check_bucket(s3, bucket, region):
         ) from None
 
 
-def pushed_image_uri(session, account, region, ref, tag):
-    """The ECR URI of a local image ref at tag; fails unless `make push` has put it there."""
-    repository = split_ref(ref)[0]
-    uri = f"{ecr_registry(account, region)}/{repository}:{tag}"
-    if tag.endswith("-dirty"):
-        raise SetupError(
-            f"TAG {tag} marks uncommitted changes and is never pushed: commit them (then make push), "
-            "or build and push under a name of your own (make build push TAG=<name>)"
-        )
-    if not image_in_ecr(session, uri):
-        raise SetupError(f"{uri} is not in ECR: run `make push` first (with the same TAG)")
-    return uri
-
-
-def pushed_image_digest(session, uri):
-    """uri@digest for a pushed repository:tag URI: the image a job runs, whatever the tag names later."""
-    repository, tag = split_ref(uri.split("/", 1)[1])
-    details = session.client("ecr").describe_images(
-        repositoryName=repository, imageIds=[{"imageTag": tag or "latest"}]
-    )["imageDetails"]
-    return f"{uri}@{details[0]['imageDigest']}"
-
-
-def image_in_ecr(session, uri):
-    """Whether an ECR image URI (repository:tag or repository@sha256:...) is there."""
-    path = uri.split("/", 1)[1]
-    if "@" in path:
-        repository, digest = path.split("@", 1)
-        image_id = {"imageDigest": digest}
-    else:
-        repository, tag = split_ref(path)
-        image_id = {"imageTag": tag or "latest"}
-    ecr = session.client("ecr")
-    try:
-        ecr.describe_images(repositoryName=repository, imageIds=[image_id])
-    except (ecr.exceptions.RepositoryNotFoundException, ecr.exceptions.ImageNotFoundException):
-        return False
-    return True
-
-
-# --- production settings as request parameters -------------------------------------------------------
-
-
-def vpc_config(settings):
-    """VpcConfig of a training job or model ({} without a VPC): the job's network interfaces go there."""
-    if not settings["vpc.subnets"]:
-        return {}
-    return {"Subnets": settings["vpc.subnets"], "SecurityGroupIds": settings["vpc.security_group_ids"]}
-
-
-def aws_tags(settings):
-    """The `tags` setting as the Tags parameter of every Create* call."""
-    return [{"Key": key, "Value": value} for key, value in settings["tags"].items()]
-
-
-def tagged(settings):
-    """Tags=... for a Create* call, or nothing when no tags are set (an empty list is refused by some APIs)."""
-    tags = aws_tags(settings)
-    return {"Tags": tags} if tags else {}
-
-
-def describe_production(settings):
-    """One line saying which production settings a resource gets, for the command's output."""
-    parts = []
-    if settings["vpc.subnets"]:
-        parts.append(f"VPC subnets {','.join(settings['vpc.subnets'])}")
-    if settings["network_isolation"]:
-        parts.append("network isolation")
-    if settings["kms.volume_key_id"]:
-        parts.append("volume KMS key")
-    if settings["kms.output_key_id"]:
-        parts.append("output KMS key")
-    if settings["tags"]:
-        parts.append(f"tags {', '.join(settings['tags'])}")
-    return "; ".join(parts)
-
-
-# --- S3 and the progress line -----------------------------------------------------------------
-
-
 def s3_key(*parts):
     return "/".join(part.strip("/") for part in parts if part and part.strip("/"))
+
+
+def split_s3_uri(uri):
+    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    return bucket, key
 
 
 def upload_file(s3, path, bucket, key):
@@ -161,80 +187,14 @@ def upload_file(s3, path, bucket, key):
     return f"s3://{bucket}/{key}"
 
 
-def upload_directory(s3, directory, bucket, prefix):
+def upload_directory(s3, directory, bucket, prefix, shown=None):
     """Upload every file under directory to s3://bucket/prefix/; returns the prefix URI."""
     files = sorted(path for path in Path(directory).rglob("*") if path.is_file())
     if not files:
-        raise SetupError(f"{directory} holds no files to upload")
+        raise SetupError(f"{shown or directory} holds no files to upload")
     for path in files:
         s3.upload_file(str(path), bucket, s3_key(prefix, path.relative_to(directory).as_posix()))
     uri = f"s3://{bucket}/{s3_key(prefix)}/"
     size_kb = sum(path.stat().st_size for path in files) / 1024
-    print(
-        f"Uploaded {len(files)} file(s), {size_kb:.0f} KB, from {Path(directory).relative_to(PROJECT_DIR)} to {uri}"
-    )
+    print(f"Uploaded {len(files)} file(s), {size_kb:.0f} KB, from {shown or directory} to {uri}")
     return uri
-
-
-def wait_for(describe, status_key, done, label, hint):
-    """Poll until a terminal status: one line per change (in place on a terminal); returns the description."""
-    started = time.monotonic()
-    last = None
-    on_terminal = sys.stdout.isatty()
-    try:
-        while True:
-            description = describe()
-            status = description[status_key]
-            detail = description.get("SecondaryStatus")
-            state = f"{status} ({detail})" if detail and detail != status else status
-            elapsed = int(time.monotonic() - started)
-            line = f"  {label}: {state}  [{elapsed // 60:02d}:{elapsed % 60:02d}]"
-            if on_terminal:
-                print(f"\r{line}\033[K", end="" if status not in done else "\n", flush=True)
-            elif state != last:
-                print(line, flush=True)
-            last = state
-            if status in done:
-                return description
-            time.sleep(POLL_SECONDS)
-    except KeyboardInterrupt:
-        print(f"\nStopped waiting; {label} goes on. {hint}", file=sys.stderr)
-        raise
-
-
-# Per kind of job: the Describe* fields of its name and status, and the aws CLI call that follows it.
-JOB_FIELDS = {
-    "processing": (
-        "ProcessingJobName",
-        "ProcessingJobStatus",
-        "describe-processing-job --processing-job-name",
-    ),
-    "training": ("TrainingJobName", "TrainingJobStatus", "describe-training-job --training-job-name"),
-    "transform": ("TransformJobName", "TransformJobStatus", "describe-transform-job --transform-job-name"),
-}
-
-
-def follow_job(kind, name, describe, no_wait):
-    """Wait for a job and report its outcome; returns (exit code, description), or (0, None) with no_wait."""
-    name_key, status_key, cli = JOB_FIELDS[kind]
-    hint = f"Follow it: aws sagemaker {cli} {name}"
-    if no_wait:
-        print(hint)
-        return 0, None
-    description = wait_for(describe, status_key, JOB_DONE, f"{kind} job {name}", hint)
-    return report_job(kind, description, name_key, status_key), description
-
-
-def report_job(kind, description, name_key, status_key):
-    """The outcome line, the failure reason and where the logs are; returns the exit code."""
-    name = description[name_key]
-    status = description[status_key]
-    group = LOG_GROUPS[kind]
-    if status == "Completed":
-        print(f"{kind.capitalize()} job {name} completed.")
-    else:
-        reason = description.get("FailureReason") or description.get("ExitMessage") or "no reason given"
-        print(f"{kind.capitalize()} job {name} {status.lower()}: {reason}", file=sys.stderr)
-    print(f"Logs: CloudWatch log group {group}, streams {name}/...")
-    print(f"  aws logs tail {group} --log-stream-name-prefix {name} --follow")
-    return 0 if status == "Completed" else 1

@@ -1,6 +1,6 @@
 """The container engine (Docker, or podman's Docker API) for the local runs.
 
-Every container these tools start carries LABEL_TOOL plus LABEL_PROJECT (this project's folder), so
+Every container the commands start carries LABEL_TOOL plus LABEL_PROJECT (the project's folder), so
 `local-stop` finds the ones of this project and no others. Foreground runs remove their container
 when they end, also on Ctrl-C or SIGTERM.
 """
@@ -17,11 +17,11 @@ import docker.errors
 import requests
 from docker.types import Mount
 
-from . import ToolError
+from .errors import ToolError
 
-LABEL_TOOL = "sagemaker_tools.role"
-LABEL_PROJECT = "sagemaker_tools.project"
-LABEL_URL = "sagemaker_tools.url"
+LABEL_TOOL = "rsagemaker.role"
+LABEL_PROJECT = "rsagemaker.project"
+LABEL_URL = "rsagemaker.url"
 
 
 class EngineError(ToolError):

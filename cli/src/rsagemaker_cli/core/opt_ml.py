@@ -4,13 +4,11 @@ Shared by the local runs (which write them under build/) and the remote jobs (wh
 hyperparameters and the same sourcedir.tar.gz to SageMaker):
   encode_hyperparameters()  the hyperparameters.json of a script-mode training job
   pack_sourcedir()          the sourcedir.tar.gz the SDK uploads for a source_dir
-  training_config() / processing_job_config() / processing_resource_config()  the JSON files
-  read_hyperparameters()    config/hyperparameters.json, checked
-  sample_rows()             rows of the project's data as SageMaker sends CSV to a model
+  training_resource_config() / processing_job_config() / ...  the JSON files under /opt/ml
   job_name() / unique_name()  the name of every job, model and endpoint config, local or remote
+(The project's data as SageMaker sends CSV to a model: data.py.)
 """
 
-import csv
 import fnmatch
 import gzip
 import io
@@ -21,9 +19,9 @@ import tarfile
 from datetime import datetime, timezone
 from pathlib import Path
 
-from . import ToolError
-
-PROJECT = "{{ cookiecutter.project_slug }}"
+# SageMaker gives each batch transform request 600 s by default; the container's own limit is set to match
+# (local-transform and remote-transform alike).
+BATCH_INVOCATION_TIMEOUT = 600
 
 # SageMaker's limits on CreateTrainingJob's HyperParameters.
 MAX_HYPERPARAMETERS = 100
@@ -31,7 +29,7 @@ MAX_KEY_LENGTH = 256
 MAX_VALUE_LENGTH = 2500
 
 # Where a network-isolated training job finds its code: the `code` channel, named by
-# sagemaker_submit_directory. The local runs use the same place (see local.py).
+# sagemaker_submit_directory. The local runs use the same place (local/train.py).
 CODE_CHANNEL = "code"
 CODE_TARBALL_IN_CONTAINER = "/opt/ml/input/data/code/sourcedir.tar.gz"
 
@@ -160,10 +158,10 @@ def unique_name(base):
     return f"{base[: 62 - len(stamp)]}-{stamp}"
 
 
-def job_name(kind):
-    """The name of a processing or training job, local or remote: <project>-<kind>-<UTC time>,
-    e.g. myproject-training-20250101-120000-000."""
-    return unique_name(f"{PROJECT}-{kind}")
+def job_name(project, kind):
+    """The name of a job, local or remote: <project>-<kind>-<UTC time>, e.g.
+    myproject-training-20250101-120000-000 (project: its name, PROJECT in the Makefile)."""
+    return unique_name(f"{project}-{kind}")
 
 
 def write_json(path, value):
@@ -266,45 +264,3 @@ def processing_job_config(
         "Environment": dict(environment or {}),
         "RoleArn": role_arn or f"arn:aws:iam::{account}:role/SageMakerExecutionRole",
     }
-
-
-class ProjectFileError(ToolError):
-    """A project file (config/hyperparameters.json, the data) that cannot be used as it is."""
-
-    exit_code = 2
-
-
-def read_hyperparameters(path):
-    try:
-        values = json.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise ProjectFileError(
-            f"{path} does not exist (an empty JSON object means no hyperparameters)"
-        ) from None
-    except json.JSONDecodeError as error:
-        raise ProjectFileError(f"{path} is not valid JSON: {error}") from None
-    if not isinstance(values, dict):
-        raise ProjectFileError(f"{path} must hold a JSON object (name -> value)")
-    return values
-
-
-def sample_rows(data_dir, rows, target):
-    """Rows spread evenly over the first CSV under data_dir, without the target column, as header-less
-    CSV (as SageMaker sends CSV to a model). target None: the last column. Returns (body, csv file)."""
-    files = sorted(Path(data_dir).rglob("*.csv"))
-    if not files:
-        raise ProjectFileError(f"no .csv file in {data_dir}")
-    with open(files[0], newline="") as handle:
-        header, *records = list(csv.reader(handle))
-    if target is None:
-        target = header[-1]
-    if target not in header:
-        raise ProjectFileError(f"column {target!r} is not in {files[0]} (columns: {', '.join(header)})")
-    keep = [i for i, column in enumerate(header) if column != target]
-    count = min(rows, len(records))
-    picked = [records[i * len(records) // count] for i in range(count)] if count else []
-    body = io.StringIO()
-    writer = csv.writer(body, lineterminator="\n")
-    for record in picked:
-        writer.writerow([record[i] for i in keep])
-    return body.getvalue(), files[0]

@@ -4,7 +4,7 @@ The models are the *.tar.gz files in build/models/ (each one a model.tar.gz as `
 a training job makes it: model.rds + code/deploy.R, so each answers with its own handlers). A model is
 named by its file name, e.g. `iris-a.tar.gz`, SageMaker's TargetModel.
 
-On SageMaker (make deploy MULTI_MODEL=1) they live under one S3 prefix,
+On SageMaker (make deploy MULTI_MODEL=1, aws/deployable.py) they live under one S3 prefix,
     s3://<bucket>/<s3_prefix>/multi-model/<endpoint name>/<name>.tar.gz
 which is the model's ModelDataUrl (PrimaryContainer Mode=MultiModel). SageMaker downloads a model on
 its first invocation (InvokeEndpoint TargetModel=<name>.tar.gz), unpacks it under
@@ -28,37 +28,18 @@ from pathlib import Path
 
 import requests
 
-from . import ToolError
+from ..core.errors import SetupError
+from ..core.project import MODELS_DIR
 
-MODELS_DIR = Path("build") / "models"  # the tarballs, relative to the project root
 LOCAL_MODELS_DIR = Path("build") / "serving" / "models"  # what the container sees as /opt/ml/models
 CONTAINER_MODELS_DIR = "/opt/ml/models"
 MULTI_MODEL_VARIABLE = "SAGEMAKER_MULTI_MODEL"
-LABEL_MULTI_MODEL = "sagemaker_tools.multi_model"
+LABEL_MULTI_MODEL = "rsagemaker.multi_model"
 LAST_USED_FILE = "last-used.json"  # the local front end's record of when each model was last invoked
-S3_FOLDER = "multi-model"
 
 
-class UsageError(ToolError):
-    exit_code = 2
-
-
-def model_tarballs(root):
-    """The models to serve: build/models/*.tar.gz. A project that has only build/model.tar.gz (from
-    make local-train) gets it copied there as model.tar.gz, which is said."""
-    folder = root / MODELS_DIR
-    tarballs = sorted(folder.glob("*.tar.gz"))
-    if not tarballs and (root / "build" / "model.tar.gz").is_file():
-        folder.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(root / "build" / "model.tar.gz", folder / "model.tar.gz")
-        print(f"==> Copied build/model.tar.gz to {MODELS_DIR}/model.tar.gz (add more models there by name)")
-        tarballs = [folder / "model.tar.gz"]
-    if not tarballs:
-        raise UsageError(
-            f"no model in {MODELS_DIR}/: put model.tar.gz files there, one per model, e.g. "
-            f"make local-train && cp build/model.tar.gz {MODELS_DIR}/iris-a.tar.gz"
-        )
-    return tarballs
+def local_models_dir(project):
+    return project.root / LOCAL_MODELS_DIR
 
 
 def model_id(target_model):
@@ -71,7 +52,7 @@ def check_target(root, target_model):
     tarball = root / MODELS_DIR / target_model
     if "/" in target_model or not tarball.is_file():
         names = ", ".join(path.name for path in sorted((root / MODELS_DIR).glob("*.tar.gz"))) or "none"
-        raise UsageError(f"no model {target_model} in {MODELS_DIR}/ (there: {names})")
+        raise SetupError(f"no model {target_model} in {MODELS_DIR}/ (there: {names})")
     return tarball
 
 
@@ -156,23 +137,6 @@ def predict(root, url, target_model, body, content_type, accept):
         },
         timeout=60,
     )
-
-
-# --- SageMaker: the S3 prefix of the models ----------------------------------------------------------
-
-
-def s3_prefix_key(settings, endpoint):
-    return "/".join(
-        part.strip("/") for part in (settings["s3_prefix"], S3_FOLDER, endpoint) if part.strip("/")
-    )
-
-
-def upload_models(s3, bucket, prefix_key, tarballs):
-    """Upload each tarball to s3://bucket/prefix_key/<name>; returns the prefix URI (ModelDataUrl)."""
-    for tarball in tarballs:
-        s3.upload_file(str(tarball), bucket, f"{prefix_key}/{tarball.name}")
-        print(f"Uploaded {MODELS_DIR}/{tarball.name} to s3://{bucket}/{prefix_key}/{tarball.name}")
-    return f"s3://{bucket}/{prefix_key}/"
 
 
 def print_targets(tarballs, command, file=sys.stdout):

@@ -6,8 +6,9 @@
 Locally (LocalPipelineSession) SageMaker's local mode cannot register a model, so the passing branch
 is CreateModel -> TransformTest instead: the model is created and batch-transforms the test split.
 
-Only pipeline.py imports this module, so the rest of the tools run without the SDK installed.
-Every URI and image comes from a PipelinePlan that pipeline.py fills for SageMaker (s3://, ECR) or
+Only the pipeline commands import this module (common.load_sdk()), so the other commands run
+without the SDK installed. Every URI and image comes from a PipelinePlan that aws/pipeline.py fills
+for SageMaker (s3://, ECR images by digest) or local/pipeline.py
 for this machine (file://, local images); nothing here uploads or calls AWS except where the SDK
 itself does (ModelBuilder.register() looks up the session's default bucket, set to the project's).
 """
@@ -45,8 +46,6 @@ from sagemaker.mlops.workflow.steps import ProcessingStep, TrainingStep, Transfo
 from sagemaker.serve.model_builder import ModelBuilder
 from sagemaker.train.model_trainer import ModelTrainer
 
-from .metric_definitions import METRIC_DEFINITIONS
-
 PROCESSING_DIR = "/opt/ml/processing"
 CODE_PATH = f"{PROCESSING_DIR}/input/code"
 # preprocess.R's outputs: train and validation feed Train, test feeds Evaluate, test-features the
@@ -78,6 +77,7 @@ class PipelinePlan:
     hyperparameters: dict  # as encode_hyperparameters() returns them, sagemaker_submit_directory included
     target: str
     model_package_group: str
+    metric_definitions: list  # the setting training.metric_definitions: [{"Name": ..., "Regex": ...}]
     processing_instance_type: str
     training_instance_type: str
     serving_instance_type: str = "ml.m5.large"
@@ -177,7 +177,7 @@ def build(plan, session):
         base_job_name=f"{plan.name}-train",
         sagemaker_session=session,
     ).with_metric_definitions(
-        [MetricDefinition(name=item["Name"], regex=item["Regex"]) for item in METRIC_DEFINITIONS]
+        [MetricDefinition(name=item["Name"], regex=item["Regex"]) for item in plan.metric_definitions]
     )
     train = TrainingStep(
         name=TRAIN, description="code/train.R in the training image", step_args=trainer.train()

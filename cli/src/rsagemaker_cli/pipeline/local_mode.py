@@ -1,6 +1,6 @@
 """Running the pipeline on this machine with the SDK's LocalPipelineSession (SDK v3, local mode).
 
-What local mode lacks, and what this module adds on top of it (only pipeline.py imports it):
+What local mode lacks, and what this module adds on top of it (only local/pipeline.py uses it):
 - A property file (evaluation.json) read by a JsonGet must be on S3 in SDK 3.27: local mode parses
   its URI as s3:// and fails on a file:// output with "Invalid json path". The executor below reads
   file:// property files from disk, so the condition works with local files and no AWS account.
