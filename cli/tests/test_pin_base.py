@@ -1,16 +1,16 @@
-"""make pin-base (sagemaker_tools/base_image.py): names as docker reads them, the registry's
-anonymous bearer-token handshake (as Docker Hub answers), and the lines it rewrites."""
+"""pin-base (config/pin_base.py): names as docker reads them, the registry's anonymous bearer-token
+handshake (as Docker Hub answers), and the lines it rewrites in a project."""
 
 import http.server
 import shutil
 import threading
-from pathlib import Path
 
 import pytest
+from cli_support import FIXTURE
 
-from sagemaker_tools import ToolError, base_image
+from rsagemaker_cli.config import pin_base as base_image
+from rsagemaker_cli.core.errors import ToolError
 
-PROJECT = Path(__file__).resolve().parent.parent
 DIGEST = "sha256:" + "ab" * 32
 
 
@@ -85,9 +85,9 @@ def test_an_unknown_tag_is_a_clear_error(token_registry):
 
 
 def test_the_pin_rewrites_the_makefile_and_every_dockerfile(tmp_path):
-    for relative in ["Makefile", *[str(p.relative_to(PROJECT)) for p in PROJECT.glob("images/*/Dockerfile")]]:
+    for relative in ["Makefile", *[str(p.relative_to(FIXTURE)) for p in FIXTURE.glob("images/*/Dockerfile")]]:
         (tmp_path / relative).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(PROJECT / relative, tmp_path / relative)
+        shutil.copy(FIXTURE / relative, tmp_path / relative)
     reference = base_image.pinned("docker.io/rocker/r2u:24.04@sha256:" + "0" * 64, DIGEST)
     assert reference == f"docker.io/rocker/r2u:24.04@{DIGEST}"
     changed = base_image.write_pin(reference, project=tmp_path)
@@ -96,3 +96,11 @@ def test_the_pin_rewrites_the_makefile_and_every_dockerfile(tmp_path):
     for dockerfile in tmp_path.glob("images/*/Dockerfile"):
         assert f"ARG BASE_IMAGE={reference}\n" in dockerfile.read_text()
     assert base_image.write_pin(reference, project=tmp_path) == []  # pinning again changes nothing
+
+
+def test_pin_base_pins_the_project_it_runs_in(project, token_registry, cli):
+    result = cli("pin-base", "--image", f"{token_registry}/library/r-base:4.5.1")
+    assert result.code == 0, result.err
+    reference = f"{token_registry}/library/r-base:4.5.1@{DIGEST}"
+    assert f"BASE_IMAGE ?= {reference}\n" in (project / "Makefile").read_text()
+    assert "written to: Makefile, images/processing/Dockerfile, images/training/Dockerfile" in result.out
