@@ -14,7 +14,7 @@ import pytest
 from conftest import unavailable
 from contract.common import PROJECT_ROOT
 
-from sagemaker_tools.bench import Settings, row_names
+from rsagemaker_cli.local.bench import Settings, row_names
 
 WORKERS = 2
 TARGET_RPS = 250
@@ -33,7 +33,7 @@ def quick_run(tmp_path_factory, docker_client, training_image):
     if not shutil.which("wrk"):
         unavailable("wrk is not installed (apt-get install wrk)")
     output = tmp_path_factory.mktemp("bench") / "results.md"
-    command = [sys.executable, "-m", "sagemaker_tools", "bench", "--image", training_image, "--quick"]
+    command = [sys.executable, "-m", "rsagemaker_cli", "bench", "--image", training_image, "--quick"]
     command += ["--workers", str(WORKERS), "--target-rps", str(TARGET_RPS), "--output", str(output)]
     finished = subprocess.run(
         command, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=900, check=False

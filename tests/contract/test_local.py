@@ -11,8 +11,8 @@ from shutil import copytree, ignore_patterns
 import pytest
 from conftest import free_port
 
-from sagemaker_tools.engine import LABEL_PROJECT
-from sagemaker_tools.opt_ml import encode_hyperparameters, pack_sourcedir
+from rsagemaker_cli.core.engine import LABEL_PROJECT
+from rsagemaker_cli.core.opt_ml import encode_hyperparameters, pack_sourcedir
 
 from contract.common import PROJECT_ROOT  # noqa: E402 - the default bake of this session
 
@@ -84,7 +84,7 @@ def project(tmp_path):
 
 def cli(project, *args, timeout=300):
     return subprocess.run(
-        [sys.executable, "-m", "sagemaker_tools", *args],
+        [sys.executable, "-m", "rsagemaker_cli", *args],
         cwd=project,
         check=False,
         capture_output=True,
@@ -226,7 +226,7 @@ def test_ctrl_c_stops_and_removes_the_training_container(docker_client, training
         [
             sys.executable,
             "-m",
-            "sagemaker_tools",
+            "rsagemaker_cli",
             "local-train",
             "--image",
             training_image,

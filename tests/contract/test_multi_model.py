@@ -23,7 +23,9 @@ from conftest import free_port
 from contract.serving_support import is_json_error, serving_container, train_sample_model, write_model
 from contract.test_local import cli, make, project_containers
 
-from sagemaker_tools import multi_model
+from rsagemaker_cli.core.errors import SetupError
+from rsagemaker_cli.core.project import model_tarballs
+from rsagemaker_cli.local import multi_model
 
 from contract.common import PROJECT_ROOT  # noqa: E402 - the default bake of this session
 CSV = {"Content-Type": "text/csv", "Accept": "text/csv"}
@@ -383,7 +385,7 @@ def test_a_507_from_one_worker_is_resolved_by_unloading_on_another_as_sagemaker_
         assert served.container.attrs["State"]["OOMKilled"] is False
 
 
-# --- the local front end (sagemaker_tools.multi_model), as SageMaker's -------------------------------
+# --- the local front end (rsagemaker_cli.local.multi_model), as SageMaker's -------------------------------
 
 
 class FakeMultiModelServer(http.server.BaseHTTPRequestHandler):
@@ -459,21 +461,21 @@ def test_the_local_front_end_unpacks_loads_unloads_on_507_and_invokes(tmp_path):
         assert FakeMultiModelServer.loaded == [b_id]
     finally:
         server.shutdown()
-    with pytest.raises(multi_model.UsageError, match="no model c.tar.gz in build/models/"):
+    with pytest.raises(SetupError, match="no model c.tar.gz in build/models/"):
         multi_model.check_target(tmp_path, "c.tar.gz")
 
 
 def test_the_models_are_the_tarballs_of_build_models(tmp_path, capsys):
     with pytest.raises(
-        multi_model.UsageError, match="no model in build/models/: put model.tar.gz files there"
+        SetupError, match="no model in build/models/: put model.tar.gz files there"
     ):
-        multi_model.model_tarballs(tmp_path)
+        model_tarballs(tmp_path)
     (tmp_path / "build").mkdir()
     (tmp_path / "build" / "model.tar.gz").write_bytes(b"trained")  # what make local-train leaves
-    assert multi_model.model_tarballs(tmp_path) == [tmp_path / multi_model.MODELS_DIR / "model.tar.gz"]
+    assert model_tarballs(tmp_path) == [tmp_path / multi_model.MODELS_DIR / "model.tar.gz"]
     assert "Copied build/model.tar.gz to build/models/model.tar.gz" in capsys.readouterr().out
     (tmp_path / multi_model.MODELS_DIR / "b.tar.gz").write_bytes(b"b")
-    assert [path.name for path in multi_model.model_tarballs(tmp_path)] == ["b.tar.gz", "model.tar.gz"]
+    assert [path.name for path in model_tarballs(tmp_path)] == ["b.tar.gz", "model.tar.gz"]
 
 
 @pytest.fixture(scope="module")

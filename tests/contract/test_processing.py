@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from sagemaker_tools import opt_ml
-from sagemaker_tools.engine import bind
+from rsagemaker_cli.core import opt_ml
+from rsagemaker_cli.core.engine import bind
 
 from contract.common import PROJECT_ROOT  # noqa: E402 - the default bake of this session
 
@@ -342,7 +342,7 @@ def test_ctrl_c_of_local_process_stops_the_job_as_docker_stop_would(processing_i
     (project / "slow-code" / "slow.R").write_text(LONG_SCRIPT)
     command = ["local-process", "--image", processing_image, "--code", "slow-code", "--script", "slow.R"]
     process = subprocess.Popen(
-        [sys.executable, "-m", "sagemaker_tools", *command],
+        [sys.executable, "-m", "rsagemaker_cli", *command],
         cwd=project,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

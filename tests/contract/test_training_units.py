@@ -345,7 +345,7 @@ def test_inference_code_leaves_dotfiles_out_but_keeps_rprofile_and_renv(rscript,
 def test_the_r_plumbing_and_the_tools_pack_the_same_paths_of_code(rscript):
     """One rule of what of code/ is packed (sourcedir.tar.gz, the image, /opt/ml/model/code): the
     model's copy (R, packed()) and the tools' tarball (Python, opt_ml.packed()) agree path by path."""
-    from sagemaker_tools.opt_ml import packed
+    from rsagemaker_cli.core.opt_ml import packed
 
     paths = [
         "train.R",

@@ -10,9 +10,9 @@ from shutil import copytree, ignore_patterns
 
 import pytest
 
-from sagemaker_tools.engine import LABEL_PROJECT
-from sagemaker_tools.settings import SetupError
-from sagemaker_tools.transform import MB, assemble, batches, records_of
+from rsagemaker_cli.core.engine import LABEL_PROJECT
+from rsagemaker_cli.core.errors import SetupError
+from rsagemaker_cli.local.transform import MB, assemble, batches, records_of
 
 from contract.common import PROJECT_ROOT  # noqa: E402 - the default bake of this session
 SPECIES = {"setosa", "versicolor", "virginica"}
