@@ -35,6 +35,10 @@ MAX_PAYLOAD_MB <- 6
 ASYNC_MAX_PAYLOAD_MB <- 1024
 MB <- 1024 * 1024
 MAX_ERROR_MESSAGE_CHARS <- 1024
+# The widest CSV row the default input_fn reads (a 413 beyond): what a column costs in R (a vector,
+# its name V<n>) is a hundred times what it costs in the body, so a 6 MB body of 3 million columns
+# would need gigabytes. 50,000 columns take a few MB and a few tens of milliseconds.
+MAX_CSV_COLUMNS <- 50000
 
 #' Answer a request with an HTTP error
 #'
@@ -283,38 +287,24 @@ shortest_doubles <- function(x) {
 
 csv_error <- function(e) http_error(400, paste("malformed text/csv body:", conditionMessage(e)))
 
-#' The fields of a CSV body, as text: data.table's fread where the body has no quotes and fread
-#' took every line as a row of the same length (the counts of line breaks and commas say so), else
+#' The fields of a CSV body, as text: split in C where every line holds plain fields, as many as
+#' the first line (no quotes, tabs or lone CRs, no blank lines: read.csv's reading of them), else
 #' read.csv (quotes and doubled quotes, blank lines, and read.csv's own message for a malformed
-#' body). fread's typed reading comes along in the first case (`typed`, NULL otherwise).
+#' body). (fread, used here before, took a body without a line break for a file name to read.)
 #' @noRd
 csv_fields <- function(body) {
-  bytes <- charToRaw(body)
-  if (!any(bytes == charToRaw("\""))) {
-    read <- function(...) {
-      tryCatch(
-        data.table::fread(
-          text = body, sep = ",", header = FALSE, strip.white = TRUE, fill = FALSE, skip = 0,
-          integer64 = "double", data.table = FALSE, showProgress = FALSE, nThread = 1, ...
-        ),
-        error = function(e) NULL, warning = function(w) NULL
-      )
-    }
-    fields <- read(colClasses = "character", na.strings = "NA")
-    line_breaks <- sum(bytes == charToRaw("\n"))
-    rows <- line_breaks + (bytes[[length(bytes)]] != charToRaw("\n"))
-    if (!is.null(fields) && nrow(fields) == rows && sum(bytes == charToRaw(",")) == rows * (ncol(fields) - 1)) {
-      return(list(text = fields, typed = read(na.strings = c("NA", ""))))
-    }
+  fields <- .Call(rsm_csv_plain_fields, body, MAX_CSV_COLUMNS)
+  if (!is.null(fields)) {
+    names(fields) <- paste0("V", seq_along(fields))
+    return(structure(fields, row.names = c(NA_integer_, -length(fields[[1]])), class = "data.frame"))
   }
-  fields <- tryCatch(
+  tryCatch(
     utils::read.csv(
       text = body, header = FALSE, colClasses = "character", na.strings = "NA", strip.white = TRUE,
       fill = FALSE, blank.lines.skip = TRUE, comment.char = ""
     ),
     error = csv_error, warning = csv_error
   )
-  list(text = fields, typed = NULL)
 }
 
 #' A CSV body as a data frame, with read.csv's meaning (no header, columns V1..Vn, types by
@@ -326,8 +316,14 @@ csv_fields <- function(body) {
 #' meaning.
 #' @noRd
 parse_csv <- function(body) {
-  numeric <- .Call(rsm_read_numeric_csv, body)
+  numeric <- .Call(rsm_read_numeric_csv, body, MAX_CSV_COLUMNS)
   if (is.null(numeric)) {
+    if (.Call(rsm_csv_widest_record, body, MAX_CSV_COLUMNS) > MAX_CSV_COLUMNS) {
+      http_error(413, sprintf(
+        "the text/csv body has a row of more than %d columns, more than the default input_fn reads (define input_fn in deploy.R to read wider rows)",
+        MAX_CSV_COLUMNS
+      ))
+    }
     if (is.raw(body)) body <- text_body(body)
     if (!grepl("[^[:space:]]", body, perl = TRUE)) http_error(400, "empty text/csv body")
     return(parse_csv_fields(body))
@@ -338,28 +334,82 @@ parse_csv <- function(body) {
   numeric
 }
 
-#' parse_csv's general path: the fields by fread or read.csv (csv_fields), typed as type.convert
+#' parse_csv's general path: the fields as text (csv_fields), typed as type.convert
 #' would, doubles made exact (exact_doubles).
 #' @noRd
 parse_csv_fields <- function(body) {
   fields <- csv_fields(body)
-  frame <- fields$text
-  for (column in seq_along(frame)) {
-    text <- frame[[column]]
-    typed <- fields$typed[[column]]
-    if (is.object(typed)) typed <- NULL # fread's dates and times: type.convert keeps them as text
-    if (is.integer(typed)) { # whole numbers: fread reads them exactly, as type.convert would type them
-      frame[[column]] <- typed
-      next
-    }
-    if (!is.double(typed)) typed <- utils::type.convert(text, as.is = TRUE, na.strings = "NA")
-    if (is.double(typed)) {
-      text[!nzchar(text)] <- NA
-      typed <- exact_doubles(text, typed)
-    }
-    frame[[column]] <- typed
+  # The whole frame at once, each column's type decided for all columns together: a row of many
+  # columns costs what a column of as many rows costs (a frame grown column by column was copied
+  # each time).
+  columns <- convert_columns(unclass(fields), .row_names_info(fields, 2L))
+  attributes(columns) <- attributes(fields)
+  columns
+}
+
+#' Columns of `rows` values each, made one vector (`values`), as a list of columns again.
+#' @noRd
+split_columns <- function(values, rows, count) {
+  if (rows == 1) {
+    return(as.list(values))
   }
-  frame
+  levels <- as.character(seq_len(count))
+  unname(split(values, structure(rep(seq_len(count), each = rows), levels = levels, class = "factor")))
+}
+
+# type.convert's logical texts (as.logical takes "true", "True"... too; type.convert does not).
+LOGICAL_TEXTS <- c("T", "F", "TRUE", "FALSE")
+
+#' Columns of text typed as type.convert(as.is = TRUE, na.strings = "NA") types each one (logical,
+#' integer, double made exact, complex or text), decided for all columns at once from what each
+#' field can be: a column is text as soon as one field is no number (or is a logical among
+#' numbers), logical when every field is a logical or missing, integer or double when every field
+#' is a plain decimal (and every one a whole number that fits, for integer). The rare column with
+#' another numeral (hexadecimal, Inf, NaN, a complex number, blanks R skips) is type.convert's own.
+#' @noRd
+convert_columns <- function(text, rows) {
+  count <- length(text)
+  value <- unlist(text, use.names = FALSE)
+  by_column <- function(field) colSums(matrix(field, rows)) > 0
+  number <- suppressWarnings(as.numeric(value))
+  read <- !is.na(number) | is.nan(number) # R reads it as a number (so does type.convert, mostly)
+  # Plain decimals: type.convert reads them as R does. Any other numeral R reads (hexadecimal, Inf,
+  # NaN, "1e", blanks around) is left to type.convert, as are the texts R does not read but
+  # type.convert may: complex numbers ("1i"), and "NA" followed by blanks.
+  decimal <- read
+  # (of what R reads, the plain decimals are those of digits, point, sign and exponent only, the
+  # exponent with its digits: R reads "1e" as 1)
+  decimal[read] <- !grepl("[^-+.0-9eE]|[eE][-+]?$", value[read], perl = TRUE)
+  integer <- decimal
+  integer[decimal] <- !grepl("[.eE]", value[decimal], perl = TRUE) & abs(number[decimal]) <= .Machine$integer.max
+  missing <- is.na(value) | !nzchar(value)
+  rest <- !read & !missing
+  logical <- rest
+  logical[rest] <- value[rest] %in% LOGICAL_TEXTS
+  rest <- rest & !logical
+  odd <- read & !decimal
+  odd[rest] <- grepl("^[[:space:]]*(NA|i[[:space:]]*$)|^[[:space:]]*[-+]?[0-9.INin].*i[[:space:]]*$", value[rest], perl = TRUE)
+  word <- rest & !odd
+  as_text <- by_column(word) | (by_column(logical) & by_column(decimal | odd))
+  as_logical <- !as_text & !by_column(decimal | odd)
+  by_r <- !as_text & by_column(odd)
+  as_integer <- !as_text & !as_logical & !by_r & !by_column(decimal & !integer)
+  as_double <- !as_text & !as_logical & !by_r & !as_integer
+  columns <- text
+  of <- function(kind) rep(kind, each = rows)
+  if (any(as_logical)) columns[as_logical] <- split_columns(as.logical(value[of(as_logical)]), rows, sum(as_logical))
+  if (any(as_integer)) columns[as_integer] <- split_columns(as.integer(number[of(as_integer)]), rows, sum(as_integer))
+  if (any(as_double)) {
+    texts <- value[of(as_double)]
+    texts[!nzchar(texts)] <- NA
+    columns[as_double] <- split_columns(exact_doubles(texts, number[of(as_double)]), rows, sum(as_double))
+  }
+  for (j in which(by_r)) {
+    typed <- utils::type.convert(text[[j]], as.is = TRUE, na.strings = "NA")
+    if (is.double(typed)) typed <- exact_doubles(replace(text[[j]], !nzchar(text[[j]]), NA), typed)
+    columns[[j]] <- typed
+  }
+  columns
 }
 
 is_record <- function(x) {

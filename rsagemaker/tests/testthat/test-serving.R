@@ -192,7 +192,7 @@ test_that("the C path reads numeric CSV as the general path does, bit for bit", 
     if (sample(4, 1) == 1) body <- sub("\r?\n$", "", body) # no final line break
     if (!grepl("[^[:space:]]", body)) next # parse_csv's own 400, before either path
     general <- tryCatch(parse_csv_fields(body), http_error = function(e) conditionMessage(e))
-    if (is.null(.Call(rsm_read_numeric_csv, body))) { # left to the general path: only a blank line
+    if (is.null(.Call(rsm_read_numeric_csv, body, MAX_CSV_COLUMNS))) { # left to the general path: only a blank line
       no_number <- apply(fields, 2, function(f) all(trimws(f) %in% c("", "NA"))) # or a column of NA
       expect_true(any(no_number) || any(!grepl("[^[:space:]]", strsplit(body, "\n")[[1]])), info = body)
     }
@@ -204,7 +204,7 @@ test_that("the C path leaves every body that is not plain numbers to the general
   for (body in c('1,"2"\n', "1,a\n", "1,2\n\n3,4\n", "1,2\n3\n", "1\n2,3\n", "+1,2\n", "Inf,1\n",
                  "NaN\n", "0x1p3\n", "1e999\n", "1.2.3\n", "1e\n", "-\n", ".\n", "NA,NA\n", "1,,\n,,\n",
                  "TRUE,1\n", "2024-01-01,1\n", "1\r,2\n", "1,2\n\r\n3,4\n")) {
-    expect_null(.Call(rsm_read_numeric_csv, body), label = body)
+    expect_null(.Call(rsm_read_numeric_csv, body, MAX_CSV_COLUMNS), label = body)
     expect_identical(
       tryCatch(parse_csv(body), http_error = function(e) conditionMessage(e)),
       tryCatch(parse_csv_fields(body), http_error = function(e) conditionMessage(e)),
@@ -224,7 +224,7 @@ test_that("the C path leaves every body that is not plain numbers to the general
   answer <- app$call(fake_request(body = "1.5,x\n2,y\n", HTTP_CONTENT_TYPE = "text/csv", HTTP_ACCEPT = "text/csv"))
   expect_identical(answer$body, "3\n4\n")
   # A first line of 100,001 fields over 100,000 one-field rows is ragged: refused before allocating.
-  expect_null(.Call(rsm_read_numeric_csv, paste0(strrep(",", 1e5), "\n", strrep("1\n", 1e5))))
+  expect_null(.Call(rsm_read_numeric_csv, paste0(strrep(",", 1e5), "\n", strrep("1\n", 1e5)), MAX_CSV_COLUMNS))
   # What it takes: integers where read.csv types them so, doubles where one field is not whole.
   expect_identical(parse_csv("1,2.5\n-3,NA\n,4e0\n"), data.frame(V1 = c(1L, -3L, NA), V2 = c(2.5, NA, 4)))
   expect_identical(parse_csv("2147483647\n-2147483648\n"), data.frame(V1 = c(2147483647, -2147483648)))
@@ -265,4 +265,125 @@ test_that("CSV keeps read.csv's meaning: types, NA, quotes, blank lines, ragged 
                class = "http_error")
   expect_error(parse_csv("1,2\n1,2,3\n"), "malformed text/csv body", class = "http_error")
   expect_identical(parse_csv("a b, 1.5 \n"), data.frame(V1 = "a b", V2 = 1.5))
+})
+
+# ---- issue 25, item 1: a request's cost grows linearly with its size, however its fields lie ----
+
+# The CPU seconds `times` readings of `body` take (a few, so the clock's resolution does not
+# decide; CPU time, so a busy machine does not).
+csv_seconds <- function(body, times = 3) {
+  used <- system.time(for (i in seq_len(times)) parse_csv(body))
+  used[["user.self"]] + used[["sys.self"]]
+}
+
+test_that("a one-row CSV of many columns costs what a tall body of the same bytes costs", {
+  # 64 KB each way: numbers (the C path) and text (the general path: fread, typing, exact doubles).
+  for (field in c("1.5", "abc", "x1")) {
+    wide <- charToRaw(paste0(strrep(paste0(field, ","), 65536 %/% (nchar(field) + 1) - 1), field, "\n"))
+    tall <- charToRaw(strrep(paste0(field, "\n"), length(wide) %/% (nchar(field) + 1)))
+    expect_identical(dim(parse_csv(wide)), c(1L, length(parse_csv(tall)[[1]])))
+    # generous: the fixed costs of a call are a few ms; a quadratic cost was seconds here
+    expect_lt(csv_seconds(wide), 10 * csv_seconds(tall) + 0.25, label = paste("a wide row of", field))
+  }
+  # Text and numbers mixed in one row: fread's typed reading, then exact doubles, column by column
+  # no more.
+  mixed <- paste0(strrep("a,1.25,7,", 6000), "a\n")
+  frame <- parse_csv(mixed)
+  expect_identical(ncol(frame), 18001L)
+  expect_identical(frame[1, 1:4], data.frame(V1 = "a", V2 = 1.25, V3 = 7L, V4 = "a"))
+  expect_lt(csv_seconds(mixed), 10 * csv_seconds(gsub(",", "\n", mixed)) + 0.25)
+})
+
+test_that("a CSV row of more columns than the default input_fn reads is a 413 that says so", {
+  for (body in list(
+    charToRaw(paste0(strrep("1,", MAX_CSV_COLUMNS), "1\n")), # numbers, the C path
+    paste0("x,", strrep("a,", MAX_CSV_COLUMNS), "\n"), # text
+    paste0('"a,b",', strrep("1,", MAX_CSV_COLUMNS), "1\n"), # quoted: read.csv's path
+    paste0("1,2\n", strrep("1,", 3 * MAX_CSV_COLUMNS), "1\n") # a ragged row below a short one
+  )) {
+    started <- Sys.time()
+    error <- tryCatch(parse_csv(body), http_error = function(e) e)
+    expect_s3_class(error, "http_error")
+    expect_identical(error$status, 413L)
+    expect_match(conditionMessage(error), sprintf("more than %d columns", MAX_CSV_COLUMNS), fixed = TRUE)
+    expect_lt(as.numeric(difftime(Sys.time(), started, units = "secs")), 1)
+  }
+  # A 6 MB row (the review's: 1.4 GB against a 256 MB worker) is refused before anything is made.
+  gc(reset = TRUE)
+  before <- sum(gc()[, 2])
+  expect_error(parse_csv(charToRaw(strrep("1,", 3e6))), "more than", class = "http_error")
+  expect_lt(sum(gc()[, 6]) - before, 64) # MB at most, over the 6 MB body itself
+  # Up to the limit, a row is read.
+  expect_identical(ncol(parse_csv(paste0(strrep("1,", MAX_CSV_COLUMNS - 1), "1\n"))), as.integer(MAX_CSV_COLUMNS))
+})
+
+test_that("the general path types columns as type.convert does, column by column", {
+  # The reading column by column it replaced (each column by type.convert, doubles made exact; a
+  # data frame grown one column at a time) as the reference: the same frames, bit for bit, for
+  # fields of every kind type.convert tells apart.
+  by_column <- function(body) {
+    frame <- csv_fields(body)
+    for (column in seq_along(frame)) {
+      text <- frame[[column]]
+      typed <- utils::type.convert(text, as.is = TRUE, na.strings = "NA")
+      if (is.double(typed)) {
+        text[!nzchar(text)] <- NA
+        typed <- exact_doubles(text, typed)
+      }
+      frame[[column]] <- typed
+    }
+    frame
+  }
+  tokens <- c(
+    "", "NA", "T", "F", "TRUE", "false", "True", "tRUE", "1", "-7", "+5", "05", "2147483647",
+    "-2147483647", "-2147483648", "2147483648", "99999999999999999999", "1.5", "-0.0", ".5", "5.",
+    "1e5", "1E-3", "1e", "0x1A", "0X1p3", "Inf", "-Inf", "inf", "infinity", "NaN", "nan", "-nan",
+    "NAN", "NA5", "1i", "2+3i", "i", "1d5", ".", "-", "+", "e5", "2024-01-02", "abc", "a b",
+    "caf\u00e9", "1,5", "x\"y", "0.1000000000000000055511151231257827", "4.9e-324", "1e400"
+  )
+  set.seed(25)
+  for (case in 1:250) {
+    rows <- sample(1:4, 1)
+    columns <- sample(1:6, 1)
+    pool <- sample(tokens, sample(2:6, 1)) # a few kinds per body, so that columns agree now and then
+    fields <- matrix(sample(pool, rows * columns, replace = TRUE), rows)
+    quote <- grepl("[,\"]", fields) | (sample(8, length(fields), TRUE) == 1) # read.csv's path too
+    fields[quote] <- paste0("\"", gsub("\"", "\"\"", fields[quote]), "\"")
+    body <- paste0(apply(fields, 1, paste, collapse = ","), "\n", collapse = "")
+    if (!grepl("[^[:space:]]", body)) next
+    expected <- tryCatch(by_column(body), http_error = function(e) conditionMessage(e))
+    expect_identical(tryCatch(parse_csv_fields(body), http_error = function(e) conditionMessage(e)),
+                     expected, info = body)
+  }
+})
+
+test_that("a CSV body is never taken for a file name (fread reads a body without a line break so)", {
+  expect_identical(parse_csv("/etc/hostname"), data.frame(V1 = "/etc/hostname"))
+  expect_identical(parse_csv(charToRaw("/etc/passwd")), data.frame(V1 = "/etc/passwd"))
+  expect_identical(parse_csv(paste0(normalizePath(tempdir()), ",x")), data.frame(V1 = normalizePath(tempdir()), V2 = "x"))
+})
+
+test_that("plain CSV fields are split as read.csv splits them", {
+  # Bodies without quotes, tabs or lone CRs, no blank lines, every line as many fields: split in C
+  # (csv_fields), field for field read.csv's text; any other body is read.csv's own.
+  pieces <- c("a", " b ", "NA", " NA", "", " ", "1.5", "caf\u00e9", "x y", "\r", "\t", "\"q\"", "-")
+  set.seed(26)
+  for (case in 1:300) {
+    rows <- sample(1:4, 1)
+    columns <- sample(1:4, 1)
+    fields <- matrix(sample(pieces, rows * columns, replace = TRUE), rows)
+    ends <- sample(c("\n", "\r\n"), rows, replace = TRUE)
+    body <- paste0(apply(fields, 1, paste, collapse = ","), ends, collapse = "")
+    if (sample(3, 1) == 1) body <- sub("\r?\n$", "", body)
+    expected <- tryCatch(
+      utils::read.csv(
+        text = body, header = FALSE, colClasses = "character", na.strings = "NA", strip.white = TRUE,
+        fill = FALSE, blank.lines.skip = TRUE, comment.char = ""
+      ),
+      error = function(e) "error", warning = function(w) "error"
+    )
+    plain <- .Call(rsm_csv_plain_fields, body, MAX_CSV_COLUMNS)
+    if (!is.null(plain)) expect_identical(unname(plain), unname(as.list(expected)), info = body)
+    expect_identical(tryCatch(csv_fields(body), http_error = function(e) "error"), expected, info = body)
+  }
 })
