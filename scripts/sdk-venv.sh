@@ -3,6 +3,7 @@
 # the images through the SDK's local modes. v2 and v3 are both the `sagemaker` distribution, so each
 # gets its own environment; the versions are pinned so that a green run can be repeated.
 #   usage: scripts/sdk-venv.sh v2|v3      prints the environment's python on stdout
+# v3 also gets the checkout's CLI (cli/, editable): the pipeline tests run a bake's make pipeline with it.
 #   SDK_VENV_DIR  where the environments go (default: <template>/.venv-sdk)
 set -euo pipefail
 
@@ -23,5 +24,9 @@ if [[ ! -f $stamp || $(<"$stamp") != "$wanted" ]]; then
   "$venv/bin/pip" install --quiet --upgrade pip >&2
   "$venv/bin/pip" install --quiet "${requirements[@]}" >&2
   printf '%s' "$wanted" >"$stamp"
+fi
+# v3 runs the bakes' pipeline commands: the checkout's CLI, editable (its dependencies come with the SDK).
+if [[ $1 == v3 ]] && ! "$venv/bin/python" -c 'import rsagemaker_cli' 2>/dev/null; then
+  "$venv/bin/pip" install --quiet --no-deps -e "$template/cli" >&2
 fi
 printf '%s\n' "$venv/bin/python"

@@ -1,7 +1,8 @@
-"""The pipeline (#12): `make local-pipeline` end to end, the definition, the registry commands.
+"""The pipeline (#12): `make local-pipeline` end to end, `make pipeline`'s definition and execution.
 
 The generated project's pipeline commands run with PYTHON = the pinned SageMaker SDK v3 environment
-(scripts/sdk-venv.sh v3), which also has the tools' own dependencies (boto3, docker, requests).
+(scripts/sdk-venv.sh v3), which also has the CLI and its dependencies (boto3, docker, requests).
+The registry commands and the pipeline commands without the SDK are tested in cli/tests.
 Nothing leaves loopback: AWS calls go to a moto server (AWS_ENDPOINT_URL), credentials are dummies,
 and HTTP(S)_PROXY points at a closed loopback port, so any request to another host fails at once
 instead of reaching out. moto 5.2 lacks ListPipelineExecutionSteps; the test that follows an
@@ -90,8 +91,12 @@ def in_ecr(aws):
     return ship.push_to_moto(aws)
 
 
-def ecr_uri(image):
-    return f"{ship.ACCOUNT}.dkr.ecr.{ship.REGION}.amazonaws.com/{SLUG}-{image}:{TEST_TAG}"
+def ecr_uri(session, image):
+    """The pushed image as the pipeline names it: by digest (issue 25 item 11), not repository:TAG."""
+    (detail,) = session.client("ecr").describe_images(
+        repositoryName=f"{SLUG}-{image}", imageIds=[{"imageTag": TEST_TAG}]
+    )["imageDetails"]
+    return f"{ship.ACCOUNT}.dkr.ecr.{ship.REGION}.amazonaws.com/{SLUG}-{image}@{detail['imageDigest']}"
 
 
 def step_lines(output):
@@ -189,12 +194,6 @@ def test_local_pipeline_failing_gate_exits_non_zero_with_the_fail_steps_reason(
     assert "Pipeline Failed: Step 'AccuracyTooLow' failed with message:" in result.stderr
 
 
-def test_pipeline_commands_without_the_sdk_say_what_to_install(default_project):
-    """The suite's own python has the tools' dependencies but not the SDK."""
-    result = make(default_project, "local-pipeline", check=False)
-    ship.assert_one_clear_error(result, "not installed", "pip install -e '.[pipeline]'")
-
-
 # --- make pipeline (SageMaker, here moto) ---------------------------------------------------------------
 
 
@@ -235,10 +234,10 @@ def test_pipeline_upserts_the_definition_and_starts_an_execution(default_project
     preprocess, train, evaluate = steps["Preprocess"], steps["Train"], steps["Evaluate"]
     for step, script in ((preprocess, "preprocess.R"), (evaluate, "evaluate.R")):
         assert step["Arguments"]["AppSpecification"] == {
-            "ImageUri": ecr_uri("processing"),
+            "ImageUri": ecr_uri(in_ecr, "processing"),
             "ContainerEntrypoint": ["Rscript", f"/opt/ml/processing/input/code/{script}"],
         }
-    assert train["Arguments"]["AlgorithmSpecification"]["TrainingImage"] == ecr_uri("training")
+    assert train["Arguments"]["AlgorithmSpecification"]["TrainingImage"] == ecr_uri(in_ecr, "training")
     assert train["Arguments"]["AlgorithmSpecification"]["MetricDefinitions"] == METRIC_DEFINITIONS
     channels = {
         channel["ChannelName"]: channel["DataSource"]["S3DataSource"]["S3Uri"]
@@ -286,7 +285,9 @@ def test_pipeline_upserts_the_definition_and_starts_an_execution(default_project
     assert arguments["ModelPackageGroupName"] == SLUG
     assert arguments["ModelApprovalStatus"] == {"Get": "Parameters.ModelApprovalStatus"}
     (container,) = arguments["InferenceSpecification"]["Containers"]
-    assert container["Image"] == ecr_uri("training")
+    # The model package names the image that trained and was evaluated by digest: a later push
+    # of the tag cannot change what a deploy of this package serves.
+    assert container["Image"] == ecr_uri(in_ecr, "training")
     assert container["ModelDataUrl"] == {"Get": "Steps.Train.ModelArtifacts.S3ModelArtifacts"}
     statistics = arguments["ModelMetrics"]["ModelQuality"]["Statistics"]
     assert statistics["ContentType"] == "application/json"
@@ -412,126 +413,13 @@ def test_pipeline_with_bad_settings_says_so_and_creates_nothing(
         assert aws.client("s3").list_objects_v2(Bucket=bucket).get("KeyCount", 0) == 0
 
 
-# --- the registry: make models / approve / deploy -------------------------------------------------------
-
-
-@pytest.fixture
-def registered(in_ecr):
-    """Two versions in the project's group, as two pipeline runs would leave them; returns their ARNs."""
-    sagemaker, s3, ecr = in_ecr.client("sagemaker"), in_ecr.client("s3"), in_ecr.client("ecr")
-    sagemaker.create_model_package_group(ModelPackageGroupName=SLUG)
-    # Each version's image is still in ECR (deploy refuses one that is gone).
-    for number, image_tag in enumerate(("older", "newer"), start=1):
-        manifest = ship.fake_manifest(str(number))
-        ecr.put_image(repositoryName=f"{SLUG}-training", imageManifest=manifest, imageTag=image_tag)
-    arns = []
-    for version, (accuracy, image_tag) in enumerate(((0.9333, "older"), (0.9667, "newer")), start=1):
-        key = f"{SLUG}/pipeline/executions/run{version}/evaluation/evaluation.json"
-        report = {
-            "multiclass_classification_metrics": {"accuracy": {"value": accuracy, "standard_deviation": 0.04}}
-        }
-        s3.put_object(Bucket=ship.BUCKET, Key=key, Body=json.dumps(report).encode())
-        image = f"{ship.ACCOUNT}.dkr.ecr.{ship.REGION}.amazonaws.com/{SLUG}-training:{image_tag}"
-        arns.append(
-            sagemaker.create_model_package(
-                ModelPackageGroupName=SLUG,
-                InferenceSpecification={
-                    "Containers": [
-                        {"Image": image, "ModelDataUrl": f"s3://{ship.BUCKET}/model{version}.tar.gz"}
-                    ],
-                    "SupportedContentTypes": ["text/csv"],
-                    "SupportedResponseMIMETypes": ["text/csv"],
-                },
-                ModelApprovalStatus="PendingManualApproval",
-                ModelMetrics={
-                    "ModelQuality": {
-                        "Statistics": {
-                            "ContentType": "application/json",
-                            "S3Uri": f"s3://{ship.BUCKET}/{key}",
-                        }
-                    }
-                },
-            )["ModelPackageArn"]
-        )
-    return arns
-
-
-def test_models_lists_versions_with_status_and_accuracy(default_project, registered, sdk_python):
-    result = make(default_project, "models", PYTHON=sdk_python)
-    rows = [line.split() for line in result.stdout.splitlines() if line.strip()[:1].isdigit()]
-    assert [row[:3] for row in rows] == [
-        ["2", "PendingManualApproval", "0.9667"],
-        ["1", "PendingManualApproval", "0.9333"],
-    ]
-    assert all(len(row) >= 4 and row[3][:2] == "20" for row in rows)  # the creation time
-
-
-def test_approve_then_deploy_serves_the_approved_package_with_its_image(
-    default_project, registered, sdk_python
-):
-    result = make(default_project, "approve", PYTHON=sdk_python, VERSION="1")
-    assert f"version 1 is now Approved: {registered[0]}" in result.stdout
-    deployed = make(default_project, "deploy", PYTHON=sdk_python, NO_WAIT="1")
-    assert f"(from model package {registered[0]})" in deployed.stdout
-    assert f"{SLUG}-training:older" in deployed.stdout  # the package's image, not the TAG's
-
-
-def test_deploy_names_a_package_with_model_package(default_project, registered, sdk_python, in_ecr):
-    result = make(default_project, "deploy", PYTHON=sdk_python, NO_WAIT="1", MODEL_PACKAGE=registered[1])
-    assert f"(from model package {registered[1]})" in result.stdout
-    (model,) = in_ecr.client("sagemaker").list_models()["Models"]
-    container = in_ecr.client("sagemaker").describe_model(ModelName=model["ModelName"])["PrimaryContainer"]
-    assert container["Image"].endswith(f"{SLUG}-training:newer")
-    assert container["ModelDataUrl"] == f"s3://{ship.BUCKET}/model2.tar.gz"
-
-
-def test_registry_bad_input_gets_one_line_and_changes_nothing(
-    default_project, registered, sdk_python, in_ecr
-):
-    sagemaker = in_ecr.client("sagemaker")
-    result = make(default_project, "approve", check=False, PYTHON=sdk_python, VERSION="9")
-    ship.assert_one_clear_error(result, f"model package group {SLUG} has no version 9 (versions: 1, 2)")
-    statuses = [
-        summary["ModelApprovalStatus"]
-        for summary in sagemaker.list_model_packages(ModelPackageGroupName=SLUG)["ModelPackageSummaryList"]
-    ]
-    assert statuses == ["PendingManualApproval", "PendingManualApproval"]
-
-    result = make(default_project, "deploy", check=False, PYTHON=sdk_python, NO_WAIT="1")
-    ship.assert_one_clear_error(result, f"model package group {SLUG} has no Approved version")
-    assert sagemaker.list_models()["Models"] == []
-    assert sagemaker.list_endpoint_configs()["EndpointConfigs"] == []
-
-    missing = registered[0].rsplit("/", 1)[0] + "/7"
-    result = make(
-        default_project, "deploy", check=False, PYTHON=sdk_python, NO_WAIT="1", MODEL_PACKAGE=missing
-    )
-    ship.assert_one_clear_error(result, f"model package {missing} does not exist")
-    assert sagemaker.list_models()["Models"] == []
-
-    result = make(default_project, "approve", check=False, PYTHON=sdk_python)
-    assert result.returncode != 0 and "error: set VERSION=<n> (see make models)" in result.stderr
-
-
-def test_models_without_a_group_says_how_to_get_one(default_project, in_ecr, sdk_python):
-    result = make(default_project, "models", check=False, PYTHON=sdk_python)
-    ship.assert_one_clear_error(result, f"model package group {SLUG} does not exist", "make pipeline")
-
-
-def test_remote_train_sends_the_metric_definitions(default_project, in_ecr, sdk_python, hook, monkeypatch):
-    """moto's DescribeTrainingJob answers canned MetricDefinitions, so the request itself is checked."""
-    monkeypatch.setenv("HOOK_RECORD", "CreateTrainingJob")
-    make(default_project, "remote-train", PYTHON=sdk_python, NO_WAIT="1")
-    (request,) = hook("CreateTrainingJob")
-    assert request["AlgorithmSpecification"]["MetricDefinitions"] == METRIC_DEFINITIONS
-
-
 def test_metric_definitions_match_the_lines_train_r_prints():
     import re
-    import runpy
 
-    tools = TEMPLATE / "{{cookiecutter.project_slug}}" / "sagemaker_tools" / "metric_definitions.py"
-    assert list(runpy.run_path(str(tools))["METRIC_DEFINITIONS"]) == METRIC_DEFINITIONS
+    from rsagemaker_cli.core.settings import BY_KEY
+
+    # The CLI's default metric definitions are the sample train.R's lines.
+    assert BY_KEY["training.metric_definitions"].default == METRIC_DEFINITIONS
     train_r = (TEMPLATE / "{{cookiecutter.project_slug}}" / "code" / "train.R").read_text()
     for definition, printed in zip(METRIC_DEFINITIONS, ("train_accuracy=%.4f;", "validation_accuracy=%.4f;")):
         assert f'cat(sprintf("{printed}\\n"' in train_r
@@ -543,7 +431,9 @@ def test_only_a_project_with_both_images_has_the_pipeline(tmp_path):
 
     for images in ("training", "processing"):
         project = bake(tmp_path / images, images=images)
-        assert not (project / "sagemaker_tools" / "pipeline.py").exists()
         assert not (project / "code" / "evaluate.R").exists()
         assert "local-pipeline" not in (project / "Makefile").read_text()
-    assert Path(bake(tmp_path / "both") / "sagemaker_tools" / "pipeline.py").exists()
+    both = bake(tmp_path / "both")
+    assert (both / "code" / "evaluate.R").exists()
+    assert "local-pipeline:" in (both / "Makefile").read_text()
+    # (The CLI refuses `rsagemaker pipeline` in a project without both images: cli/tests/test_project.py.)
