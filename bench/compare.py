@@ -2,8 +2,8 @@
 serving targets, on the default bake.
 
 It bakes the default project into build/bench/ (or takes --project), builds its training image on
-the stand-in base or BASE_IMAGE, and measures, with the bake's own benchmark code
-(sagemaker_tools/bench.py: the server, wrk through bench/wrk-report.lua, the memory probe):
+the stand-in base or BASE_IMAGE, and measures, with the project CLI's benchmark code
+(rsagemaker_cli.local.bench_server: the server, wrk through its wrk-report.lua, the memory probe):
 
 (a) the seed's design: ONE plumber process on the port (bench/seed-plumber: the training image plus
     plumber, serving the same deploy.R handlers through the same serving code);
@@ -33,6 +33,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from types import SimpleNamespace
 
 import docker
 
@@ -84,9 +85,35 @@ class Row:
         return (self.name, self.seed, self.server, self.target, self.result)
 
 
+def bake_tools(project):
+    """The CLI's benchmark code (rsagemaker_cli.local.bench_server, .bench) bound to the bake: its
+    containers carry the bake's labels (make local-stop removes them), the sample model trains on
+    the bake's data."""
+    from rsagemaker_cli.core.project import find_project
+    from rsagemaker_cli.local import bench, bench_server
+
+    bake = find_project(project)
+    labels = bench.labels(bake)
+    return SimpleNamespace(
+        LABELS=labels,
+        BenchError=bench_server.BenchError,
+        Server=functools.partial(bench_server.Server, labels=labels),
+        fmt=bench_server.fmt,
+        load_average=bench_server.load_average,
+        machine_line=bench_server.machine_line,
+        round_trips=bench_server.round_trips,
+        run_wrk=bench_server.run_wrk,
+        size_mb=bench_server.size_mb,
+        train_sample_model=lambda client, image, workdir: bench.train_sample_model(
+            client, image, workdir, bake
+        ),
+        cleanup=lambda client, workdir, image: bench.cleanup(client, workdir, image, bake),
+    )
+
+
 @dataclass
 class Run:
-    """What the phases share: the bake's benchmark module, the engine, the images, a work dir."""
+    """What the phases share: the CLI's benchmark code (bake_tools), the engine, the images, a work dir."""
 
     tools: object
     client: object
@@ -551,8 +578,7 @@ def main(argv=None):
         subprocess.run(["bash", str(TEMPLATE / "scripts" / "standin-base.sh"), STANDIN_BASE], check=True)
         args.base_image = STANDIN_BASE
     project, image = bake_and_build(args)
-    sys.path.insert(0, str(project))
-    from sagemaker_tools import bench as tools  # the bake's benchmark code
+    tools = bake_tools(project)
 
     if not shutil.which("wrk"):
         print("compare: error: wrk is not installed (scripts/host-packages.sh installs it)", file=sys.stderr)
