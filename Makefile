@@ -15,11 +15,12 @@ help: ## Show this help
 setup: $(VENV)/.installed ## Install the host packages (Debian) and the Python environment
 	@bash scripts/host-packages.sh
 
-$(VENV)/.installed: pyproject.toml
-	@echo "==> Creating $(VENV) with the suite's pinned dependencies"
+$(VENV)/.installed: pyproject.toml cli/pyproject.toml
+	@echo "==> Creating $(VENV) with the suite's pinned dependencies and the checkout's CLI (cli/, editable)"
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
 	$(VENV)/bin/pip install --quiet -e .
+	$(VENV)/bin/pip install --quiet -e ./cli
 	@touch $@
 
 .PHONY: test
@@ -27,9 +28,9 @@ test: setup ## Run the template's suite: bake, lint, build and run the images (P
 	bash scripts/engine.sh run $(PYTHON) -m pytest $(PYTEST_ARGS)
 
 .PHONY: lint
-lint: setup ## Lint the template's own files (hooks, tests, scripts, workflows)
-	$(VENV)/bin/ruff check hooks tests bench
-	$(VENV)/bin/ruff format --check hooks tests bench
+lint: setup ## Lint the template's own files (hooks, tests, scripts, workflows) and the CLI (cli/)
+	$(VENV)/bin/ruff check hooks tests bench cli
+	$(VENV)/bin/ruff format --check hooks tests bench cli
 	$(VENV)/bin/shellcheck scripts/*.sh .ci/run
 	$(VENV)/bin/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
 	$(VENV)/bin/zizmor --offline --min-severity low .github/workflows
