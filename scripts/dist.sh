@@ -9,7 +9,6 @@
 # nothing git ignores, such as compiled objects, gets in).
 set -euo pipefail
 cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.."
-root=$PWD
 out=$(mkdir -p -- "${1:-dist}" && cd -- "${1:-dist}" && pwd)
 # One fixed date for every build: a release is then reproducible from its tag alone.
 export SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-1767225600}
