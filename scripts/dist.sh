@@ -54,7 +54,10 @@ sed -i "s/^Packaged: .*/Packaged: $packaged; r-sagemaker dist.sh/" "$work/r/rsag
 repack "$work/r" rsagemaker "$out/rsagemaker_${version}.tar.gz"
 
 log "rsagemaker-cli $version: wheel"
-python3 -m pip wheel --quiet --no-deps --wheel-dir "$work/wheel" "$root/cli" >"$work/wheel.log" 2>&1 ||
+# From a copy of the tracked files: a build/ folder left in cli/ by an earlier build would bring
+# modules that are gone into the wheel (setuptools adds to build/lib, it never empties it).
+copy_tree cli
+python3 -m pip wheel --quiet --no-deps --wheel-dir "$work/wheel" "$work/src/cli" >"$work/wheel.log" 2>&1 ||
   { cat "$work/wheel.log" >&2; die "building the CLI wheel failed"; }
 cp "$work/wheel/rsagemaker_cli-${version}-py3-none-any.whl" "$out/"
 
