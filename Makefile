@@ -43,3 +43,11 @@ bench: setup ## Bake the default project and benchmark its server against a sing
 .PHONY: demo
 demo: setup ## Bake the default project into build/demo and run it: build, process, train, serve, predict
 	bash scripts/engine.sh run bash scripts/demo.sh
+
+.PHONY: dist
+dist: ## Build the release packages into dist/ (rsagemaker tarball, CLI wheel, SHA256SUMS), reproducibly
+	bash scripts/dist.sh
+
+.PHONY: docs
+docs: setup ## Build the documentation site into site/ (mkdocs, with rsagemaker's pkgdown reference)
+	bash scripts/docs.sh

@@ -4,7 +4,6 @@ docs/sdk.md shows this file section by section. tests/test_sdk.py runs it whole,
 of a default bake, with TRAINING_IMAGE and PROCESSING_IMAGE (the refs `make images` prints), PORT (a
 free port for the local endpoint) and SAGEMAKER_BUCKET set, against a fake AWS on loopback.
 """
-# ruff: noqa: E402 (each section imports what it uses, so that it reads on its own in the docs)
 
 # --8<-- [start:train]
 import os
