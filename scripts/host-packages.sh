@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Install the Debian packages the template's suite and demo need on this machine (as root, or
 # through sudo): podman (the container engine when no Docker engine runs), debootstrap (the
-# stand-in base image), R with the packages the host-side R tests use (reticulate: the README's
-# snippet that drives the SageMaker SDK from R; r-base-dev, testthat, withr: a bake's `make test-r`
+# stand-in base image), R with the packages the host-side R tests use (reticulate: docs/examples/sdk_v3.R,
+# the SageMaker SDK driven from R; r-base-dev, testthat, withr: a bake's `make test-r`
 # installs rsagemaker from source and runs its testthat file), docker-registry (push
 # tests), docker-compose (the SageMaker SDK's local modes), wrk (benchmark), qemu-user-static and
 # binfmt-support (the arm64 images, built and run under emulation). Skips apt entirely when
