@@ -142,7 +142,8 @@ def test_no_template_syntax_left(cookies, images, base_image, r_packages):
     assert result.exit_code == 0, result.exception
     leftovers = re.compile(r"cookiecutter\.|\{%|%\}")
     for path in result.project_path.rglob("*"):
-        if path.is_file() and path.suffix not in {".csv"}:
+        # vendor/ holds the packages' archives (binary), checked by their sums instead.
+        if path.is_file() and path.suffix not in {".csv"} and path.parent.name != "vendor":
             text = path.read_text(errors="replace")
             found = leftovers.search(text)
             assert not found, f"{path.relative_to(result.project_path)}: unrendered {found.group()!r}"
