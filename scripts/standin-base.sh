@@ -13,6 +13,9 @@
 # a rebuild). The debootstrap root filesystem is cached in
 # $ENGINE_STATE_DIR/standin-rootfs.tar (standin-rootfs-ARCH.tar for a foreign
 # architecture), so a rebuild skips debootstrap.
+# A foreign architecture gets R, the compiler and STANDIN_INCLUDE (more Debian packages, comma
+# separated: the suite passes the training image's) in debootstrap's own emulated second stage, so
+# every package is unpacked and configured under qemu once, not again in an `apt-get install` layer.
 # Needs root (debootstrap). Uses scripts/engine.sh for the engine.
 set -euo pipefail
 
@@ -32,6 +35,8 @@ else
 fi
 PLATFORM=linux/$ARCH
 SUITE=bookworm
+# What r-base and rocker/r2u carry: R and its build tools (the training image compiles rsagemaker).
+R_PACKAGES=r-base-core,ca-certificates,gcc,libc6-dev,make
 
 SCRIPT_DIR=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)
 REPO_ROOT=$(git -C "$SCRIPT_DIR" rev-parse --show-toplevel 2>/dev/null || dirname -- "$SCRIPT_DIR")
@@ -126,7 +131,11 @@ build_rootfs() {
 
   local debootstrap_log=$ENGINE_STATE_DIR/debootstrap-$ARCH.log
   log "debootstrap --arch=$ARCH --variant=minbase $SUITE from $MIRROR ($(elapsed); log: $debootstrap_log)"
-  if ! PATH=$PATH:/usr/sbin:/sbin debootstrap --arch="$ARCH" --variant=minbase "${keyring_opt[@]}" \
+  local include=()
+  if [[ $ARCH != "$HOST_ARCH" ]]; then
+    include=("--include=$R_PACKAGES${STANDIN_INCLUDE:+,$STANDIN_INCLUDE}")
+  fi
+  if ! PATH=$PATH:/usr/sbin:/sbin debootstrap --arch="$ARCH" --variant=minbase "${keyring_opt[@]}" "${include[@]}" \
     "$SUITE" "$dir" "$MIRROR" >"$debootstrap_log" 2>&1; then
     tail -n 20 -- "$debootstrap_log" >&2
     die "debootstrap failed"
@@ -176,15 +185,19 @@ docker import --platform "$PLATFORM" - "$ROOTFS_IMAGE" <"$ROOTFS_TAR" >/dev/null
 # --- R on top -------------------------------------------------------------------
 ctx=$(mktemp -d)
 trap 'rm -rf -- "$ctx"' EXIT
-cat >"$ctx/Dockerfile" <<EOF
+if [[ $ARCH != "$HOST_ARCH" ]]; then
+  # R is in the rootfs already (debootstrap --include): nothing to run under emulation.
+  printf 'FROM %s\nENV LANG=C.UTF-8\nCMD ["R"]\n' "$ROOTFS_IMAGE" >"$ctx/Dockerfile"
+else
+  cat >"$ctx/Dockerfile" <<EOF
 FROM $ROOTFS_IMAGE
 ENV LANG=C.UTF-8
 RUN apt-get update \\
- && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends r-base-core ca-certificates \\
-      gcc libc6-dev make \\
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends ${R_PACKAGES//,/ } \\
  && rm -rf /var/lib/apt/lists/*
 CMD ["R"]
 EOF
+fi
 
 log "building $IMAGE for $PLATFORM (r-base-core, gcc, make from Debian; $(elapsed))"
 build_log=$ENGINE_STATE_DIR/standin-build-$ARCH.log

@@ -26,6 +26,8 @@ TEMPLATE = Path(__file__).resolve().parent.parent
 IN_CI = os.environ.get("CI", "").lower() == "true"
 STANDIN_BASE = "localhost/r-sagemaker-standin:bookworm"
 STANDIN_BASE_ARM64 = "localhost/r-sagemaker-standin:bookworm-arm64"
+# The default bake's training image's apt packages (its Dockerfile and images/training/packages.txt).
+ARM64_STANDIN_PACKAGES = ["nginx", "python3-boto3", "python3-pip", "r-cran-jsonlite", "r-cran-data.table", "r-cran-rpart"]
 # Image tag of the suite's builds; set R_SAGEMAKER_TEST_TAG to keep concurrent runs on one engine apart.
 TEST_TAG = os.environ.get("R_SAGEMAKER_TEST_TAG", "test")
 DOCKER_REGISTRY = Path("/usr/bin/docker-registry")
@@ -118,8 +120,13 @@ def arm64_base_image(engine):
             "arm64 images cannot run here without qemu "
             "(bash scripts/host-packages.sh installs qemu-user-static and binfmt-support)"
         )
+    # The training image's Debian packages go into the stand-in's rootfs (debootstrap's emulated
+    # second stage configures them once), so its build under qemu finds them installed.
+    env = {**os.environ, "STANDIN_INCLUDE": ",".join(ARM64_STANDIN_PACKAGES)}
     subprocess.run(
-        ["bash", str(TEMPLATE / "scripts" / "standin-base.sh"), STANDIN_BASE_ARM64, "arm64"], check=True
+        ["bash", str(TEMPLATE / "scripts" / "standin-base.sh"), STANDIN_BASE_ARM64, "arm64"],
+        check=True,
+        env=env,
     )
     return STANDIN_BASE_ARM64
 
