@@ -24,8 +24,8 @@ $(VENV)/.installed: pyproject.toml cli/pyproject.toml
 	@touch $@
 
 .PHONY: test
-test: setup ## Run the template's suite: bake, lint, build and run the images (PYTEST_ARGS=...)
-	bash scripts/engine.sh run $(PYTHON) -m pytest $(PYTEST_ARGS)
+test: setup ## The whole suite: rsagemaker's R CMD check and fuzzers, then pytest: the CLI, bakes, lint, images (PYTEST_ARGS=...: pytest only)
+	bash scripts/engine.sh run env PYTHON=$(PYTHON) bash scripts/test.sh $(PYTEST_ARGS)
 
 .PHONY: lint
 lint: setup ## Lint the template's own files (hooks, tests, scripts, workflows) and the CLI (cli/)

@@ -27,7 +27,14 @@ IN_CI = os.environ.get("CI", "").lower() == "true"
 STANDIN_BASE = "localhost/r-sagemaker-standin:bookworm"
 STANDIN_BASE_ARM64 = "localhost/r-sagemaker-standin:bookworm-arm64"
 # The default bake's training image's apt packages (its Dockerfile and images/training/packages.txt).
-ARM64_STANDIN_PACKAGES = ["nginx", "python3-boto3", "python3-pip", "r-cran-jsonlite", "r-cran-data.table", "r-cran-rpart"]
+ARM64_STANDIN_PACKAGES = [
+    "nginx",
+    "python3-boto3",
+    "python3-pip",
+    "r-cran-jsonlite",
+    "r-cran-data.table",
+    "r-cran-rpart",
+]
 # Image tag of the suite's builds; set R_SAGEMAKER_TEST_TAG to keep concurrent runs on one engine apart.
 TEST_TAG = os.environ.get("R_SAGEMAKER_TEST_TAG", "test")
 DOCKER_REGISTRY = Path("/usr/bin/docker-registry")
@@ -52,7 +59,9 @@ def free_port():
 def dist():
     """The checkout's packages, built once per session (scripts/dist.sh) into dist/: every bake of
     the suite is made from this checkout, so its post-gen hook vendors these builds into the bake."""
-    subprocess.run(["bash", str(TEMPLATE / "scripts" / "dist.sh")], check=True)
+    # scripts/test.sh builds them once for its two pytest processes (they would write dist/ at once).
+    if os.environ.get("R_SAGEMAKER_DIST_BUILT") != "1":
+        subprocess.run(["bash", str(TEMPLATE / "scripts" / "dist.sh")], check=True)
     return TEMPLATE / "dist"
 
 

@@ -84,6 +84,7 @@ def test_training_image_trains_then_serves_predictions(engine, built_project, tm
     train_then_serve(engine, project, images["training"], tmp_path)
 
 
+@pytest.mark.arm64
 def test_arm64_training_image_builds_trains_and_serves(engine, default_project, arm64_base_image, tmp_path):
     """Graviton: `make build-training PLATFORM=linux/arm64` of the default bake, run under qemu here.
     The image trains on the sample data and serves /ping and a prediction, and its Rscript (the
