@@ -51,14 +51,14 @@ def checkpoint_s3_uri(settings, name):
     return configured or f"s3://{settings['bucket']}/{s3_key(settings['s3_prefix'], 'checkpoints', name)}/"
 
 
-def s3_channel(channel, uri):
+def s3_channel(channel, uri, distribution="FullyReplicated"):
     return {
         "ChannelName": channel,
         "DataSource": {
             "S3DataSource": {
                 "S3DataType": "S3Prefix",
                 "S3Uri": uri,
-                "S3DataDistributionType": "FullyReplicated",
+                "S3DataDistributionType": distribution,
             }
         },
     }
@@ -82,7 +82,10 @@ def training_job_request(settings, *, name, image, hyperparameters, channels, ou
         },
         "RoleArn": settings["role_arn"],
         "HyperParameters": hyperparameters,
-        "InputDataConfig": [s3_channel(channel, uri) for channel, uri in channels.items()],
+        "InputDataConfig": [
+            s3_channel(channel, uri, settings["training.channel_distribution"].get(channel, "FullyReplicated"))
+            for channel, uri in channels.items()
+        ],
         "OutputDataConfig": output,
         "ResourceConfig": resources,
         "StoppingCondition": stopping,
@@ -101,19 +104,24 @@ def training_job_request(settings, *, name, image, hyperparameters, channels, ou
     return request
 
 
-def remote_train(args):
-    project = args.project
-    settings, session, account = open_aws(project, "role_arn", "bucket")
+def prepare_training(project, settings, session, account, args, name, hyperparameters):
+    """Checks, then code/ and data/ uploaded under jobs/<name>/: the keyword arguments of
+    training_job_request() for a job (remote-train) or a tuning job's trials (tune, aws/tuning.py)."""
     region, bucket = settings["region"], settings["bucket"]
     entry_point = settings["training.entry_point"]
     if not (project.code / entry_point).is_file():
         raise SetupError(f"code/{entry_point} is missing: set training.entry_point in config/aws.json")
-    hyperparameters = project.hyperparameters()
     configured_channels = settings["training.channels"]
     channel_names = sorted(set(local_channels(project)) | set(configured_channels))
     if not channel_names:
         raise SetupError(
             'no input data: add data/<channel>/ folders or set training.channels {"train": "s3://..."}'
+        )
+    unknown = sorted(set(settings["training.channel_distribution"]) - set(channel_names))
+    if unknown:
+        raise SetupError(
+            f"training.channel_distribution names {', '.join(unknown)}, not a channel of this job "
+            f"({', '.join(channel_names)})"
         )
     isolated = settings["network_isolation"]
     if isolated and CODE_CHANNEL in channel_names:
@@ -124,7 +132,6 @@ def remote_train(args):
     check_bucket(s3, bucket, region)
     image = pushed_image(session, account, region, args.image, args.tag)
 
-    name = job_name(project.name, "training")
     job_prefix = s3_key(settings["s3_prefix"], "jobs", name)
     tarball = project.build / "remote" / name / "sourcedir.tar.gz"
     members = pack_sourcedir(project.code, tarball)
@@ -158,28 +165,18 @@ def remote_train(args):
     if isolated:
         channels[CODE_CHANNEL] = source_uri
         print(f"Channel {CODE_CHANNEL}: {source_uri} (network isolation: the code travels as a channel)")
-    output_path = f"s3://{bucket}/{s3_key(settings['s3_prefix'], 'output')}"
-    checkpoints = checkpoint_s3_uri(settings, name)
+    return {
+        "name": name,
+        "image": image,
+        "hyperparameters": encoded,
+        "channels": channels,
+        "output_path": f"s3://{bucket}/{s3_key(settings['s3_prefix'], 'output')}",
+        "checkpoints": checkpoint_s3_uri(settings, name),
+    }
 
-    sagemaker = session.client("sagemaker")
-    sagemaker.create_training_job(
-        **training_job_request(
-            settings,
-            name=name,
-            image=image,
-            hyperparameters=encoded,
-            channels=channels,
-            output_path=output_path,
-            checkpoints=checkpoints,
-        )
-    )
-    # deploy reads the job from here (and its image and model.tar.gz from DescribeTrainingJob).
-    record = {"job_name": name, "region": region, "image": image.by_digest, "output_path": output_path}
-    write_json(last_training_job(project), record)
-    print(
-        f"Created training job {name} ({image.described}, {settings['training.instance_type']}); "
-        f"output: {output_path}/{name}/"
-    )
+
+def training_settings_note(settings, checkpoints):
+    """The lines saying where checkpoints go, spot and the production settings (remote-train, tune)."""
     local_path = settings["training.checkpoint_local_path"]
     if checkpoints:
         print(f"  checkpoints: {local_path} in the container <-> {checkpoints}")
@@ -192,6 +189,26 @@ def remote_train(args):
         if not checkpoints:
             print("  note: a spot job without checkpoints starts over after each interruption")
     production_note(settings)
+
+
+def remote_train(args):
+    project = args.project
+    settings, session, account = open_aws(project, "role_arn", "bucket")
+    region = settings["region"]
+    name = job_name(project.name, "training")
+    prepared = prepare_training(project, settings, session, account, args, name, project.hyperparameters())
+    image, output_path, checkpoints = prepared["image"], prepared["output_path"], prepared["checkpoints"]
+
+    sagemaker = session.client("sagemaker")
+    sagemaker.create_training_job(**training_job_request(settings, **prepared))
+    # deploy reads the job from here (and its image and model.tar.gz from DescribeTrainingJob).
+    record = {"job_name": name, "region": region, "image": image.by_digest, "output_path": output_path}
+    write_json(last_training_job(project), record)
+    print(
+        f"Created training job {name} ({image.described}, {settings['training.instance_type']}); "
+        f"output: {output_path}/{name}/"
+    )
+    training_settings_note(settings, checkpoints)
     code, description = follow_job(
         "training", name, lambda: sagemaker.describe_training_job(TrainingJobName=name), args.no_wait
     )
