@@ -89,6 +89,10 @@ def build_remote_pipeline(project, definition, settings, session, account, args)
         training_instance_type=settings["training.instance_type"],
         serving_instance_type=settings["training.instance_type"],
         min_accuracy=min_accuracy(args.min_accuracy),
+        processing_instance_count=settings["processing.instance_count"],
+        training_instance_count=settings["training.instance_count"],
+        data_distribution=settings["processing.data_distribution"],
+        channel_distribution=settings["training.channel_distribution"],
     )
     pipeline_session = PipelineSession(boto_session=session, default_bucket=bucket)
     return definition.build(plan, pipeline_session)

@@ -3,6 +3,8 @@
 The request is the one ScriptProcessor(command=["Rscript"]) sends: the script uploaded as the `code`
 input, data/ (or processing.input_s3_uri) as `data`, one output under s3://<bucket>/<s3_prefix>/
 output/<job name>/, the pushed image by digest, and the production settings (aws/common.py).
+On processing.instance_count instances, `data` goes FullyReplicated or ShardedByS3Key
+(processing.data_distribution); every instance's output files land under the one output prefix.
 """
 
 from ..core.aws import check_bucket, open_aws, pushed_image, s3_key, upload_directory, upload_file
@@ -31,9 +33,9 @@ remote_process_arguments = job_arguments
 def processing_job_request(settings, *, name, image, code_uri, data_uri, output_uri):
     """The CreateProcessingJob parameters: the script as ScriptProcessor(command=["Rscript"]) sends it."""
 
-    def s3_input(input_name, uri, local_path):
+    def s3_input(input_name, uri, local_path, distribution="FullyReplicated"):
         source = {"S3Uri": uri, "LocalPath": local_path, "S3DataType": "S3Prefix", "S3InputMode": "File"}
-        return {"InputName": input_name, "S3Input": {**source, "S3DataDistributionType": "FullyReplicated"}}
+        return {"InputName": input_name, "S3Input": {**source, "S3DataDistributionType": distribution}}
 
     cluster = instances(settings, "processing")
     output_config = {
@@ -59,7 +61,8 @@ def processing_job_request(settings, *, name, image, code_uri, data_uri, output_
         },
         "ProcessingInputs": [
             s3_input("code", code_uri, PROCESSING_CODE_PATH),
-            s3_input("data", data_uri, PROCESSING_DATA_PATH),
+            # Each instance runs the script: the code goes to all, the data as configured.
+            s3_input("data", data_uri, PROCESSING_DATA_PATH, settings["processing.data_distribution"]),
         ],
         "ProcessingOutputConfig": output_config,
         "ProcessingResources": {"ClusterConfig": cluster},

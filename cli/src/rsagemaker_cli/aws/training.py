@@ -83,7 +83,9 @@ def training_job_request(settings, *, name, image, hyperparameters, channels, ou
         "RoleArn": settings["role_arn"],
         "HyperParameters": hyperparameters,
         "InputDataConfig": [
-            s3_channel(channel, uri, settings["training.channel_distribution"].get(channel, "FullyReplicated"))
+            s3_channel(
+                channel, uri, settings["training.channel_distribution"].get(channel, "FullyReplicated")
+            )
             for channel, uri in channels.items()
         ],
         "OutputDataConfig": output,

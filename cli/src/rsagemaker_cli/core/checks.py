@@ -52,6 +52,8 @@ LIST_RULES = {
 CHOICES = {
     "split_type": ("None", "Line", "RecordIO", "TFRecord"),
     "batch_strategy": ("MultiRecord", "SingleRecord"),
+    # S3DataDistributionType of a processing input or a training channel.
+    "distribution": ("FullyReplicated", "ShardedByS3Key"),
 }
 # AWS tag limits: 50 tags, keys 1-128 and values 0-256 characters of letters, digits, spaces and _.:/=+-@
 TAG_TEXT = re.compile(r"^[\w .:/=+\-@]*$")
@@ -75,13 +77,14 @@ def convert(key, value, kind, origin):
         raise bad("true or false")
     if kind in ("count", "payload_mb"):
         return _number(value, kind, bad)
-    if kind in ("channels", "tags", "metric_definitions"):
+    if kind in ("channels", "distributions", "tags", "metric_definitions"):
         if isinstance(value, str):  # from the environment: JSON
             try:
                 value = json.loads(value)
             except json.JSONDecodeError:
                 raise bad(f"JSON: {JSON_EXAMPLES[kind]}") from None
-        return {"channels": _channels, "tags": _tags, "metric_definitions": _metrics}[kind](value, bad)
+        kinds = {"channels": _channels, "distributions": _distributions, "tags": _tags}
+        return {**kinds, "metric_definitions": _metrics}[kind](value, bad)
     if kind in LIST_RULES:
         return _list(value, kind, bad)
     if not isinstance(value, str):
@@ -104,6 +107,7 @@ def convert(key, value, kind, origin):
 
 JSON_EXAMPLES = {
     "channels": 'a JSON object such as {"train": "s3://bucket/prefix/"}',
+    "distributions": 'a JSON object such as {"train": "ShardedByS3Key"}',
     "tags": 'a JSON object such as {"team": "ml", "cost-center": "42"}',
     "metric_definitions": 'a JSON list such as [{"Name": "train:accuracy", "Regex": "accuracy=([0-9.]+)"}]',
 }
@@ -127,6 +131,13 @@ def _channels(value, bad):
         isinstance(uri, str) and uri and RULES["s3uri"][0].match(uri) for uri in value.values()
     ):
         raise bad('an object of channel name -> s3:// URI, e.g. {"train": "s3://bucket/prefix/"}')
+    return value
+
+
+def _distributions(value, bad):
+    choices = CHOICES["distribution"]
+    if not isinstance(value, dict) or not all(kind in choices for kind in value.values()):
+        raise bad(f"an object of channel name -> {' or '.join(choices)}: {JSON_EXAMPLES['distributions']}")
     return value
 
 

@@ -51,6 +51,14 @@ SETTINGS = (
     Setting("processing.max_runtime_seconds", ("SAGEMAKER_PROCESSING_MAX_RUNTIME_SECONDS",), 3600, "count"),
     # Empty: data/ is uploaded for each job.
     Setting("processing.input_s3_uri", ("SAGEMAKER_PROCESSING_INPUT_S3_URI",), "", "s3uri"),
+    # How the `data` input reaches the instances: FullyReplicated (each gets every file) or
+    # ShardedByS3Key (each gets its share of the files); the `code` input always goes to each.
+    Setting(
+        "processing.data_distribution",
+        ("SAGEMAKER_PROCESSING_DATA_DISTRIBUTION",),
+        "FullyReplicated",
+        "distribution",
+    ),
     Setting("training.entry_point", ("SAGEMAKER_TRAINING_ENTRY_POINT",), "train.R", "str"),
     Setting("training.instance_type", ("SAGEMAKER_TRAINING_INSTANCE_TYPE",), "ml.m5.large", "instance"),
     Setting("training.instance_count", ("SAGEMAKER_TRAINING_INSTANCE_COUNT",), 1, "count"),
@@ -58,6 +66,10 @@ SETTINGS = (
     Setting("training.max_runtime_seconds", ("SAGEMAKER_TRAINING_MAX_RUNTIME_SECONDS",), 3600, "count"),
     # Channel name -> s3:// URI, used as it is; the data/<channel>/ folders are uploaded.
     Setting("training.channels", ("SAGEMAKER_TRAINING_CHANNELS",), {}, "channels"),
+    # Channel name -> FullyReplicated or ShardedByS3Key; a channel not named here is FullyReplicated.
+    Setting(
+        "training.channel_distribution", ("SAGEMAKER_TRAINING_CHANNEL_DISTRIBUTION",), {}, "distributions"
+    ),
     Setting(
         "training.metric_definitions",
         ("SAGEMAKER_TRAINING_METRIC_DEFINITIONS",),
@@ -123,7 +135,7 @@ SETTINGS = (
 BY_KEY = {setting.key: setting for setting in SETTINGS}
 
 # Objects whose keys are data, not settings (config/aws.json keeps them whole).
-OBJECT_SETTINGS = ("channels", "tags")
+OBJECT_SETTINGS = ("channels", "channel_distribution", "tags")
 # Upper bounds SageMaker sets on some counts (the lower bound of every count is 1).
 UPPER_BOUNDS = {
     "async.max_concurrent_invocations_per_instance": 1000,
@@ -248,10 +260,35 @@ def check_together(settings):
             f"{origin('transform.max_concurrent_transforms')} = {concurrent} is over 100 MB, "
             "SageMaker's limit for a transform job: lower one of them"
         )
+    for job in ("processing", "training"):
+        check_sharding(settings, job, settings[f"{job}.instance_count"], origin(f"{job}.instance_count"))
     wait, runtime = settings["training.max_wait_seconds"], settings["training.max_runtime_seconds"]
     if settings["training.spot"] and wait < runtime:
         raise SetupError(
             f"{origin('training.max_wait_seconds')} = {wait} is less than "
             f"{origin('training.max_runtime_seconds')} = {runtime}: "
             "a spot job waits for capacity on top of its run time, so raise max_wait_seconds"
+        )
+
+
+SHARDED = "ShardedByS3Key"
+DISTRIBUTION = {"processing": "processing.data_distribution", "training": "training.channel_distribution"}
+
+
+def sharded_inputs(settings, job):
+    """The inputs of a processing or training job that are ShardedByS3Key."""
+    value = settings[DISTRIBUTION[job]]
+    if isinstance(value, dict):
+        return sorted(name for name, kind in value.items() if kind == SHARDED)
+    return ["data"] if value == SHARDED else []
+
+
+def check_sharding(settings, job, count, counted):
+    """Sharding across one instance: one line (counted says where the count came from)."""
+    sharded = sharded_inputs(settings, job)
+    if sharded and count == 1:
+        key = DISTRIBUTION[job]
+        raise SetupError(
+            f"{key} (from {settings.sources[key]}) shards {', '.join(sharded)} ({SHARDED}) but "
+            f"{counted} is 1: one instance gets every file; raise the instance count or use FullyReplicated"
         )

@@ -14,7 +14,7 @@ itself does (ModelBuilder.register() looks up the session's default bucket, set 
 """
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 # The SDK checks a role's IAM permissions with iam:SimulatePrincipalPolicy when a ModelTrainer is
 # built, which many users may not call; the commands check role and bucket themselves. Export
@@ -30,6 +30,7 @@ from sagemaker.core.shapes import (
     ProcessingOutput,
     ProcessingS3Input,
     ProcessingS3Output,
+    S3DataSource,
 )
 from sagemaker.core.training.configs import Compute, InputData
 from sagemaker.core.transformer import Transformer
@@ -84,6 +85,13 @@ class PipelinePlan:
     min_accuracy: float = 0.9
     approval_status: str = "PendingManualApproval"
     local: bool = False
+    # Instances of Preprocess and Train (Evaluate runs on one: one accuracy over the whole test split),
+    # and how their inputs reach them (the settings processing.data_distribution for Preprocess's
+    # data, training.channel_distribution for Train's channels).
+    processing_instance_count: int = 1
+    training_instance_count: int = 1
+    data_distribution: str = "FullyReplicated"
+    channel_distribution: dict = field(default_factory=dict)
 
 
 def parameters(plan):
@@ -101,7 +109,7 @@ def parameters(plan):
     }
 
 
-def _input(name, uri, local_path):
+def _input(name, uri, local_path, distribution="FullyReplicated"):
     if isinstance(uri, str) and uri.startswith("file://"):
         # The SDK uploads every input that is not s3:// to a default bucket (found through STS),
         # even in local mode; a pipeline expression is passed through and evaluated at run time.
@@ -113,7 +121,7 @@ def _input(name, uri, local_path):
             local_path=local_path,
             s3_data_type="S3Prefix",
             s3_input_mode="File",
-            s3_data_distribution_type="FullyReplicated",
+            s3_data_distribution_type=distribution,
         ),
     )
 
@@ -126,11 +134,11 @@ def _output(plan, name, local_path):
     )
 
 
-def _processor(plan, session, params, script):
+def _processor(plan, session, params, script, instance_count=1):
     return Processor(
         role=plan.role_arn,
         image_uri=plan.processing_image,
-        instance_count=1,
+        instance_count=instance_count,
         instance_type=params["ProcessingInstanceType"],
         # As ScriptProcessor(command=["Rscript"]) would: the script arrives as the `code` input.
         entrypoint=["Rscript", f"{CODE_PATH}/{script}"],
@@ -151,10 +159,12 @@ def build(plan, session):
     preprocess = ProcessingStep(
         name=PREPROCESS,
         description="code/preprocess.R: split the input data into train, validation and test",
-        step_args=_processor(plan, session, params, "preprocess.R").run(
+        step_args=_processor(
+            plan, session, params, "preprocess.R", instance_count=plan.processing_instance_count
+        ).run(
             inputs=[
                 _input("code", plan.preprocess_code_uri, CODE_PATH),
-                _input("data", params["InputData"], f"{PROCESSING_DIR}/input/data"),
+                _input("data", params["InputData"], f"{PROCESSING_DIR}/input/data", plan.data_distribution),
             ],
             outputs=[_output(plan, split, f"{PROCESSING_DIR}/output/{split}") for split in SPLITS],
         ),
@@ -163,10 +173,19 @@ def build(plan, session):
     trainer = ModelTrainer(
         training_image=plan.training_image,
         role=plan.role_arn,
-        compute=Compute(instance_type=params["TrainingInstanceType"], instance_count=1),
+        compute=Compute(
+            instance_type=params["TrainingInstanceType"], instance_count=plan.training_instance_count
+        ),
         hyperparameters=plan.hyperparameters,
         input_data_config=[
-            InputData(channel_name=channel, data_source=split_uri(preprocess, channel))
+            InputData(
+                channel_name=channel,
+                data_source=S3DataSource(
+                    s3_data_type="S3Prefix",
+                    s3_uri=split_uri(preprocess, channel),
+                    s3_data_distribution_type=plan.channel_distribution.get(channel, "FullyReplicated"),
+                ),
+            )
             for channel in TRAINING_CHANNELS
         ],
         output_data_config=OutputDataConfig(
