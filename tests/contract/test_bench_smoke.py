@@ -12,9 +12,9 @@ import sys
 
 import pytest
 from conftest import unavailable
-from contract.common import PROJECT_ROOT
-
 from rsagemaker_cli.local.bench import Settings, row_names
+
+from contract.common import PROJECT_ROOT
 
 WORKERS = 2
 TARGET_RPS = 250

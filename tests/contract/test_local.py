@@ -5,17 +5,14 @@ import json
 import subprocess
 import sys
 import tarfile
-from pathlib import Path
 from shutil import copytree, ignore_patterns
 
 import pytest
 from conftest import free_port
-
 from rsagemaker_cli.core.engine import LABEL_PROJECT
 from rsagemaker_cli.core.opt_ml import encode_hyperparameters, pack_sourcedir
 
-from contract.common import PROJECT_ROOT  # noqa: E402 - the default bake of this session
-
+from contract.common import PROJECT_ROOT
 
 # --- helpers shared with the remote jobs (no engine needed) -----------------------------------
 

@@ -13,21 +13,20 @@ import struct
 import tarfile
 import threading
 import time
-from pathlib import Path
 from shutil import copytree, ignore_patterns
 from typing import ClassVar
 
 import pytest
 import requests
 from conftest import free_port
-from contract.serving_support import is_json_error, serving_container, train_sample_model, write_model
-from contract.test_local import cli, make, project_containers
-
 from rsagemaker_cli.core.errors import SetupError
 from rsagemaker_cli.core.project import model_tarballs
 from rsagemaker_cli.local import multi_model
 
-from contract.common import PROJECT_ROOT  # noqa: E402 - the default bake of this session
+from contract.common import PROJECT_ROOT
+from contract.serving_support import is_json_error, serving_container, train_sample_model, write_model
+from contract.test_local import cli, make, project_containers
+
 CSV = {"Content-Type": "text/csv", "Accept": "text/csv"}
 MODELS = "/opt/ml/models"
 MB = 1024 * 1024
@@ -466,9 +465,7 @@ def test_the_local_front_end_unpacks_loads_unloads_on_507_and_invokes(tmp_path):
 
 
 def test_the_models_are_the_tarballs_of_build_models(tmp_path, capsys):
-    with pytest.raises(
-        SetupError, match="no model in build/models/: put model.tar.gz files there"
-    ):
+    with pytest.raises(SetupError, match="no model in build/models/: put model.tar.gz files there"):
         model_tarballs(tmp_path)
     (tmp_path / "build").mkdir()
     (tmp_path / "build" / "model.tar.gz").write_bytes(b"trained")  # what make local-train leaves

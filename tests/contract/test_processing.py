@@ -7,14 +7,12 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
-
 from rsagemaker_cli.core import opt_ml
 from rsagemaker_cli.core.engine import bind
 
-from contract.common import PROJECT_ROOT  # noqa: E402 - the default bake of this session
+from contract.common import PROJECT_ROOT
 
 SAMPLE = PROJECT_ROOT / "data" / "train" / "iris.csv"
 PROCESSING = "/opt/ml/processing"

@@ -11,6 +11,7 @@ import tarfile
 from pathlib import Path
 
 import pytest
+
 from contract.training_support import (
     DUMP_PROGRAM,
     FETCH_CODE,

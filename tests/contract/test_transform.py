@@ -5,16 +5,15 @@ import csv
 import os
 import subprocess
 import sys
-from pathlib import Path
 from shutil import copytree, ignore_patterns
 
 import pytest
-
 from rsagemaker_cli.core.engine import LABEL_PROJECT
 from rsagemaker_cli.core.errors import SetupError
 from rsagemaker_cli.local.transform import MB, assemble, batches, records_of
 
-from contract.common import PROJECT_ROOT  # noqa: E402 - the default bake of this session
+from contract.common import PROJECT_ROOT
+
 SPECIES = {"setosa", "versicolor", "virginica"}
 
 
