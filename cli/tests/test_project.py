@@ -74,3 +74,7 @@ def test_the_models_of_a_multi_model_endpoint(tmp_path, capsys):
     assert "Copied build/model.tar.gz to build/models/model.tar.gz" in capsys.readouterr().out
     (tmp_path / "build" / "models" / "b.tar.gz").write_bytes(b"b")
     assert [path.name for path in model_tarballs(tmp_path)] == ["b.tar.gz", "model.tar.gz"]
+
+
+def test_local_serve_multi_model_without_models_says_where_to_put_them(project, cli):
+    cli("local-serve", "--image", "x", "--multi-model").error("no model in build/models/", "make local-train")

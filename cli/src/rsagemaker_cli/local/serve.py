@@ -65,7 +65,7 @@ def wait_until_healthy(container, url, timeout):
 def local_serve(args):
     project = args.project
     model_tarball = Path(args.model) if args.model else project.build / "model.tar.gz"
-    tarballs = model_tarballs(project) if args.multi_model else []
+    tarballs = model_tarballs(project.root) if args.multi_model else []
     if not args.multi_model and not model_tarball.is_file():
         raise SetupError(f"{project.show(model_tarball)} does not exist: run `make local-train` first")
     client = engine.connect()
