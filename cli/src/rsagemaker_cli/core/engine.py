@@ -109,8 +109,9 @@ def _stream_logs(container, prefix):
 
 def run_to_completion(client, specs, stop_signal="SIGTERM", stop_timeout=30):
     """Run one or more containers (dicts of containers.create arguments), stream their logs, and
-    return their exit codes in order. The containers are removed at the end, whatever happens:
-    on Ctrl-C each one gets stop_signal, then SIGKILL after stop_timeout seconds.
+    return their exit codes in order. With several, each log line and each end ("exit code N", as
+    it happens) is prefixed by the container's host name. The containers are removed at the end,
+    whatever happens: on Ctrl-C each one gets stop_signal, then SIGKILL after stop_timeout seconds.
     """
     containers = []
     with sigterm_as_interrupt():
@@ -118,14 +119,25 @@ def run_to_completion(client, specs, stop_signal="SIGTERM", stop_timeout=30):
             for spec in specs:
                 containers.append(client.containers.create(**spec))
             prefix_width = max(len(spec.get("hostname") or "") for spec in specs)
-            threads = []
-            for spec, container in zip(specs, containers):
+            threads, waiters, codes = [], [], [None] * len(specs)
+
+            def wait(index, container, prefix):
+                codes[index] = container.wait()["StatusCode"]
+                if prefix:
+                    print(f"{prefix}==> exit code {codes[index]}", flush=True)
+
+            for index, (spec, container) in enumerate(zip(specs, containers)):
                 prefix = f"{spec['hostname']:<{prefix_width}} | " if len(specs) > 1 else ""
                 container.start()
                 thread = threading.Thread(target=_stream_logs, args=(container, prefix), daemon=True)
                 thread.start()
                 threads.append(thread)
-            codes = [container.wait()["StatusCode"] for container in containers]
+                waiter = threading.Thread(target=wait, args=(index, container, prefix), daemon=True)
+                waiter.start()
+                waiters.append(waiter)
+            for waiter in waiters:
+                while waiter.is_alive():  # joined in steps: Ctrl-C still reaches this thread
+                    waiter.join(timeout=0.5)
             for thread in threads:
                 thread.join(timeout=5)
             return codes
@@ -138,6 +150,28 @@ def run_to_completion(client, specs, stop_signal="SIGTERM", stop_timeout=30):
         finally:
             for container in containers:
                 remove(container, stop_signal=stop_signal, timeout=stop_timeout)
+
+
+@contextmanager
+def job_network(client, name, labels):
+    """A user-defined network for a job's containers, removed at the end: on it each container
+    reaches the others by host name (give each the alias of its host: network_of())."""
+    network = client.networks.create(name, driver="bridge", labels=labels)
+    try:
+        yield network.name
+    finally:
+        try:
+            network.remove()
+        except docker.errors.APIError:
+            pass
+
+
+def network_of(client, network, host):
+    """The containers.create arguments that put a container on network, reachable as host."""
+    return {
+        "network": network,
+        "networking_config": {network: client.api.create_endpoint_config(aliases=[host])},
+    }
 
 
 def clear_directory(path, client=None, image=None):

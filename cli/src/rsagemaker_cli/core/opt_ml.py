@@ -15,6 +15,7 @@ import io
 import json
 import os
 import re
+import shutil
 import tarfile
 from datetime import datetime, timezone
 from pathlib import Path
@@ -188,16 +189,51 @@ def training_resource_config(hosts, current_host, instance_type="local"):
     }
 
 
-def input_data_config(channels):
-    """inputdataconfig.json: File mode, fully replicated, for each channel name."""
+def input_data_config(channels, distribution=None):
+    """inputdataconfig.json: File mode for each channel name, FullyReplicated unless distribution
+    (channel -> S3DataDistributionType) says otherwise."""
+    distribution = distribution or {}
     return {
         name: {
             "TrainingInputMode": "File",
-            "S3DistributionType": "FullyReplicated",
+            "S3DistributionType": distribution.get(name, REPLICATED),
             "RecordWrapperType": "None",
         }
         for name in sorted(channels)
     }
+
+
+REPLICATED, SHARDED = "FullyReplicated", "ShardedByS3Key"
+
+
+def hosts_of(count):
+    """The hosts of a job of count instances, as SageMaker names them: algo-1 .. algo-<count>."""
+    return [f"algo-{i}" for i in range(1, count + 1)]
+
+
+def shard(folder, hosts):
+    """ShardedByS3Key, emulated: host -> the files of folder (relative paths) it gets.
+
+    Each file is an S3 object; SageMaker gives each instance about 1/N of the objects and does not
+    document which. Here the objects are taken in key order (the relative paths, sorted as S3 lists
+    keys) and dealt round-robin: the i-th (from 0) goes to hosts[i % N]. A host may get none.
+    """
+    folder = Path(folder)
+    keys = sorted(path.relative_to(folder).as_posix() for path in folder.rglob("*") if path.is_file())
+    return {host: keys[rank :: len(hosts)] for rank, host in enumerate(hosts)}
+
+
+def copy_files(source, dest, keys):
+    """Copy the files keys (relative paths) of source into dest, keeping their paths (a hard link
+    where the file system allows): one host's share of a sharded input."""
+    Path(dest).mkdir(parents=True, exist_ok=True)
+    for key in keys:
+        target = Path(dest) / key
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.link(Path(source) / key, target)
+        except OSError:
+            shutil.copy2(Path(source) / key, target)
 
 
 def processing_resource_config(hosts, current_host):
@@ -222,7 +258,8 @@ def processing_job_config(
     """/opt/ml/config/processingjobconfig.json: the job as DescribeProcessingJob describes it.
 
     inputs / outputs map a name to (source URI, container path), e.g.
-    {"code": ("file:///home/me/project/code", "/opt/ml/processing/input/code")}.
+    {"code": ("file:///home/me/project/code", "/opt/ml/processing/input/code")}; an input may add
+    its S3DataDistributionType as a third item (default FullyReplicated).
     """
     return {
         "ProcessingJobArn": f"arn:aws:sagemaker:{region}:{account}:processing-job/{job_name}",
@@ -236,11 +273,11 @@ def processing_job_config(
                     "LocalPath": local_path,
                     "S3DataType": "S3Prefix",
                     "S3InputMode": "File",
-                    "S3DataDistributionType": "FullyReplicated",
+                    "S3DataDistributionType": (rest or [REPLICATED])[0],
                     "S3CompressionType": "None",
                 },
             }
-            for name, (uri, local_path) in inputs.items()
+            for name, (uri, local_path, *rest) in inputs.items()
         ],
         "ProcessingOutputConfig": {
             "Outputs": [

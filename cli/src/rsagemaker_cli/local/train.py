@@ -4,6 +4,13 @@ The code travels as SageMaker sends it to a network-isolated job: packed as sour
 `code` channel, named by sagemaker_submit_directory, so the container fetches and unpacks the very
 tarball a remote job downloads from S3. Each data/<channel>/ folder is a channel, mounted read-only.
 The model the job leaves in /opt/ml/model is packed as build/model.tar.gz, as SageMaker packs it.
+
+On N instances (--instance-count, `make local-train INSTANCES=N`, else training.instance_count) N
+containers run as SageMaker runs them: hosts algo-1 .. algo-N, each with its own /opt/ml
+(build/training/opt_ml for algo-1, build/training/hosts/<host>/opt_ml for the others) whose
+resourceconfig.json names it and all hosts, on one user-defined network where each reaches the
+others by host name. A ShardedByS3Key channel (training.channel_distribution) gives each host its
+share of the files (opt_ml.shard()); the others are given whole. The model is algo-1's, as on SageMaker.
 """
 
 import sys
@@ -12,8 +19,7 @@ from pathlib import Path
 
 from ..core import engine, opt_ml
 from ..core.errors import SetupError
-from ..core.settings import load
-from .process import ACCOUNT, code_folder_with, existing_dir
+from .process import ACCOUNT, code_folder_with, existing_dir, instance_count
 
 TRAINING_STOP_TIMEOUT = 30  # SageMaker waits 120 s between SIGTERM and SIGKILL; locally less
 
@@ -27,9 +33,26 @@ def local_train_arguments(parser):
     )
     parser.add_argument("--channels", help="folder with one subfolder per channel (default: data/)")
     parser.add_argument("--model", help="where to write model.tar.gz (default: build/model.tar.gz)")
+    parser.add_argument(
+        "--instance-count",
+        type=int,
+        help="hosts (containers) of the job (default: the setting training.instance_count)",
+    )
 
 
-def build_training_tree(opt_ml_dir, *, code_dir, program, hyperparameters, channels, name, region):
+def build_training_tree(
+    opt_ml_dir,
+    *,
+    code_dir,
+    program,
+    hyperparameters,
+    channels,
+    name,
+    region,
+    hosts=("algo-1",),
+    host="algo-1",
+    distribution=None,
+):
     """Write the /opt/ml tree of a training job under opt_ml_dir; returns the packed code's members.
 
     (SageMaker SDK local mode instead mounts the source folder at /opt/ml/code, which skips packing
@@ -47,9 +70,10 @@ def build_training_tree(opt_ml_dir, *, code_dir, program, hyperparameters, chann
     )
     opt_ml.write_json(config / "hyperparameters.json", encoded)
     opt_ml.write_json(
-        config / "inputdataconfig.json", opt_ml.input_data_config([*channels, opt_ml.CODE_CHANNEL])
+        config / "inputdataconfig.json",
+        opt_ml.input_data_config([*channels, opt_ml.CODE_CHANNEL], distribution),
     )
-    opt_ml.write_json(config / "resourceconfig.json", opt_ml.training_resource_config(["algo-1"], "algo-1"))
+    opt_ml.write_json(config / "resourceconfig.json", opt_ml.training_resource_config(hosts, host))
     for channel in channels:  # mount points, created here so they belong to this user
         (opt_ml_dir / "input" / "data" / channel).mkdir(parents=True, exist_ok=True)
     for sub in ("model", "output", "code"):
@@ -80,65 +104,117 @@ def local_train(args):
         raise SetupError(f"a channel may not be named `{opt_ml.CODE_CHANNEL}`: it carries the code")
     hyperparameters_file = args.hyperparameters or project.hyperparameters_file
     hyperparameters = project.hyperparameters(hyperparameters_file)
-    settings = load(project, keys=("region", "training.checkpoint_local_path"))
+    settings, count = instance_count(project, args, "training", "training.checkpoint_local_path")
+    distribution = settings["training.channel_distribution"]
+    unknown = sorted(set(distribution) - set(channels))
+    if unknown:
+        raise SetupError(
+            f"training.channel_distribution names {', '.join(unknown)}, not a channel here "
+            f"({', '.join(channels)} in {project.show(channels_dir)})"
+        )
     region = settings["region"] or "us-east-1"
     client = engine.connect()
     engine.check_image(client, args.image)
 
     work = project.build / "training"
-    opt_ml_dir = work / "opt_ml"
+    hosts = opt_ml.hosts_of(count)
+    # algo-1's /opt/ml where a one-instance job has it; the other hosts' beside it.
+    trees = {
+        host: work / "opt_ml" if host == "algo-1" else work / "hosts" / host / "opt_ml" for host in hosts
+    }
     checkpoints = work / "checkpoints"
-    engine.clear_directory(opt_ml_dir, client, args.image)
+    engine.clear_directory(work / "opt_ml", client, args.image)
+    engine.clear_directory(work / "hosts", client, args.image)
     checkpoints.mkdir(parents=True, exist_ok=True)
     name = opt_ml.job_name(project.name, "training")
-    try:
-        members = build_training_tree(
-            opt_ml_dir,
-            code_dir=code_dir,
-            program=args.program,
-            hyperparameters=hyperparameters,
-            channels=channels,
-            name=name,
-            region=region,
-        )
-    except ValueError as error:
-        raise SetupError(f"{project.show(hyperparameters_file)}: {error}") from None
-
     checkpoint_path = settings["training.checkpoint_local_path"]
-    mounts = [engine.bind(opt_ml_dir, "/opt/ml"), engine.bind(checkpoints, checkpoint_path)]
-    mounts += [engine.bind(channels_dir / ch, f"/opt/ml/input/data/{ch}", read_only=True) for ch in channels]
-    spec = {
-        "image": args.image,
-        "command": ["train"],
-        "hostname": "algo-1",
-        "mounts": mounts,
-        "environment": {
-            "TRAINING_JOB_NAME": name,
-            "TRAINING_JOB_ARN": f"arn:aws:sagemaker:{region}:{ACCOUNT}:training-job/{name}",
-            # As remote-train sets it (aws/training.py): where the job's checkpoints are.
-            opt_ml.CHECKPOINT_DIR_VARIABLE: checkpoint_path,
-            opt_ml.IMAGE_VARIABLE: f"{args.image} (image ID {client.images.get(args.image).id})",
-        },
-        "labels": engine.labels_for(project.root, "training"),
+    shares = {
+        ch: opt_ml.shard(channels_dir / ch, hosts)
+        for ch in channels
+        if distribution.get(ch) == opt_ml.SHARDED
     }
-    print(f"==> Training job {name}: {args.image} train")
+    environment = {
+        "TRAINING_JOB_NAME": name,
+        "TRAINING_JOB_ARN": f"arn:aws:sagemaker:{region}:{ACCOUNT}:training-job/{name}",
+        # As remote-train sets it (aws/training.py): where the job's checkpoints are.
+        opt_ml.CHECKPOINT_DIR_VARIABLE: checkpoint_path,
+        opt_ml.IMAGE_VARIABLE: f"{args.image} (image ID {client.images.get(args.image).id})",
+    }
+    print(f"==> Training job {name}: {args.image} train on {count} host(s)")
+    specs = []
+    for host, tree in trees.items():
+        try:
+            members = build_training_tree(
+                tree,
+                code_dir=code_dir,
+                program=args.program,
+                hyperparameters=hyperparameters,
+                channels=channels,
+                name=name,
+                region=region,
+                hosts=hosts,
+                host=host,
+                distribution=distribution,
+            )
+        except ValueError as error:
+            raise SetupError(f"{project.show(hyperparameters_file)}: {error}") from None
+        # Each host's checkpoints apart (SageMaker syncs each instance's folder with the same S3 URI).
+        host_checkpoints = checkpoints if host == "algo-1" else work / "hosts" / host / "checkpoints"
+        host_checkpoints.mkdir(parents=True, exist_ok=True)
+        mounts = [engine.bind(tree, "/opt/ml"), engine.bind(host_checkpoints, checkpoint_path)]
+        for ch in channels:
+            source = channels_dir / ch
+            if ch in shares:  # this host's share of the channel's files
+                source = work / "hosts" / host / "shards" / ch
+                opt_ml.copy_files(channels_dir / ch, source, shares[ch][host])
+                print(
+                    f"    {host}: {len(shares[ch][host])} file(s) of {ch}: {', '.join(shares[ch][host]) or '(none)'}"
+                )
+            mounts.append(engine.bind(source, f"/opt/ml/input/data/{ch}", read_only=True))
+        specs.append(
+            {
+                "image": args.image,
+                "command": ["train"],
+                "hostname": host,
+                "mounts": mounts,
+                "environment": environment,
+                "labels": engine.labels_for(project.root, "training"),
+            }
+        )
     print(f"    code: {project.show(code_dir)} packed as sourcedir.tar.gz ({', '.join(members)})")
-    print(f"    channels: {', '.join(f'{ch} <- {project.show(channels_dir / ch)}' for ch in channels)}")
-    print(f"    /opt/ml: {project.show(opt_ml_dir)}")
-    [code] = engine.run_to_completion(
-        client, [spec], stop_signal="SIGTERM", stop_timeout=TRAINING_STOP_TIMEOUT
+    print(
+        "    channels: "
+        + ", ".join(
+            f"{ch} <- {project.show(channels_dir / ch)} ({distribution.get(ch, opt_ml.REPLICATED)})"
+            for ch in channels
+        )
     )
+    print(
+        f"    /opt/ml: {project.show(trees['algo-1'])}"
+        + (f" (other hosts: {project.show(work / 'hosts')}/<host>/opt_ml)" if count > 1 else "")
+    )
+    # On one network, each container reachable by its host name, as on SageMaker.
+    with engine.job_network(client, name, engine.labels_for(project.root, "training")) as network:
+        for spec in specs:
+            spec.update(engine.network_of(client, network, spec["hostname"]))
+        codes = engine.run_to_completion(
+            client, specs, stop_signal="SIGTERM", stop_timeout=TRAINING_STOP_TIMEOUT
+        )
 
-    if code != 0:
-        failure = opt_ml_dir / "output" / "failure"
+    failed = [(host, code) for host, code in zip(hosts, codes) if code != 0]
+    for host, code in failed:
+        failure = trees[host] / "output" / "failure"
         reason = (
             failure.read_text(errors="replace").strip() if failure.exists() else "(no /opt/ml/output/failure)"
         )
-        print(f"==> Training FAILED (exit code {code}): {reason}", file=sys.stderr)
+        print(f"==> Training FAILED on {host} (exit code {code}): {reason}", file=sys.stderr)
+    if failed:
         return 1
     model_tarball = Path(args.model).resolve() if args.model else project.build / "model.tar.gz"
-    model_members = pack_model(opt_ml_dir / "model", model_tarball)
+    model_members = pack_model(trees["algo-1"] / "model", model_tarball)
     print(f"==> Training complete. Model: {project.show(model_tarball)} ({', '.join(model_members)})")
-    print(f"    Everything the job wrote: {project.show(opt_ml_dir)} (output/data, model, code)")
+    if count > 1:
+        print("    (algo-1's /opt/ml/model, as SageMaker uploads it; the other hosts' are not kept)")
+    print(f"    Everything the job wrote: {project.show(trees['algo-1'])} (output/data, model, code)")
     print("Next: make local-serve, then make predict")
     return 0
