@@ -45,8 +45,8 @@ fit <- rpart(
     maxdepth = setting("maxdepth", 5), cp = setting("cp", 0.01), minsplit = setting("minsplit", 10)
   )
 )
-# Metric lines: SageMaker reads them from the log with the regexes in sagemaker_tools/metric_definitions.py
-# (train:accuracy, validation:accuracy); change both together.
+# Metric lines: SageMaker reads them from the log with the regexes of training.metric_definitions
+# (config/aws.json; the default matches these two lines); change both together.
 accuracy <- mean(predict(fit, data, type = "class") == data[[target]])
 cat(sprintf("train_accuracy=%.4f;\n", accuracy))
 validation_dir <- Sys.getenv("SM_CHANNEL_VALIDATION")
