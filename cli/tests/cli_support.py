@@ -14,7 +14,7 @@ SLUG = "r-on-sagemaker"  # the fixture project's PROJECT
 TAG = "test"
 REGISTRY = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com"
 # The environment the commands read: cleared so that the developer's own cannot leak in.
-PREFIXES = ("SAGEMAKER_", "ECR_", "AWS_", "RSAGEMAKER_")
+PREFIXES = ("SAGEMAKER_", "ECR_", "AWS_", "RSAGEMAKER_", "CODEBUILD_")
 
 
 def edit_json(path, **changes):

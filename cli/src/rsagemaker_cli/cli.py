@@ -77,6 +77,20 @@ COMMANDS = (
     # Amazon ECR and SageMaker (aws/).
     Command("push", "aws.push", "push", (), "Push the built images to Amazon ECR (or to --registry)"),
     Command(
+        "remote-build",
+        "aws.remote_build",
+        "remote_build",
+        (),
+        "Build and push the images in AWS CodeBuild (no local Docker)",
+    ),
+    Command(
+        "remote-build-role",
+        "aws.codebuild_role",
+        "remote_build_role",
+        (),
+        "Create or update remote-build's CodeBuild service role",
+    ),
+    Command(
         "remote-process",
         "aws.processing",
         "remote_process",

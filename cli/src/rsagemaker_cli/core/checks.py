@@ -39,6 +39,8 @@ RULES = {
         ),
         "a KMS key ID, key ARN, alias/<name> or alias ARN",
     ),
+    "vpc": (re.compile(r"^vpc-[0-9a-f]{8,17}$"), "a VPC ID such as vpc-0123456789abcdef0"),
+    "compute": (re.compile(r"^BUILD_[A-Z0-9_]+$"), "a CodeBuild compute type such as BUILD_GENERAL1_MEDIUM"),
 }
 LIST_RULES = {
     "subnets": (re.compile(r"^subnet-[0-9a-f]{8,17}$"), 16, "subnet IDs such as subnet-0123456789abcdef0"),

@@ -131,6 +131,15 @@ SETTINGS = (
     Setting("kms.volume_key_id", ("SAGEMAKER_VOLUME_KMS_KEY_ID",), "", "kms"),
     Setting("kms.output_key_id", ("SAGEMAKER_OUTPUT_KMS_KEY_ID",), "", "kms"),
     Setting("tags", ("SAGEMAKER_TAGS",), {}, "tags"),
+    # make remote-build (AWS CodeBuild builds and pushes the images): its service role (the bake's
+    # config/codebuild-role-policy.json), compute type, build image (empty: by PLATFORM, amd64 or
+    # ARM) and time limit. In a VPC it runs in vpc.id's vpc.subnets with vpc.security_group_ids;
+    # kms.output_key_id encrypts the uploaded source and the build's artifacts.
+    Setting("vpc.id", ("SAGEMAKER_VPC_ID",), "", "vpc"),
+    Setting("codebuild.role_arn", ("CODEBUILD_ROLE_ARN",), "", "role"),
+    Setting("codebuild.compute_type", ("CODEBUILD_COMPUTE_TYPE",), "BUILD_GENERAL1_MEDIUM", "compute"),
+    Setting("codebuild.image", ("CODEBUILD_IMAGE",), "", "str"),
+    Setting("codebuild.timeout_minutes", ("CODEBUILD_TIMEOUT_MINUTES",), 60, "count"),
 )
 BY_KEY = {setting.key: setting for setting in SETTINGS}
 
@@ -140,6 +149,7 @@ OBJECT_SETTINGS = ("channels", "channel_distribution", "tags")
 UPPER_BOUNDS = {
     "async.max_concurrent_invocations_per_instance": 1000,
     "async.invocation_timeout_seconds": 3600,
+    "codebuild.timeout_minutes": 480,
 }
 # How to set each required setting, for the one-line error when it is missing.
 HOW_TO_SET = {
@@ -147,8 +157,15 @@ HOW_TO_SET = {
     "role_arn": 'put the SageMaker execution role\'s ARN in config/aws.json ("role_arn") '
     "or export SAGEMAKER_ROLE_ARN=arn:aws:iam::<account>:role/<name>",
     "bucket": 'put an S3 bucket name in config/aws.json ("bucket") or export SAGEMAKER_BUCKET=<bucket>',
+    "codebuild.role_arn": 'put the CodeBuild service role\'s ARN in config/aws.json ("codebuild": {"role_arn": ...}) '
+    "or export CODEBUILD_ROLE_ARN=arn:aws:iam::<account>:role/<name> (make remote-build-role creates one)",
 }
-DESCRIPTION = {"region": "AWS region", "role_arn": "SageMaker execution role", "bucket": "S3 bucket"}
+DESCRIPTION = {
+    "region": "AWS region",
+    "role_arn": "SageMaker execution role",
+    "bucket": "S3 bucket",
+    "codebuild.role_arn": "CodeBuild service role",
+}
 
 
 class Settings:
