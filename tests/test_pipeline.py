@@ -318,6 +318,33 @@ def test_pipeline_upserts_the_definition_and_starts_an_execution(default_project
     assert len(executions) == 2
 
 
+def test_pipeline_steps_carry_instance_counts_and_distributions(
+    default_project, in_ecr, sdk_python, monkeypatch
+):
+    """Issue 30: Preprocess and Train on several instances, each input as configured; Evaluate on one."""
+    monkeypatch.setenv("SAGEMAKER_PROCESSING_INSTANCE_COUNT", "3")
+    monkeypatch.setenv("SAGEMAKER_PROCESSING_DATA_DISTRIBUTION", "ShardedByS3Key")
+    monkeypatch.setenv("SAGEMAKER_TRAINING_INSTANCE_COUNT", "2")
+    monkeypatch.setenv("SAGEMAKER_TRAINING_CHANNEL_DISTRIBUTION", json.dumps({"train": "ShardedByS3Key"}))
+    make(default_project, "pipeline", PYTHON=sdk_python, NO_WAIT="1")
+    steps = steps_by_name(pipeline_definition(in_ecr))
+    preprocess, train, evaluate = (steps[name]["Arguments"] for name in ("Preprocess", "Train", "Evaluate"))
+
+    def kinds(inputs):
+        return {item["InputName"]: item["S3Input"]["S3DataDistributionType"] for item in inputs}
+
+    assert preprocess["ProcessingResources"]["ClusterConfig"]["InstanceCount"] == 3
+    assert kinds(preprocess["ProcessingInputs"]) == {"code": "FullyReplicated", "data": "ShardedByS3Key"}
+    assert train["ResourceConfig"]["InstanceCount"] == 2
+    channels = {
+        channel["ChannelName"]: channel["DataSource"]["S3DataSource"]["S3DataDistributionType"]
+        for channel in train["InputDataConfig"]
+    }
+    assert channels == {"train": "ShardedByS3Key", "validation": "FullyReplicated"}
+    assert evaluate["ProcessingResources"]["ClusterConfig"]["InstanceCount"] == 1
+    assert set(kinds(evaluate["ProcessingInputs"]).values()) == {"FullyReplicated"}
+
+
 HOOK = '''
 """Test seam in the tools' process: record the requests of HOOK_RECORD's operations, and answer
 ListPipelineExecutionSteps (which moto 5.2 lacks) with HOOK_STEPS."""

@@ -345,3 +345,87 @@ def test_waiting_shows_each_status_then_the_failure_reason_and_the_logs(capsys, 
     ]
     assert "Training job job-1 failed: AlgorithmError: no .csv files in the train channel" in err
     assert "aws logs tail /aws/sagemaker/TrainingJobs --log-stream-name-prefix job-1" in out
+
+
+# --- several instances, each input FullyReplicated or ShardedByS3Key (issue 30) -----------------
+
+
+def test_remote_process_shards_the_data_across_its_instances(project, in_ecr, cli):
+    edit_json(
+        project / "config" / "aws.json",
+        processing={"instance_count": 3, "data_distribution": "ShardedByS3Key"},
+    )
+    result = cli(*PROCESS)
+    assert result.code == 0, result.err
+    request = result.request("CreateProcessingJob")
+    assert request["ProcessingResources"]["ClusterConfig"]["InstanceCount"] == 3
+    kinds = {
+        item["InputName"]: item["S3Input"]["S3DataDistributionType"] for item in request["ProcessingInputs"]
+    }
+    assert kinds == {"code": "FullyReplicated", "data": "ShardedByS3Key"}  # every instance runs the script
+
+
+def test_remote_process_replicates_by_default(project, in_ecr, cli):
+    request = cli(*PROCESS).request("CreateProcessingJob")
+    assert {item["S3Input"]["S3DataDistributionType"] for item in request["ProcessingInputs"]} == {
+        "FullyReplicated"
+    }
+
+
+def test_remote_train_sets_each_channel_s_distribution(project, in_ecr, cli):
+    (project / "data" / "validation").mkdir()
+    (project / "data" / "validation" / "v.csv").write_text("a\n1\n")
+    env = {
+        "SAGEMAKER_TRAINING_INSTANCE_COUNT": "2",
+        "SAGEMAKER_TRAINING_CHANNEL_DISTRIBUTION": json.dumps({"train": "ShardedByS3Key"}),
+    }
+    result = cli(*TRAIN, env=env)
+    assert result.code == 0, result.err
+    request = result.request("CreateTrainingJob")
+    assert request["ResourceConfig"]["InstanceCount"] == 2
+    kinds = {
+        channel["ChannelName"]: channel["DataSource"]["S3DataSource"]["S3DataDistributionType"]
+        for channel in request["InputDataConfig"]
+    }
+    assert kinds == {"train": "ShardedByS3Key", "validation": "FullyReplicated"}
+
+
+@pytest.mark.parametrize(
+    "command, document, expected",
+    [
+        (PROCESS, {"processing": {"data_distribution": "Sharded"}}, "FullyReplicated or ShardedByS3Key"),
+        (
+            TRAIN,
+            {"training": {"channel_distribution": {"train": "sharded"}}},
+            "FullyReplicated or ShardedByS3Key",
+        ),
+        (
+            PROCESS,
+            {"processing": {"data_distribution": "ShardedByS3Key"}},
+            "shards data (ShardedByS3Key) but processing.instance_count (from default) is 1",
+        ),
+        (
+            TRAIN,
+            {"training": {"channel_distribution": {"train": "ShardedByS3Key"}}},
+            "shards train (ShardedByS3Key) but training.instance_count (from default) is 1",
+        ),
+        (
+            TRAIN,
+            {"training": {"instance_count": 2, "channel_distribution": {"tain": "ShardedByS3Key"}}},
+            "training.channel_distribution names tain, not a channel of this job (train)",
+        ),
+    ],
+)
+def test_a_bad_distribution_is_one_line_before_anything_is_sent(
+    project, in_ecr, cli, command, document, expected
+):
+    edit_json(project / "config" / "aws.json", **document)
+    cli(*command).error(expected)
+    assert in_ecr.client("sagemaker").list_processing_jobs()["ProcessingJobSummaries"] == []
+    assert in_ecr.client("sagemaker").list_training_jobs()["TrainingJobSummaries"] == []
+
+
+def test_local_runs_check_sharding_against_their_instance_count(project, cli):
+    edit_json(project / "config" / "aws.json", processing={"data_distribution": "ShardedByS3Key"})
+    local = ("local-process", "--image", "no-such-image:x", "--instance-count", "1")
+    cli(*local).error("shards data (ShardedByS3Key) but --instance-count is 1")
