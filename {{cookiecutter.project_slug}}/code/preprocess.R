@@ -6,7 +6,10 @@
 # With TEST_FRACTION > 0 (the pipeline sets 0.2) that share of the rows is held out first and written
 # to .../test (with the TARGET column, default Species, for evaluate.R) and to .../test-features
 # (without it and without a header: the rows a batch transform sends to the model, as SageMaker does).
-# With several hosts each one takes its share of the input files (by its place in resourceconfig).
+# On several hosts (resourceconfig.json: current_host, hosts) each one processes its share of the
+# input files once: with the `data` input ShardedByS3Key (processingjobconfig.json) SageMaker gives it
+# only its share; FullyReplicated, it takes every N-th file by its rank. Each host names its outputs
+# <split>-<host>.csv, so no two instances write the same S3 object (one algo-1 gives <split>-algo-1.csv).
 # On failure it writes the reason to /opt/ml/output/message (SageMaker's ExitMessage) and exits 1.
 base_dir <- Sys.getenv("SAGEMAKER_BASE_DIR", "/opt/ml")
 input_dir <- file.path(base_dir, "processing", "input", "data")
@@ -60,7 +63,9 @@ main <- function() {
 
   files <- sort(list.files(input_dir, pattern = "\\.csv$", full.names = TRUE, recursive = TRUE))
   if (length(files) == 0) stop("no .csv files under ", input_dir)
-  mine <- files[(seq_along(files) - 1) %% length(hosts) + 1 == rank]
+  inputs <- job$ProcessingInputs
+  sharded <- identical(inputs$S3Input$S3DataDistributionType[inputs$InputName == "data"], "ShardedByS3Key")
+  mine <- if (sharded) files else files[(seq_along(files) - 1) %% length(hosts) + 1 == rank]
   cat(sprintf("Host %s (%d of %d) takes %d of %d file(s)\n", host, rank, length(hosts), length(mine), length(files)))
   if (length(mine) == 0) return(invisible())
 
