@@ -74,8 +74,10 @@ enum csv_field_kind csv_read_field(const char *s, const char *end, double *value
   *whole = !point && !has_exponent && significant <= 10 && mantissa <= INT_MAX;
   int scale = exponent - fraction; /* the value is mantissa * 10^scale */
   if (significant == 0) {
-    *value = negative ? -0.0 : 0.0;
-  } else if (significant > 19 || !exact_decimal(mantissa, scale, value)) { /* past 19 digits: cut */
+    *value = negative ? -0.0 : 0.0; /* "-0" is -0, as strtod and exact_doubles read it */
+    return CSV_FIELD_NUMBER;
+  }
+  if (significant > 19 || !exact_decimal(mantissa, scale, value)) { /* past 19 digits: cut */
     char text[LONGEST_FIELD + 1]; /* else C's strtod, which rounds correctly (R's reader does not) */
     memcpy(text, s, (size_t)(end - s));
     text[end - s] = '\0';

@@ -387,3 +387,21 @@ test_that("plain CSV fields are split as read.csv splits them", {
     expect_identical(tryCatch(csv_fields(body), http_error = function(e) "error"), expected, info = body)
   }
 })
+
+test_that("the C reader keeps the sign of -0, as the general path does (found by the fuzzer)", {
+  expect_identical(1 / parse_csv("-0\n1.5\n")$V1[[1]], -Inf)
+  expect_identical(parse_csv("-0\n1.5\nx\n")$V1[[1]], "-0") # text: as it came
+  expect_identical(1 / parse_csv_fields("-0\n1.5\n")$V1[[1]], -Inf)
+})
+
+test_that("the CSV entry points keep what they make from the collector (gctorture)", {
+  withr::defer(gctorture(FALSE))
+  gctorture(TRUE)
+  numbers <- .Call(rsm_read_numeric_csv, charToRaw("1,2.5\n-0,NA\n"), MAX_CSV_COLUMNS)
+  plain <- .Call(rsm_csv_plain_fields, "a, b\nNA,1\n", MAX_CSV_COLUMNS)
+  written <- .Call(rsm_write_csv, list(c(1.5, NA), c("a,b", "c"), factor(c("u", "v"))), TRUE)
+  gctorture(FALSE)
+  expect_identical(numbers, list(c(1L, 0L), c(2.5, NA)))
+  expect_identical(plain, list(c("a", NA), c("b", "1")))
+  expect_identical(written, "1.5,\"a,b\",u\n,c,v\n")
+})
