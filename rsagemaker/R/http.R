@@ -18,9 +18,12 @@ NULL
 #' refused with a JSON 413 before they are read (Inf: no limit).
 #' @noRd
 http_listen <- function(socket = NULL, host = "0.0.0.0", port = NULL, max_body = max_payload_bytes()) {
+  # A request's line and headers must come within the header timeout, and its body must not stop
+  # coming for the body timeout (nginx's client_header_timeout and client_body_timeout: 60 s).
+  timeouts <- getOption("rsagemaker.http_timeouts", c(header = 60, body = 60))
   .Call(
     rsm_http_listen, if (!is.null(socket)) as.character(socket), as.character(host),
-    as.integer(port %||% 0L), as.double(max_body)
+    as.integer(port %||% 0L), as.double(max_body), as.double(timeouts)
   )
 }
 

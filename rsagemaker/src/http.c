@@ -10,15 +10,25 @@
  * It speaks what nginx's proxy sends (Content-Length bodies, keep-alive connections) and what a
  * client talking to a lone worker may send besides: chunked bodies, Expect: 100-continue, HTTP/1.0.
  * Malformed requests get a JSON 400 and the connection is closed; a body over the payload limit, a
- * JSON 413 (with serving.R's wording).
+ * JSON 413 (with serving.R's wording); a transfer coding other than chunked, a 501.
+ *
+ * What a request may cost is bounded whatever the client sends: the request parser (http_parse.c,
+ * plain C, fuzzed) reads each byte about once, buffers no more than the request needs, and refuses
+ * an oversized head, chunk or body as soon as it is announced; a request whose head does not come
+ * whole within the header timeout, or whose body stops coming for the body timeout, gets a 408; a
+ * header name is made an R symbol only when it is a known one or among the first few others (R
+ * never frees a symbol). Every connection nginx opens is accepted (up to the open-file limit): the
+ * ones waiting for their turn wait in the server, never refused. An R error on the way (no memory
+ * for a body, a response this server cannot send) answers that request 507 or 500; the worker goes
+ * on.
  */
 #include <R.h>
 #include <Rinternals.h>
 #include <R_ext/eventloop.h>
 #include <arpa/inet.h>
-#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -26,42 +36,44 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
-#define MAX_CONNECTIONS 64       /* nginx keeps 8 per worker; the rest are direct clients */
-#define MAX_HEADER_BYTES 65536   /* request line and headers; nginx's own limit is lower */
+#include "http_parse.h"
+
 #define READ_CHUNK 65536
-#define IDLE_SECONDS 300         /* a connection without a request for that long is closed */
-#define WRITE_TIMEOUT_MS 60000   /* a client that stops reading the response is dropped */
+#define IDLE_SECONDS 300          /* a connection without a request for that long is closed */
+#define WRITE_TIMEOUT_MS 60000    /* a client that stops reading the response is dropped */
+#define LISTEN_BACKLOG 4096       /* the kernel caps it at net.core.somaxconn */
+#define MIN_CONNECTIONS 64
+#define MAX_OPEN_FILES 65536      /* the soft limit is raised towards the hard one, up to this */
+#define RESERVED_FILES 64         /* kept for R's own files and connections */
+#define MAX_OTHER_HEADER_NAMES 64 /* header names made symbols besides the known ones */
 
 typedef struct {
   int fd;
   char *data; /* what has been read and not yet answered */
   size_t used, size;
-  size_t header_end;      /* bytes of request line + headers (with the blank line), 0 until seen */
+  http_request request;   /* the parse of the request being read, kept as its bytes come */
   int continue_sent;      /* "100 Continue" answered to Expect */
   int peer_closed;        /* the client has finished sending: answer what is buffered, then close */
-  double last_active;
+  double last_active;     /* the last read */
+  double request_started; /* the first byte of the request being read */
 } connection;
 
 typedef struct {
   int listen_fd;
-  double max_body; /* bytes; R_PosInf is no limit (batch transform's MaxPayloadInMB=0) */
-  connection conns[MAX_CONNECTIONS];
-  int count;
+  double max_body;        /* bytes; R_PosInf is no limit (batch transform's MaxPayloadInMB=0) */
+  double header_timeout;  /* seconds for a request's line and headers, from its first byte */
+  double body_timeout;    /* seconds a body may stop coming */
+  connection *conns;
+  struct pollfd *fds;     /* conns' slots + 1 */
+  int count, capacity, max_count;
 } http_server;
-
-/* One parsed request, pointing into its connection's buffer. */
-typedef struct {
-  const char *method, *target, *version;
-  size_t method_len, target_len, version_len;
-  int keep_alive, expect_continue, chunked;
-  int64_t content_length; /* -1 when absent */
-} request_head;
 
 static double now_seconds(void) {
   struct timespec ts;
@@ -102,6 +114,8 @@ static void finalize_server(SEXP pointer) {
   if (server == NULL) return;
   while (server->count > 0) close_connection(server, server->count - 1);
   if (server->listen_fd >= 0) close(server->listen_fd);
+  free(server->conns);
+  free(server->fds);
   free(server);
   R_ClearExternalPtr(pointer);
 }
@@ -112,9 +126,27 @@ static http_server *get_server(SEXP pointer) {
   return server;
 }
 
+/* How many connections the worker may hold: its open-file limit (raised towards the hard limit)
+ * less what R keeps for itself. */
+static int connection_limit(void) {
+  struct rlimit limit;
+  if (getrlimit(RLIMIT_NOFILE, &limit) != 0) return MIN_CONNECTIONS;
+  rlim_t wanted = limit.rlim_max == RLIM_INFINITY || limit.rlim_max > MAX_OPEN_FILES ? MAX_OPEN_FILES : limit.rlim_max;
+  if (limit.rlim_cur != RLIM_INFINITY && limit.rlim_cur < wanted) {
+    struct rlimit raised = {wanted, limit.rlim_max};
+    if (setrlimit(RLIMIT_NOFILE, &raised) == 0) limit.rlim_cur = wanted;
+  }
+  rlim_t files = limit.rlim_cur == RLIM_INFINITY || limit.rlim_cur > MAX_OPEN_FILES ? MAX_OPEN_FILES : limit.rlim_cur;
+  return files > RESERVED_FILES + MIN_CONNECTIONS ? (int)(files - RESERVED_FILES) : MIN_CONNECTIONS;
+}
+
 /* Listen on a unix socket (`path`) or on TCP `host`:`port`; returns the server as an external
- * pointer (closed by the collector, or by rsm_http_close). */
-SEXP rsm_http_listen(SEXP path, SEXP host, SEXP port, SEXP max_body) {
+ * pointer (closed by the collector, or by rsm_http_close). `timeouts`: the header and body
+ * timeouts in seconds. */
+SEXP rsm_http_listen(SEXP path, SEXP host, SEXP port, SEXP max_body, SEXP timeouts) {
+  if (TYPEOF(timeouts) != REALSXP || XLENGTH(timeouts) != 2 || !(REAL(timeouts)[0] > 0) || !(REAL(timeouts)[1] > 0)) {
+    error("timeouts must be two positive numbers of seconds (header, body)");
+  }
   int fd;
   if (!isNull(path)) {
     const char *where = CHAR(STRING_ELT(path, 0));
@@ -151,19 +183,30 @@ SEXP rsm_http_listen(SEXP path, SEXP host, SEXP port, SEXP max_body) {
       error("cannot listen on %s:%d: %s", CHAR(STRING_ELT(host, 0)), asInteger(port), strerror(saved));
     }
   }
-  if (listen(fd, 128) < 0 || set_nonblocking(fd) < 0) {
+  /* A long queue: nginx opens a connection per request in flight, all at once under a burst; they
+   * wait here while the worker answers one request (the worker takes them all at its next turn). */
+  if (listen(fd, LISTEN_BACKLOG) < 0 || set_nonblocking(fd) < 0) {
     int saved = errno;
     close(fd);
     error("listen(): %s", strerror(saved));
   }
   fcntl(fd, F_SETFD, FD_CLOEXEC);
   http_server *server = (http_server *)calloc(1, sizeof(http_server));
-  if (server == NULL) {
+  if (server != NULL) {
+    server->capacity = MIN_CONNECTIONS;
+    server->conns = (connection *)calloc((size_t)server->capacity, sizeof(connection));
+    server->fds = (struct pollfd *)calloc((size_t)server->capacity + 1, sizeof(struct pollfd));
+  }
+  if (server == NULL || server->conns == NULL || server->fds == NULL) {
+    if (server != NULL) free(server->conns), free(server->fds), free(server);
     close(fd);
     error("out of memory");
   }
   server->listen_fd = fd;
   server->max_body = asReal(max_body);
+  server->header_timeout = REAL(timeouts)[0];
+  server->body_timeout = REAL(timeouts)[1];
+  server->max_count = connection_limit();
   /* A handler's Sys.sleep() waits in one select() unless R has an event loop to serve: then it wakes
    * every R_wait_usec to check interrupts and setTimeLimit(), the request timeout (serving.R). */
   if (R_wait_usec <= 0 || R_wait_usec > 100000) R_wait_usec = 100000;
@@ -178,181 +221,7 @@ SEXP rsm_http_close(SEXP pointer) {
   return R_NilValue;
 }
 
-/* ---- reading a request ------------------------------------------------------------------------ */
-
-static int equal_nocase(const char *a, size_t a_len, const char *b) {
-  size_t b_len = strlen(b);
-  if (a_len != b_len) return 0;
-  for (size_t i = 0; i < a_len; i++) {
-    if (tolower((unsigned char)a[i]) != tolower((unsigned char)b[i])) return 0;
-  }
-  return 1;
-}
-
-/* Does the comma-separated header value hold `token` (case-insensitive)? */
-static int has_token(const char *value, size_t len, const char *token) {
-  size_t i = 0;
-  while (i < len) {
-    while (i < len && (value[i] == ' ' || value[i] == '\t' || value[i] == ',')) i++;
-    size_t start = i;
-    while (i < len && value[i] != ',') i++;
-    size_t end = i;
-    while (end > start && (value[end - 1] == ' ' || value[end - 1] == '\t')) end--;
-    if (equal_nocase(value + start, end - start, token)) return 1;
-  }
-  return 0;
-}
-
-/* The end of the header block ("\r\n\r\n", or a bare "\n\n"), 0 if not in the buffer yet. */
-static size_t find_header_end(const char *data, size_t used) {
-  for (size_t i = 0; i + 1 < used; i++) {
-    if (data[i] == '\n') {
-      if (data[i + 1] == '\n') return i + 2;
-      if (data[i + 1] == '\r' && i + 2 < used && data[i + 2] == '\n') return i + 3;
-    }
-  }
-  return 0;
-}
-
-/* Each header line of the block after the request line: calls `visit` with name and value (value
- * trimmed). Returns 0 for a malformed line. */
-typedef int (*header_visitor)(void *state, const char *name, size_t name_len, const char *value, size_t value_len);
-
-static int each_header(const char *data, size_t header_end, header_visitor visit, void *state) {
-  const char *p = memchr(data, '\n', header_end);
-  if (p == NULL) return 0;
-  p++;
-  const char *end = data + header_end;
-  while (p < end) {
-    const char *line_end = memchr(p, '\n', (size_t)(end - p));
-    if (line_end == NULL) return 0;
-    size_t len = (size_t)(line_end - p);
-    if (len > 0 && p[len - 1] == '\r') len--;
-    if (len == 0) break; /* the blank line */
-    if (*p == ' ' || *p == '\t') return 0; /* obsolete line folding: refused, as RFC 9112 allows */
-    const char *colon = memchr(p, ':', len);
-    if (colon == NULL || colon == p) return 0;
-    size_t name_len = (size_t)(colon - p);
-    for (size_t i = 0; i < name_len; i++) {
-      unsigned char c = (unsigned char)p[i];
-      if (c <= ' ' || c >= 127) return 0;
-    }
-    const char *value = colon + 1;
-    size_t value_len = len - name_len - 1;
-    while (value_len > 0 && (*value == ' ' || *value == '\t')) value++, value_len--;
-    while (value_len > 0 && (value[value_len - 1] == ' ' || value[value_len - 1] == '\t')) value_len--;
-    for (size_t i = 0; i < value_len; i++) { /* control bytes (NUL, a bare CR) are no header's */
-      unsigned char c = (unsigned char)value[i];
-      if ((c < ' ' && c != '\t') || c == 127) return 0;
-    }
-    if (visit != NULL && !visit(state, p, name_len, value, value_len)) return 0;
-    p = line_end + 1;
-  }
-  return 1;
-}
-
-static int note_header(void *state, const char *name, size_t name_len, const char *value, size_t value_len) {
-  request_head *head = (request_head *)state;
-  if (equal_nocase(name, name_len, "content-length")) {
-    if (value_len == 0 || value_len > 18) return 0;
-    int64_t n = 0;
-    for (size_t i = 0; i < value_len; i++) {
-      if (value[i] < '0' || value[i] > '9') return 0;
-      n = n * 10 + (value[i] - '0');
-    }
-    if (head->content_length >= 0 && head->content_length != n) return 0;
-    head->content_length = n;
-  } else if (equal_nocase(name, name_len, "transfer-encoding")) {
-    if (!has_token(value, value_len, "chunked")) return 0; /* no other coding is accepted */
-    head->chunked = 1;
-  } else if (equal_nocase(name, name_len, "connection")) {
-    if (has_token(value, value_len, "close")) head->keep_alive = 0;
-    if (has_token(value, value_len, "keep-alive")) head->keep_alive = 1;
-  } else if (equal_nocase(name, name_len, "expect")) {
-    head->expect_continue = equal_nocase(value, value_len, "100-continue");
-  }
-  return 1;
-}
-
-/* Parse the request line and the headers that frame the request. 0: malformed. */
-static int parse_head(const char *data, size_t header_end, request_head *head) {
-  memset(head, 0, sizeof *head);
-  head->content_length = -1;
-  const char *line_end = memchr(data, '\n', header_end);
-  size_t len = (size_t)(line_end - data);
-  if (len > 0 && data[len - 1] == '\r') len--;
-  const char *space1 = memchr(data, ' ', len);
-  if (space1 == NULL || space1 == data) return 0;
-  const char *space2 = memchr(space1 + 1, ' ', len - (size_t)(space1 + 1 - data));
-  if (space2 == NULL || space2 == space1 + 1) return 0;
-  head->method = data;
-  head->method_len = (size_t)(space1 - data);
-  head->target = space1 + 1;
-  head->target_len = (size_t)(space2 - space1 - 1);
-  head->version = space2 + 1;
-  head->version_len = len - (size_t)(space2 + 1 - data);
-  for (size_t i = 0; i < head->method_len; i++) {
-    if (!isupper((unsigned char)data[i])) return 0;
-  }
-  if (head->target[0] != '/' && !(head->target_len == 1 && head->target[0] == '*')) return 0;
-  for (size_t i = 0; i < head->target_len; i++) {
-    unsigned char c = (unsigned char)head->target[i];
-    if (c <= ' ' || c == 127) return 0;
-  }
-  if (head->version_len != 8 || memcmp(head->version, "HTTP/1.", 7) != 0 ||
-      (head->version[7] != '0' && head->version[7] != '1')) {
-    return 0;
-  }
-  head->keep_alive = head->version[7] == '1';
-  return each_header(data, header_end, note_header, head);
-}
-
-static int hex_value(char c) {
-  return isdigit((unsigned char)c) ? c - '0' : tolower((unsigned char)c) - 'a' + 10;
-}
-
-/* Walk a chunked body from `start`: its decoded size and where it ends in the buffer; with `out`,
- * the chunks' bytes are copied there too (once the body is known complete). 0 when complete, -1
- * while it is incomplete, -2 when malformed. */
-static int walk_chunks(const char *data, size_t used, size_t start, size_t *decoded, size_t *end,
-                       unsigned char *out) {
-  size_t p = start, total = 0;
-  for (;;) {
-    size_t size = 0, digits = 0;
-    while (p < used && isxdigit((unsigned char)data[p])) {
-      if (++digits > 15) return -2;
-      size = size * 16 + (size_t)hex_value(data[p++]);
-    }
-    if (p >= used) return -1;
-    if (digits == 0) return -2;
-    while (p < used && data[p] != '\n') p++; /* chunk extensions are ignored */
-    if (p >= used) return -1;
-    p++;
-    if (size == 0) break;
-    if (used - p < size + 1) return -1;
-    if (out != NULL) memcpy(out + total, data + p, size);
-    p += size;
-    if (data[p] == '\r') p++;
-    if (p >= used) return -1;
-    if (data[p] != '\n') return -2;
-    p++;
-    total += size;
-  }
-  /* trailer fields, then the blank line */
-  for (;;) {
-    const char *nl = memchr(data + p, '\n', used - p);
-    if (nl == NULL) return -1;
-    size_t len = (size_t)(nl - (data + p));
-    int blank = len == 0 || (len == 1 && data[p] == '\r');
-    p = (size_t)(nl - data) + 1;
-    if (blank) break;
-  }
-  *decoded = total;
-  *end = p;
-  return 0;
-}
-
-/* ---- writing a response ----------------------------------------------------------------------- */
+/* ---- writing a response (plain C: no R allocation, so it also answers when R cannot) ----------- */
 
 static const char *reason_phrase(int status) {
   switch (status) {
@@ -370,6 +239,7 @@ static const char *reason_phrase(int status) {
     case 415: return "Unsupported Media Type";
     case 422: return "Unprocessable Content";
     case 500: return "Internal Server Error";
+    case 501: return "Not Implemented";
     case 503: return "Service Unavailable";
     case 504: return "Gateway Timeout";
     case 507: return "Insufficient Storage";
@@ -405,6 +275,111 @@ static int send_all(int fd, struct iovec *parts, int count) {
   return 1;
 }
 
+/* A JSON error of our own (`message` holds no character JSON would escape); the connection is
+ * closed after it. */
+static int write_json_error(int fd, int status, const char *message) {
+  char body[512], head[256];
+  int body_len = snprintf(body, sizeof body, "{\"error\":\"%s\"}", message);
+  if (body_len < 0 || body_len >= (int)sizeof body) body_len = (int)sizeof body - 1;
+  int head_len = snprintf(head, sizeof head,
+                          "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
+                          "Connection: close\r\n\r\n",
+                          status, reason_phrase(status), body_len);
+  struct iovec parts[2] = {{head, (size_t)head_len}, {body, (size_t)body_len}};
+  return send_all(fd, parts, 2);
+}
+
+/* ---- handing a request to R ------------------------------------------------------------------- */
+
+/* Header names that are always made symbols (what handlers and proxies commonly read); any other
+ * name only while fewer than MAX_OTHER_HEADER_NAMES others have been: R never frees a symbol, so a
+ * client sending new names would otherwise grow the worker for good. The others' headers are left
+ * out of the request. */
+static const char *const KNOWN_HEADERS[] = {
+    "HTTP_ACCEPT", "HTTP_ACCEPT_CHARSET", "HTTP_ACCEPT_ENCODING", "HTTP_ACCEPT_LANGUAGE",
+    "HTTP_AUTHORIZATION", "HTTP_CACHE_CONTROL", "HTTP_CONNECTION", "HTTP_CONTENT_ENCODING",
+    "HTTP_CONTENT_LENGTH", "HTTP_CONTENT_MD5", "HTTP_CONTENT_TYPE", "HTTP_COOKIE", "HTTP_DATE",
+    "HTTP_EXPECT", "HTTP_FORWARDED", "HTTP_HOST", "HTTP_IF_MATCH", "HTTP_IF_NONE_MATCH", "HTTP_ORIGIN",
+    "HTTP_PRAGMA", "HTTP_RANGE", "HTTP_REFERER", "HTTP_TE", "HTTP_TRACEPARENT", "HTTP_TRACESTATE",
+    "HTTP_TRANSFER_ENCODING", "HTTP_USER_AGENT", "HTTP_VIA", "HTTP_X_AMZ_DATE",
+    "HTTP_X_AMZ_SECURITY_TOKEN", "HTTP_X_AMZN_INVOCATION_TIMEOUT", "HTTP_X_AMZN_REQUESTID",
+    "HTTP_X_AMZN_SAGEMAKER_CLOSED_SESSION_ID", "HTTP_X_AMZN_SAGEMAKER_CUSTOM_ATTRIBUTES",
+    "HTTP_X_AMZN_SAGEMAKER_ENABLE_EXPLANATIONS", "HTTP_X_AMZN_SAGEMAKER_INFERENCE_COMPONENT",
+    "HTTP_X_AMZN_SAGEMAKER_INFERENCE_ID", "HTTP_X_AMZN_SAGEMAKER_NEW_SESSION_ID",
+    "HTTP_X_AMZN_SAGEMAKER_SESSION_ID", "HTTP_X_AMZN_SAGEMAKER_TARGET_CONTAINER_HOSTNAME",
+    "HTTP_X_AMZN_SAGEMAKER_TARGET_MODEL", "HTTP_X_AMZN_SAGEMAKER_TARGET_VARIANT", "HTTP_X_AMZN_TRACE_ID",
+    "HTTP_X_FORWARDED_FOR", "HTTP_X_FORWARDED_HOST", "HTTP_X_FORWARDED_PORT", "HTTP_X_FORWARDED_PROTO",
+    "HTTP_X_REAL_IP", "HTTP_X_REQUEST_ID"};
+
+#define NAME_SLOTS 256 /* > known + others, a power of two */
+static char *header_names[NAME_SLOTS];
+static int other_header_names = -1; /* -1: the table is not filled yet */
+
+static size_t name_slot(const char *key) {
+  uint64_t h = 1469598103934665603u;
+  for (const char *p = key; *p; p++) h = (h ^ (unsigned char)*p) * 1099511628211u;
+  size_t slot = (size_t)h & (NAME_SLOTS - 1);
+  while (header_names[slot] != NULL && strcmp(header_names[slot], key) != 0) slot = (slot + 1) & (NAME_SLOTS - 1);
+  return slot;
+}
+
+static int header_name_allowed(const char *key) {
+  if (other_header_names < 0) {
+    for (size_t i = 0; i < sizeof KNOWN_HEADERS / sizeof KNOWN_HEADERS[0]; i++) {
+      header_names[name_slot(KNOWN_HEADERS[i])] = (char *)KNOWN_HEADERS[i];
+    }
+    other_header_names = 0;
+  }
+  size_t slot = name_slot(key);
+  if (header_names[slot] != NULL) return 1;
+  if (other_header_names >= MAX_OTHER_HEADER_NAMES) return 0;
+  char *copy = strdup(key);
+  if (copy == NULL) return 0;
+  header_names[slot] = copy;
+  other_header_names++;
+  return 1;
+}
+
+/* name <- value in the request, `value` kept from the collector while the name is installed. */
+static void define(SEXP request, const char *name, SEXP value) {
+  PROTECT(value);
+  defineVar(install(name), value, request);
+  UNPROTECT(1);
+}
+
+static void *r_arena(size_t size, void *context) {
+  (void)context;
+  return R_alloc(size, 1);
+}
+
+/* The request as R sees it: an environment (as httpuv's requests were: `req$HTTP_ACCEPT` must not
+ * match HTTP_ACCEPT_ENCODING, as a list's `$` would) of REQUEST_METHOD, PATH_INFO, QUERY_STRING
+ * ("?..." or ""), the HTTP_* headers (a repeated one's values joined with ", ") and body. */
+static SEXP request_environment(const connection *conn) {
+  const char *data = conn->data;
+  const http_request *parsed = &conn->request;
+  const http_head *head = &parsed->head;
+  http_header_group *groups;
+  size_t count = http_group_headers(data, parsed->header_end, r_arena, NULL, &groups);
+  SEXP request = PROTECT(R_NewEnv(R_EmptyEnv, FALSE, 0));
+  const char *target = data + head->target_at;
+  const char *query = memchr(target, '?', head->target_len);
+  size_t path_len = query ? (size_t)(query - target) : head->target_len;
+  define(request, "REQUEST_METHOD", ScalarString(mkCharLen(data, (int)head->method_len)));
+  define(request, "PATH_INFO", ScalarString(mkCharLenCE(target, (int)path_len, CE_UTF8)));
+  define(request, "QUERY_STRING",
+         ScalarString(query ? mkCharLenCE(query, (int)(head->target_len - path_len), CE_UTF8) : mkChar("")));
+  for (size_t g = 0; g < count; g++) {
+    if (!header_name_allowed(groups[g].key)) continue;
+    define(request, groups[g].key, ScalarString(mkCharLenCE(groups[g].value, (int)groups[g].value_len, CE_UTF8)));
+  }
+  SEXP body = PROTECT(allocVector(RAWSXP, (R_xlen_t)parsed->body_len));
+  http_copy_body(data, parsed, RAW(body));
+  define(request, "body", body);
+  UNPROTECT(2);
+  return request;
+}
+
 typedef struct {
   char *data;
   size_t used, size;
@@ -414,8 +389,8 @@ static void text_append(text_buffer *b, const char *s, size_t n) {
   if (b->used + n > b->size) {
     size_t size = b->size ? b->size : 512;
     while (size < b->used + n) size *= 2;
-    char *grown = (char *)realloc(b->data, size);
-    if (grown == NULL) error("out of memory");
+    char *grown = R_alloc(size, 1); /* may raise an R error: answer() catches it */
+    if (b->used > 0) memcpy(grown, b->data, b->used);
     b->data = grown;
     b->size = size;
   }
@@ -431,129 +406,47 @@ static void append_header_value(text_buffer *b, const char *value) {
   }
 }
 
-static int write_response(int fd, int status, SEXP headers, const char *body, size_t body_len,
-                          int keep_alive, int head_only) {
-  text_buffer head = {NULL, 0, 0};
-  char line[128];
-  snprintf(line, sizeof line, "HTTP/1.1 %d %s\r\n", status, reason_phrase(status));
-  text_append(&head, line, strlen(line));
-  SEXP names = isNull(headers) ? R_NilValue : getAttrib(headers, R_NamesSymbol);
-  for (R_xlen_t i = 0; i < xlength(headers); i++) {
-    SEXP value = VECTOR_ELT(headers, i);
-    if (isNull(names) || TYPEOF(value) != STRSXP || XLENGTH(value) < 1 || STRING_ELT(value, 0) == NA_STRING) continue;
-    const char *name = CHAR(STRING_ELT(names, i));
-    if (equal_nocase(name, strlen(name), "content-length") || equal_nocase(name, strlen(name), "connection")) continue;
-    append_header_value(&head, name);
-    text_append(&head, ": ", 2);
-    append_header_value(&head, translateCharUTF8(STRING_ELT(value, 0)));
-    text_append(&head, "\r\n", 2);
-  }
-  snprintf(line, sizeof line, "Content-Length: %zu\r\n%s\r\n", body_len,
-           keep_alive ? "" : "Connection: close\r\n");
-  text_append(&head, line, strlen(line));
-  struct iovec parts[2] = {{head.data, head.used}, {(void *)body, head_only ? 0 : body_len}};
-  int ok = send_all(fd, parts, head_only || body_len == 0 ? 1 : 2);
-  free(head.data);
-  return ok;
-}
+enum answer_stage { STAGE_REQUEST, STAGE_HANDLER, STAGE_RESPONSE, STAGE_WRITE, STAGE_DONE };
 
-static int write_json_error(int fd, int status, const char *message) {
-  char body[512];
-  int n = snprintf(body, sizeof body, "{\"error\":\"%s\"}", message);
-  SEXP headers = PROTECT(allocVector(VECSXP, 1));
-  SET_VECTOR_ELT(headers, 0, mkString("application/json"));
-  setAttrib(headers, R_NamesSymbol, mkString("Content-Type"));
-  int ok = write_response(fd, status, headers, body, (size_t)n, 0, 0);
-  UNPROTECT(1);
-  return ok;
-}
+typedef struct {
+  connection *conn;
+  SEXP handler, env;
+  int head_only, keep_alive;
+  enum answer_stage stage;
+  int written; /* the response went out whole */
+} answer_call;
 
-/* ---- handing a request to R ------------------------------------------------------------------- */
-
-/* HTTP_<NAME> as the CGI convention and httpuv name headers (upper case, '-' as '_'); a repeated
- * header's values are joined with ", " (RFC 9110's combination). */
-static int define_header(void *state, const char *name, size_t name_len, const char *value, size_t value_len) {
-  SEXP request = (SEXP)state;
-  char key[256];
-  if (name_len > sizeof key - 6) return 1; /* no handler reads such a header */
-  memcpy(key, "HTTP_", 5);
-  for (size_t i = 0; i < name_len; i++) {
-    char c = (char)toupper((unsigned char)name[i]);
-    key[5 + i] = c == '-' ? '_' : c;
-  }
-  key[5 + name_len] = '\0';
-  SEXP symbol = install(key); /* before any value is made: install may allocate */
-  SEXP earlier = findVarInFrame(request, symbol);
-  if (earlier != R_UnboundValue) {
-    const char *old = CHAR(STRING_ELT(earlier, 0));
-    size_t old_len = strlen(old);
-    char *joined = R_alloc(old_len + 2 + value_len, 1);
-    memcpy(joined, old, old_len);
-    memcpy(joined + old_len, ", ", 2);
-    memcpy(joined + old_len + 2, value, value_len);
-    defineVar(symbol, ScalarString(mkCharLenCE(joined, (int)(old_len + 2 + value_len), CE_UTF8)), request);
-  } else {
-    defineVar(symbol, ScalarString(mkCharLenCE(value, (int)value_len, CE_UTF8)), request);
-  }
-  return 1;
-}
-
-/* name <- value in the request, `value` kept from the collector while the name is installed. */
-static void define(SEXP request, const char *name, SEXP value) {
-  PROTECT(value);
-  defineVar(install(name), value, request);
-  UNPROTECT(1);
-}
-
-/* The request as R sees it: an environment (as httpuv's requests were: `req$HTTP_ACCEPT` must not
- * match HTTP_ACCEPT_ENCODING, as a list's `$` would) of REQUEST_METHOD, PATH_INFO, QUERY_STRING
- * ("?..." or ""), the HTTP_* headers and body. */
-static SEXP request_environment(const connection *conn, const request_head *head, size_t body_start,
-                                size_t body_len) {
-  SEXP request = PROTECT(R_NewEnv(R_EmptyEnv, FALSE, 0));
-  const char *query = memchr(head->target, '?', head->target_len);
-  size_t path_len = query ? (size_t)(query - head->target) : head->target_len;
-  define(request, "REQUEST_METHOD", ScalarString(mkCharLen(head->method, (int)head->method_len)));
-  define(request, "PATH_INFO", ScalarString(mkCharLenCE(head->target, (int)path_len, CE_UTF8)));
-  define(request, "QUERY_STRING",
-         ScalarString(query ? mkCharLenCE(query, (int)(head->target_len - path_len), CE_UTF8) : mkChar("")));
-  each_header(conn->data, conn->header_end, define_header, request);
-  SEXP body = PROTECT(allocVector(RAWSXP, (R_xlen_t)body_len));
-  if (head->chunked) {
-    size_t decoded, end;
-    walk_chunks(conn->data, conn->used, body_start, &decoded, &end, RAW(body));
-  } else if (body_len > 0) {
-    memcpy(RAW(body), conn->data + body_start, body_len);
-  }
-  define(request, "body", body);
-  UNPROTECT(2);
-  return request;
-}
-
-/* Call `handler(request)`; write what it returns. An R error (the app catches its own: this is
- * the last resort) is a JSON 500. */
-static int answer(connection *conn, const request_head *head, SEXP request, SEXP handler, SEXP env) {
+/* Build the request, call the handler, write what it returns: run by R_ToplevelExec, so that an R
+ * error anywhere on the way ends here (answer() then answers it), never in the worker's loop. */
+static void answer_in_r(void *data) {
+  answer_call *call = (answer_call *)data;
+  call->stage = STAGE_REQUEST;
+  SEXP request = PROTECT(request_environment(call->conn));
+  call->stage = STAGE_HANDLER;
   int failed = 0;
-  SEXP call = PROTECT(lang2(handler, request));
-  SEXP response = PROTECT(R_tryEval(call, env, &failed));
-  int head_only = head->method_len == 4 && memcmp(head->method, "HEAD", 4) == 0;
-  int ok;
+  SEXP expression = PROTECT(lang2(call->handler, request));
+  SEXP response = PROTECT(R_tryEval(expression, call->env, &failed));
+  call->stage = STAGE_RESPONSE;
   SEXP fields = failed ? R_NilValue : getAttrib(response, R_NamesSymbol);
-  if (failed || TYPEOF(response) != VECSXP || isNull(fields)) {
-    ok = write_json_error(conn->fd, 500, "the model server's handler failed");
-  } else {
-    SEXP status_value = R_NilValue, headers = R_NilValue, body = R_NilValue;
-    for (R_xlen_t i = 0; i < XLENGTH(response); i++) {
+  int code = 500;
+  SEXP headers = R_NilValue, body = R_NilValue;
+  static const char HANDLER_FAILED[] = "{\"error\":\"the model server's handler failed\"}";
+  const char *bytes = HANDLER_FAILED;
+  size_t length = sizeof HANDLER_FAILED - 1;
+  int valid = !failed && TYPEOF(response) == VECSXP && TYPEOF(fields) == STRSXP;
+  if (valid) {
+    SEXP status_value = R_NilValue;
+    for (R_xlen_t i = 0; i < XLENGTH(response) && i < XLENGTH(fields); i++) {
       const char *name = CHAR(STRING_ELT(fields, i));
       if (strcmp(name, "status") == 0) status_value = VECTOR_ELT(response, i);
       else if (strcmp(name, "headers") == 0) headers = VECTOR_ELT(response, i);
       else if (strcmp(name, "body") == 0) body = VECTOR_ELT(response, i);
     }
-    int code = isNull(status_value) ? 200 : asInteger(status_value);
+    code = isNull(status_value) ? 200 : asInteger(status_value);
     if (code == NA_INTEGER || code < 100 || code > 599) code = 500;
-    if (!isNull(headers) && TYPEOF(headers) != VECSXP) headers = R_NilValue;
-    const char *bytes = "";
-    size_t length = 0;
+    if (TYPEOF(headers) != VECSXP) headers = R_NilValue;
+    bytes = "";
+    length = 0;
     if (TYPEOF(body) == RAWSXP) {
       bytes = (const char *)RAW(body);
       length = (size_t)XLENGTH(body);
@@ -561,10 +454,53 @@ static int answer(connection *conn, const request_head *head, SEXP request, SEXP
       bytes = CHAR(STRING_ELT(body, 0));
       length = (size_t)LENGTH(STRING_ELT(body, 0));
     }
-    ok = write_response(conn->fd, code, headers, bytes, length, head->keep_alive && !conn->peer_closed, head_only);
   }
-  UNPROTECT(2);
-  return ok && head->keep_alive && !conn->peer_closed;
+  text_buffer head = {NULL, 0, 0};
+  char line[160];
+  snprintf(line, sizeof line, "HTTP/1.1 %d %s\r\n", code, reason_phrase(code));
+  text_append(&head, line, strlen(line));
+  if (!valid) text_append(&head, "Content-Type: application/json\r\n", 32);
+  SEXP names = isNull(headers) ? R_NilValue : getAttrib(headers, R_NamesSymbol);
+  for (R_xlen_t i = 0; TYPEOF(names) == STRSXP && i < XLENGTH(headers) && i < XLENGTH(names); i++) {
+    SEXP value = VECTOR_ELT(headers, i);
+    if (TYPEOF(value) != STRSXP || XLENGTH(value) < 1 || STRING_ELT(value, 0) == NA_STRING) continue;
+    const char *name = CHAR(STRING_ELT(names, i));
+    if (http_equal_nocase(name, strlen(name), "content-length") || http_equal_nocase(name, strlen(name), "connection")) continue;
+    append_header_value(&head, name);
+    text_append(&head, ": ", 2);
+    append_header_value(&head, translateCharUTF8(STRING_ELT(value, 0))); /* may raise an R error */
+    text_append(&head, "\r\n", 2);
+  }
+  snprintf(line, sizeof line, "Content-Length: %zu\r\n%s\r\n", length, call->keep_alive ? "" : "Connection: close\r\n");
+  text_append(&head, line, strlen(line));
+  call->stage = STAGE_WRITE;
+  struct iovec parts[2] = {{head.data, head.used}, {(void *)bytes, call->head_only ? 0 : length}};
+  call->written = send_all(call->conn->fd, parts, call->head_only || length == 0 ? 1 : 2);
+  call->stage = STAGE_DONE;
+  UNPROTECT(3);
+}
+
+/* Answer a whole request. 1: answered, the connection kept; -1: close it; -2: an error answered:
+ * linger, then close it. */
+static int answer(connection *conn, SEXP handler, SEXP env) {
+  const http_head *head = &conn->request.head;
+  answer_call call = {conn, handler, env, 0, 0, STAGE_REQUEST, 0};
+  call.head_only = head->method_len == 4 && memcmp(conn->data, "HEAD", 4) == 0;
+  call.keep_alive = head->keep_alive && !conn->peer_closed;
+  const void *vmax = vmaxget(); /* what R_alloc gave this request is freed once it is answered */
+  Rboolean completed = R_ToplevelExec(answer_in_r, &call);
+  vmaxset(vmax);
+  if (completed) return call.written && call.keep_alive ? 1 : -1;
+  /* An R error outside the handler's own evaluation (R has printed it): no memory for the request,
+   * or a response this server cannot send. */
+  if (call.stage == STAGE_REQUEST) {
+    write_json_error(conn->fd, 507, "the model server has no memory left for this request; retry it");
+  } else if (call.stage == STAGE_RESPONSE) {
+    write_json_error(conn->fd, 500, "the model server's handler returned a response it cannot send");
+  } else {
+    return -1; /* cut short while it was being written: nothing sensible can follow */
+  }
+  return -2;
 }
 
 /* A JSON 413 in serving.R's words (request_body); -2: linger, then close. */
@@ -576,113 +512,141 @@ static int refuse_too_large(connection *conn, double bytes, double limit, int at
   return -2;
 }
 
+static void start_request(connection *conn, double now) {
+  memset(&conn->request, 0, sizeof conn->request);
+  conn->continue_sent = 0;
+  conn->request_started = now;
+}
+
 /* What the connection's buffer holds: 1 a whole request (answered), 0 not yet, -1 close it, -2 an
  * error answered: linger, then close it. */
 static int take_request(http_server *server, connection *conn, SEXP handler, SEXP env) {
-  if (conn->header_end == 0) {
-    /* blank lines before a request are allowed (RFC 9112, 2.2) */
-    size_t skip = 0;
-    while (skip < conn->used && (conn->data[skip] == '\r' || conn->data[skip] == '\n')) skip++;
+  if (conn->request.header_end == 0) {
+    size_t skip = http_skip_blank_lines(conn->data, conn->used);
     if (skip > 0) {
       memmove(conn->data, conn->data + skip, conn->used - skip);
       conn->used -= skip;
-    }
-    conn->header_end = find_header_end(conn->data, conn->used);
-    if (conn->header_end == 0) {
-      if (conn->peer_closed) return -1;
-      if (conn->used > MAX_HEADER_BYTES) {
-        write_json_error(conn->fd, 400, "the request line or headers are too large");
-        return -2;
-      }
-      return 0;
-    }
-    if (conn->header_end > MAX_HEADER_BYTES) {
-      write_json_error(conn->fd, 400, "the request line or headers are too large");
-      return -2;
+      conn->request.scanned = 0;
+      if (conn->used == 0) return 0;
     }
   }
-  request_head head;
-  if (!parse_head(conn->data, conn->header_end, &head)) {
+  http_request *request = &conn->request;
+  switch (http_parse(conn->data, conn->used, server->max_body, request)) {
+  case HTTP_INCOMPLETE:
+    if (conn->peer_closed) return -1;
+    if (request->header_end > 0 && request->head.expect_continue && !conn->continue_sent) {
+      static const char CONTINUE[] = "HTTP/1.1 100 Continue\r\n\r\n";
+      struct iovec part = {(void *)CONTINUE, sizeof CONTINUE - 1};
+      if (!send_all(conn->fd, &part, 1)) return -1;
+      conn->continue_sent = 1;
+    }
+    return 0;
+  case HTTP_MALFORMED:
     write_json_error(conn->fd, 400, "malformed HTTP request");
     return -2;
+  case HTTP_HEAD_TOO_LARGE:
+    write_json_error(conn->fd, 400, "the request line or headers are too large");
+    return -2;
+  case HTTP_BAD_CHUNKS:
+    write_json_error(conn->fd, 400, "malformed chunked body");
+    return -2;
+  case HTTP_TOO_LARGE:
+    return refuse_too_large(conn, request->refused_bytes, server->max_body, request->at_least);
+  case HTTP_UNKNOWN_CODING:
+    write_json_error(conn->fd, 501, "a transfer coding other than chunked is not implemented");
+    return -2;
+  case HTTP_COMPLETE:
+    break;
   }
-  size_t body_len = 0, request_end;
-  if (head.chunked) {
-    int state = walk_chunks(conn->data, conn->used, conn->header_end, &body_len, &request_end, NULL);
-    if (state == -2) {
-      write_json_error(conn->fd, 400, "malformed chunked body");
-      return -2;
-    }
-    if ((double)(conn->used - conn->header_end) > server->max_body * 1.1 + 65536) {
-      /* the chunk framing aside, the body is over the limit already */
-      return refuse_too_large(conn, server->max_body, server->max_body, 1);
-    }
-    if (state == -1) goto incomplete;
-  } else {
-    int64_t length = head.content_length < 0 ? 0 : head.content_length;
-    if ((double)length > server->max_body) return refuse_too_large(conn, (double)length, server->max_body, 0);
-    if ((int64_t)(conn->used - conn->header_end) < length) goto incomplete;
-    body_len = (size_t)length;
-    request_end = conn->header_end + body_len;
+  int kept = answer(conn, handler, env);
+  if (kept != 1) return kept;
+  /* what follows (a pipelined request) stays for the next call */
+  size_t end = request->request_end;
+  memmove(conn->data, conn->data + end, conn->used - end);
+  conn->used -= end;
+  start_request(conn, now_seconds());
+  if (conn->used == 0 && conn->size > 4 * READ_CHUNK) {
+    /* a large body's buffer is not kept on an idle keep-alive connection */
+    free(conn->data);
+    conn->data = NULL;
+    conn->size = 0;
   }
-  if ((double)body_len > server->max_body) return refuse_too_large(conn, (double)body_len, server->max_body, 0);
-  {
-    SEXP request = PROTECT(request_environment(conn, &head, conn->header_end, body_len));
-    int keep = answer(conn, &head, request, handler, env);
-    UNPROTECT(1);
-    if (!keep) return -1;
-    /* what follows (a pipelined request) stays for the next call */
-    memmove(conn->data, conn->data + request_end, conn->used - request_end);
-    conn->used -= request_end;
-    conn->header_end = 0;
-    conn->continue_sent = 0;
-    if (conn->used == 0 && conn->size > 4 * READ_CHUNK) {
-      /* a large body's buffer is not kept on an idle keep-alive connection */
-      free(conn->data);
-      conn->data = NULL;
-      conn->size = 0;
-    }
-    return 1;
-  }
-incomplete:
-  if (conn->peer_closed) return -1;
-  if (head.expect_continue && !conn->continue_sent) {
-    static const char CONTINUE[] = "HTTP/1.1 100 Continue\r\n\r\n";
-    struct iovec part = {(void *)CONTINUE, sizeof CONTINUE - 1};
-    if (!send_all(conn->fd, &part, 1)) return -1;
-    conn->continue_sent = 1;
-  }
-  return 0;
+  return 1;
 }
 
-/* Read what is there; 0 when the peer closed (or failed). */
+/* The bytes worth buffering for the request being read: its parse says (no more than its head,
+ * then its body, need). */
+static size_t read_cap(const connection *conn) {
+  return conn->request.read_cap > 0 ? conn->request.read_cap : (size_t)HTTP_MAX_HEADER_BYTES + 1;
+}
+
+/* Read what is there, up to the cap: 1 read (or nothing there yet), 0 the peer closed (or failed),
+ * -1 no memory for the request's bytes. */
 static int read_available(connection *conn) {
-  for (;;) {
-    if (conn->size - conn->used < READ_CHUNK) {
+  size_t cap = read_cap(conn);
+  while (conn->used < cap) {
+    if (conn->size - conn->used < READ_CHUNK && conn->size < cap) {
+      /* doubling, but no more than the request needs (a large body's size is known) */
       size_t size = conn->size ? conn->size * 2 : READ_CHUNK * 2;
-      while (size - conn->used < READ_CHUNK) size *= 2;
+      if (size < conn->used + READ_CHUNK) size = conn->used + READ_CHUNK;
+      if (size > cap) size = cap;
       char *grown = (char *)realloc(conn->data, size);
-      if (grown == NULL) return 0;
+      if (grown == NULL) return -1;
       conn->data = grown;
       conn->size = size;
     }
-    ssize_t n = recv(conn->fd, conn->data + conn->used, conn->size - conn->used, 0);
+    size_t room = conn->size - conn->used;
+    if (room > cap - conn->used) room = cap - conn->used;
+    ssize_t n = recv(conn->fd, conn->data + conn->used, room, 0);
     if (n > 0) {
       conn->used += (size_t)n;
-      if ((size_t)n < READ_CHUNK) return 1;
+      if ((size_t)n < room) return 1;
       continue;
     }
     if (n == 0) return 0;
     if (errno == EINTR) continue;
     return errno == EAGAIN || errno == EWOULDBLOCK;
   }
+  return 1;
+}
+
+/* Room for one more connection: the table grows as needed, up to the open-file limit; at the
+ * limit, the connection idle the longest makes room (nginx opens another when it needs one). */
+static int make_room(http_server *server) {
+  if (server->count < server->capacity) return 1;
+  if (server->count >= server->max_count) {
+    int oldest = -1;
+    for (int i = 0; i < server->count; i++) {
+      if (server->conns[i].used == 0 && (oldest < 0 || server->conns[i].last_active < server->conns[oldest].last_active)) oldest = i;
+    }
+    if (oldest < 0) return 0;
+    close_connection(server, oldest);
+    return 1;
+  }
+  int capacity = server->capacity * 2 > server->max_count ? server->max_count : server->capacity * 2;
+  connection *conns = (connection *)realloc(server->conns, (size_t)capacity * sizeof(connection));
+  if (conns == NULL) return 0;
+  server->conns = conns;
+  struct pollfd *fds = (struct pollfd *)realloc(server->fds, ((size_t)capacity + 1) * sizeof(struct pollfd));
+  if (fds == NULL) return 0;
+  server->fds = fds;
+  server->capacity = capacity;
+  return 1;
+}
+
+static int can_accept(const http_server *server) {
+  if (server->count < server->max_count) return 1;
+  for (int i = 0; i < server->count; i++) {
+    if (server->conns[i].used == 0) return 1;
+  }
+  return 0;
 }
 
 static void accept_connections(http_server *server) {
-  for (;;) {
+  while (can_accept(server)) {
     int fd = accept(server->listen_fd, NULL, NULL);
     if (fd < 0) return; /* EAGAIN: no more waiting (or a transient error: poll tells again) */
-    if (server->count == MAX_CONNECTIONS || set_nonblocking(fd) < 0) {
+    if (set_nonblocking(fd) < 0 || !make_room(server)) {
       close(fd);
       continue;
     }
@@ -692,8 +656,38 @@ static void accept_connections(http_server *server) {
     connection *conn = &server->conns[server->count++];
     memset(conn, 0, sizeof *conn);
     conn->fd = fd;
-    conn->last_active = now_seconds();
+    conn->last_active = conn->request_started = now_seconds();
   }
+}
+
+/* Close what waited too long: an idle keep-alive connection silently; a request whose head has not
+ * come whole within the header timeout, or whose body has stopped coming, with a 408. Returns the
+ * time of the next such deadline. */
+static double expire_connections(http_server *server, double now) {
+  double next = now + IDLE_SECONDS;
+  for (int i = server->count - 1; i >= 0; i--) {
+    connection *conn = &server->conns[i];
+    double deadline = conn->used == 0 ? conn->last_active + IDLE_SECONDS
+                      : conn->request.header_end == 0 ? conn->request_started + server->header_timeout
+                                                      : conn->last_active + server->body_timeout;
+    if (now < deadline) {
+      if (deadline < next) next = deadline;
+      continue;
+    }
+    /* bytes that came while the worker was busy with another request are read first */
+    struct pollfd waiting = {conn->fd, POLLIN, 0};
+    if (!conn->peer_closed && poll(&waiting, 1, 0) > 0) {
+      next = now;
+      continue;
+    }
+    if (conn->used > 0 && !conn->peer_closed) {
+      write_json_error(conn->fd, 408, conn->request.header_end == 0
+                                          ? "the request line and headers did not come in time"
+                                          : "the request body stopped coming");
+    }
+    close_connection(server, i);
+  }
+  return next;
 }
 
 /* Wait up to `timeout_ms` for requests and answer one. TRUE when one was answered. */
@@ -711,21 +705,22 @@ SEXP rsm_http_service(SEXP pointer, SEXP handler, SEXP env, SEXP timeout_ms) {
       if (taken == 1) return ScalarLogical(1);
     }
     double now = now_seconds();
-    for (int i = server->count - 1; i >= 0; i--) {
-      if (server->conns[i].used == 0 && now - server->conns[i].last_active > IDLE_SECONDS) close_connection(server, i);
-    }
+    double next = expire_connections(server, now);
     if (now >= deadline) return ScalarLogical(0);
-    struct pollfd fds[MAX_CONNECTIONS + 1];
-    fds[0].fd = server->listen_fd;
+    struct pollfd *fds = server->fds;
+    fds[0].fd = can_accept(server) ? server->listen_fd : -1;
     fds[0].events = POLLIN;
     fds[0].revents = 0;
     for (int i = 0; i < server->count; i++) {
-      /* a closed peer's end would poll readable for ever: what it sent is answered above */
-      fds[i + 1].fd = server->conns[i].peer_closed ? -1 : server->conns[i].fd;
+      const connection *conn = &server->conns[i];
+      /* a closed peer's end would poll readable for ever (what it sent is answered above); a
+       * connection holding all its request may send is not read until that is answered */
+      fds[i + 1].fd = conn->peer_closed || conn->used >= read_cap(conn) ? -1 : conn->fd;
       fds[i + 1].events = POLLIN;
       fds[i + 1].revents = 0;
     }
-    int ready = poll(fds, (nfds_t)server->count + 1, (int)((deadline - now) * 1000) + 1);
+    double until = next < deadline ? next : deadline;
+    int ready = poll(fds, (nfds_t)server->count + 1, (int)((until - now) * 1000) + 1);
     if (ready < 0 && errno != EINTR) error("poll(): %s", strerror(errno));
     R_CheckUserInterrupt();
     if (ready <= 0) continue;
@@ -733,10 +728,17 @@ SEXP rsm_http_service(SEXP pointer, SEXP handler, SEXP env, SEXP timeout_ms) {
     /* from the last: closing one moves the last connection into its place */
     for (int i = server->count - 1; i >= 0; i--) {
       if (fds[i + 1].revents == 0) continue;
-      server->conns[i].last_active = now;
-      if (!read_available(&server->conns[i])) {
-        if (server->conns[i].used == 0) close_connection(server, i);
-        else server->conns[i].peer_closed = 1;
+      connection *conn = &server->conns[i];
+      if (conn->used == 0) conn->request_started = now;
+      conn->last_active = now;
+      int read = read_available(conn);
+      if (read < 0) { /* no memory for the body */
+        write_json_error(conn->fd, 507, "the model server has no memory left for this request; retry it");
+        linger(conn->fd);
+        close_connection(server, i);
+      } else if (read == 0) {
+        if (conn->used == 0) close_connection(server, i);
+        else conn->peer_closed = 1;
       }
     }
     if (fds[0].revents & POLLIN) accept_connections(server);
