@@ -41,7 +41,7 @@ def buildable(project, aws, monkeypatch):
     for name, body in (("rsagemaker_0.3.0.tar.gz", b"r package"), (WHEEL, b"cli wheel")):
         (project / "vendor" / name).write_bytes(body)
         sums.append(f"{hashlib.sha256(body).hexdigest()}  {name}\n")
-    (project / "plumbing.sha256").write_text("".join(sums))
+    (project / "plumbing.sha256").write_text("# The plumbing, pinned.\n" + "".join(sums))
     (project / "code" / "__pycache__").mkdir()
     (project / "code" / "__pycache__" / "x.pyc").write_bytes(b"\0")
     (project / "code" / ".Rhistory").write_text("q()\n")
@@ -119,6 +119,8 @@ def test_the_context_goes_up_the_project_is_made_and_the_build_started(buildable
 
     started = result.request("StartBuild")
     assert started["buildspecOverride"] == created["source"]["buildspec"]
+    # The buildspec tests/test_remote_build_buildspec.py runs against a real engine and registry.
+    assert started["buildspecOverride"] == remote_build.BUILDSPEC.format(wheel=WHEEL)
     assert f"vendor/{WHEEL}" in started["buildspecOverride"]
     for target in ("build", "push"):
         assert (

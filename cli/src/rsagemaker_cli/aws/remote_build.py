@@ -16,6 +16,7 @@ Every input is checked before anything is uploaded or created; running it again 
 """
 
 import json
+import re
 import sys
 import time
 import zipfile
@@ -70,7 +71,7 @@ def pinned_files(project):
     pins = project.root / "plumbing.sha256"
     if not pins.is_file():
         raise SetupError("plumbing.sha256 is missing: the build pins the plumbing with it")
-    names = [line.split()[-1] for line in pins.read_text().splitlines() if line.strip()]
+    names = re.findall(r"^[0-9a-f]{64}  (\S+)$", pins.read_text(), re.MULTILINE)  # as the Makefile reads it
     missing = [name for name in names if not (project.root / "vendor" / name).is_file()]
     if missing:
         raise SetupError(f"vendor/ lacks {', '.join(missing)}: run make vendor first")
