@@ -66,6 +66,13 @@ COMMANDS = (
     Command(
         "local-transform", "local.transform", "local_transform", TRAINING, "Run a batch transform job here"
     ),
+    Command(
+        "local-tune",
+        "local.tune",
+        "local_tune",
+        TRAINING,
+        "Search config/tuning.json here: N trials in the training image",
+    ),
     Command("bench", "local.bench", "bench", TRAINING, "Benchmark the server with this project's model"),
     Command(
         "local-pipeline",
@@ -103,6 +110,14 @@ COMMANDS = (
         "remote_train",
         TRAINING,
         "Run a SageMaker training job with code/ and data/",
+    ),
+    Command("tune", "aws.tuning", "tune", TRAINING, "Run a SageMaker tuning job over config/tuning.json"),
+    Command(
+        "tune-results",
+        "aws.tuning",
+        "tune_results",
+        TRAINING,
+        "Print a tuning job's training jobs, best first",
     ),
     Command("deploy", "aws.endpoints", "deploy", TRAINING, "Deploy a trained model to an endpoint"),
     Command("invoke", "aws.endpoints", "invoke", TRAINING, "Send sample rows to the endpoint"),

@@ -2,7 +2,8 @@
 
 By default the model of the last training job (or --training-job NAME) in the very image that
 trained it, so a later commit or push never changes the R that reads model.rds; the registry's latest
-Approved model package (or --model-package ARN) brings the image it was registered with; --image-uri
+Approved model package (or --model-package ARN) brings the image it was registered with; --tuning-job
+NAME takes the best training job of a tuning job (aws/tuning.py); --image-uri
 (make deploy IMAGE=...) serves the model in another image. An image of this account's ECR is always
 named by digest in the model (pin_to_digest): a tag pushed again later cannot change what an
 endpoint serves or scales out with. --multi-model serves every model of build/models/ from one S3
@@ -19,6 +20,7 @@ from ..core.project import MODELS_DIR, model_tarballs
 from .common import is_not_found, tagged, vpc_config
 from .registry import approved_package
 from .training import last_training_job
+from .tuning import best_training_job
 
 S3_FOLDER = "multi-model"
 
@@ -98,9 +100,15 @@ def by_digest(session, account, region, deployable):
 
 def what_to_deploy(project, session, account, region, sagemaker, args):
     """The image (by digest) and model data to serve, and where they came from (see the docstring)."""
-    deployable = None if args.training_job else from_model_package(project, sagemaker, args.model_package)
+    tuning_job = getattr(args, "tuning_job", "")  # deploy TUNING_JOB=name: its best training job
+    training_job = args.training_job or (best_training_job(sagemaker, tuning_job) if tuning_job else "")
+    deployable = None if training_job else from_model_package(project, sagemaker, args.model_package)
     if deployable is None:
-        deployable = from_training_job(project, sagemaker, args.training_job)
+        deployable = from_training_job(project, sagemaker, training_job)
+        if tuning_job and not args.training_job:
+            deployable = replace(
+                deployable, model_source=f"best {deployable.model_source} of tuning job {tuning_job}"
+            )
     if args.image_uri:
         deployable = replace(deployable, image=args.image_uri, image_source="--image-uri (IMAGE=...)")
     return by_digest(session, account, region, deployable)

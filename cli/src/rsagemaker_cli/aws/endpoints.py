@@ -234,6 +234,9 @@ def deploy_arguments(parser):
         "--training-job", default="", help="the training job to deploy (default: the last one)"
     )
     parser.add_argument(
+        "--tuning-job", default="", help="deploy the best training job of this tuning job (make tune)"
+    )
+    parser.add_argument(
         "--model-package",
         default="",
         help="the model package ARN to deploy (default: the registry's latest Approved version, if any)",

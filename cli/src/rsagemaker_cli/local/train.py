@@ -103,7 +103,9 @@ def local_train(args):
     if opt_ml.CODE_CHANNEL in channels:
         raise SetupError(f"a channel may not be named `{opt_ml.CODE_CHANNEL}`: it carries the code")
     hyperparameters_file = args.hyperparameters or project.hyperparameters_file
-    hyperparameters = project.hyperparameters(hyperparameters_file)
+    # local-tune (local/tune.py) runs each trial through here with its values over the file's.
+    overrides = getattr(args, "overrides", None)
+    hyperparameters = {**project.hyperparameters(hyperparameters_file), **(overrides or {})}
     settings, count = instance_count(project, args, "training", "training.checkpoint_local_path")
     distribution = settings["training.channel_distribution"]
     unknown = sorted(set(distribution) - set(channels))
@@ -216,5 +218,6 @@ def local_train(args):
     if count > 1:
         print("    (algo-1's /opt/ml/model, as SageMaker uploads it; the other hosts' are not kept)")
     print(f"    Everything the job wrote: {project.show(trees['algo-1'])} (output/data, model, code)")
-    print("Next: make local-serve, then make predict")
+    if overrides is None:
+        print("Next: make local-serve, then make predict")
     return 0
