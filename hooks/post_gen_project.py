@@ -30,6 +30,7 @@ ONLY_FOR = {
         "code/train.R",
         "code/deploy.R",
         "config/hyperparameters.json",
+        "config/tuning.json",
         "tests/testthat",  # the model's R tests (train_local, invoke_local)
         "tests/test_training.py",
         "tests/test_training_units.py",
