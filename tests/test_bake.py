@@ -40,6 +40,7 @@ TRAINING_FILES = {
     "code/deploy.R",
     "code/train.R",
     "config/hyperparameters.json",
+    "config/tuning.json",
     "images/training/Dockerfile",
     "images/training/entrypoint.R",
     "images/training/run.sh",
