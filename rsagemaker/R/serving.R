@@ -713,7 +713,7 @@ serving_app <- function(handlers, model, extra_routes = NULL) {
     tryCatch(
       (if (!is.null(extra_routes)) extra_routes(req)) %||% switch(route,
         "GET /ping" = list(status = 200L, headers = list("Content-Type" = "text/plain"), body = ""),
-        "POST /invocations" = invoke_with_timeout(handlers, model, req),
+        "POST /invocations" = capture_invocation(req, invoke_with_timeout(handlers, model, req)),
         "GET /execution-parameters" = list(
           status = 200L, headers = list("Content-Type" = "application/json"),
           body = as.character(jsonlite::toJSON(execution_parameters(), auto_unbox = TRUE))
