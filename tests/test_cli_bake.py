@@ -5,6 +5,7 @@ the commands themselves are tested in cli/tests."""
 
 import json
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -287,3 +288,24 @@ def test_git_ignored_files_that_are_packed_make_the_tag_dirty(default_project, t
     )
     assert tag_of(project) == {f"{sha}-dirty" if packed else sha}
     assert (git.changes(project) == [relative]) is packed
+
+
+def cli_targets(makefile):
+    """The targets whose recipe calls $(CLI), in the order the Makefile has them."""
+    targets, current = [], None
+    for line in makefile.read_text().splitlines():
+        rule = re.match(r"^([a-z][a-z0-9-]*):(?!=)", line)
+        if rule:
+            current = rule.group(1)
+        elif line.startswith("\t") and "$(CLI) " in line and current and current not in targets:
+            targets.append(current)
+    return targets
+
+
+def test_every_target_that_calls_the_cli_passes_arguments_it_parses(default_project):
+    """Whatever targets the Makefile grows, each one's CLI call parses (VERSION: approve's guard)."""
+    targets = cli_targets(default_project / "Makefile")
+    assert {target for target, _, _ in CALLS} <= set(targets)
+    for target in targets:
+        arguments = cli_line(make(default_project, target, "-n", VERSION="1").stdout)
+        assert build_parser().parse_args(arguments).command == arguments[0], target
