@@ -3,6 +3,7 @@ template (its Makefile's targets call these). Run it in the project (or a folder
 
 import argparse
 import importlib
+import json
 import signal
 import sys
 from dataclasses import dataclass
@@ -154,6 +155,12 @@ COMMANDS = (
 def build_parser():
     parser = argparse.ArgumentParser(prog="rsagemaker", description=__doc__)
     parser.add_argument("--version", action="version", version=f"rsagemaker {__version__}")
+    parser.add_argument(
+        "--json",
+        metavar="FILE",
+        help="also write the outcome as JSON to FILE: exit_status, error (its one line) and result "
+        "(what the command made or read, for the commands that have one; R's project_*() read it)",
+    )
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for command in COMMANDS:
         module = importlib.import_module(f"{__package__}.{command.module}")
@@ -181,21 +188,34 @@ def main(argv=None):
     # ignored, and Python then leaves it ignored, so a stop would leave the containers running.
     signal.signal(signal.SIGINT, signal.default_int_handler)
     args = build_parser().parse_args(argv)
+    args.result = None  # a handler may set it: what --json FILE reports as "result"
+    code, error = run(args)
+    if args.json:
+        outcome = {"command": args.command, "exit_status": code, "error": error, "result": args.result}
+        with open(args.json, "w", encoding="utf-8") as file:
+            json.dump(outcome, file, indent=2, default=str)
+            file.write("\n")
+    return code
+
+
+def run(args):
+    """The command's exit status and its error line (printed to stderr too), or None."""
     try:
         args.project = find_project()
         check_images(args.project, args.command, args.needs)
-        return args.handler(args) or 0
+        return args.handler(args) or 0, None
     except ToolError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return error.exit_code
+        return failed(f"error: {error}", error.exit_code)
     except botocore.exceptions.ClientError as error:
         details = error.response.get("Error", {})
         message = " ".join(str(details.get("Message", "")).split())[:300]  # one line, even from HTML
-        print(f"error: AWS refused {error.operation_name}: {details.get('Code')}: {message}", file=sys.stderr)
-        return 1
+        return failed(f"error: AWS refused {error.operation_name}: {details.get('Code')}: {message}", 1)
     except botocore.exceptions.BotoCoreError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+        return failed(f"error: {error}", 1)
     except KeyboardInterrupt:
-        print("Interrupted.", file=sys.stderr)
-        return 130
+        return failed("Interrupted.", 130)
+
+
+def failed(line, code):
+    print(line, file=sys.stderr)
+    return code, line.removeprefix("error: ")

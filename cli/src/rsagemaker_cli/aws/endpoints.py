@@ -52,6 +52,12 @@ def deploy(args):
         deployable = what_to_deploy(project, session, account, region, sagemaker, args)
     endpoint = settings["endpoint.name"]
     resource_name = unique_name(endpoint)  # the model and its endpoint config
+    args.result = {
+        "endpoint": endpoint,
+        "model": resource_name,
+        "endpoint_config": resource_name,
+        "status": None,
+    }
 
     model = model_request(settings, resource_name, deployable)
     if deployable.target_models:
@@ -127,6 +133,7 @@ def deploy(args):
         hint,
     )
     status = description["EndpointStatus"]
+    args.result.update(status=status, endpoint_arn=description.get("EndpointArn"))
     if status == "InService":
         print(f"Endpoint {endpoint} is InService.")
     else:
@@ -174,8 +181,16 @@ def invoke(args):
     to = f"model {args.target_model} of endpoint {endpoint}" if args.target_model else f"endpoint {endpoint}"
     print(f"Sent {what} ({args.content_type}) to {to}:")
     print(body.decode(errors="replace").rstrip())
+    answer = response["Body"].read().decode(errors="replace")
     print(f"Response ({response.get('ContentType', '?')}):")
-    print(response["Body"].read().decode(errors="replace").rstrip())
+    print(answer.rstrip())
+    args.result = {
+        "endpoint": endpoint,
+        "target_model": args.target_model,
+        "request": {"content_type": args.content_type, "body": body.decode(errors="replace")},
+        "content_type": response.get("ContentType", ""),
+        "body": answer,
+    }
     print("Next: make undeploy when done")
     return 0
 

@@ -115,9 +115,14 @@ def remote_process(args):
         f"output: {output_uri}"
     )
     production_note(settings)
+    args.result = {"job_name": name, "output_uri": output_uri, "status": None}
     code, description = follow_job(
         "processing", name, lambda: sagemaker.describe_processing_job(ProcessingJobName=name), args.no_wait
     )
+    if description:
+        args.result.update(
+            job_arn=description.get("ProcessingJobArn"), status=description.get("ProcessingJobStatus")
+        )
     if description and code == 0:
         print(f"Output in {output_uri}. Next: aws s3 ls --recursive {output_uri}")
     return code

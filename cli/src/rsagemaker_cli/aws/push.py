@@ -249,11 +249,15 @@ def push(args):
         )
 
     pushed = []
+    args.result = []
     for name, ref, repository, tags, auth_config in targets:
         for tag in tags:
             print(f"==> Pushing {ref} as {repository}:{tag}", flush=True)
             digest = push_one(client, local[name], repository, tag, auth_config)
             pushed.append(f"{repository}:{tag}" + (f" ({digest})" if digest else ""))
+            args.result.append(
+                {"image": name, "local": ref, "pushed": f"{repository}:{tag}", "digest": digest}
+            )
     print(f"Pushed {len(pushed)} image tag(s):")
     for line in pushed:
         print(f"  {line}")

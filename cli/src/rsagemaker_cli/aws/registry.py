@@ -82,8 +82,10 @@ def models(args):
     require_group(sagemaker, group)
     versions = list_versions(sagemaker, group)
     if not versions:
+        args.result = {"group": group, "versions": []}
         print(f"Model package group {group} has no versions yet. Next: make pipeline")
         return 0
+    args.result = {"group": group, "versions": []}
     read_json = s3_json_reader(session.client("s3"))
     print(f"Model package group {group} ({settings['region']}), newest first:")
     print(f"  {'version':>7}  {'status':<21}  {'accuracy':>8}  created")
@@ -93,6 +95,17 @@ def models(args):
         shown = f"{accuracy:.4f}" if accuracy is not None else "-"
         created = summary["CreationTime"]
         created = created.strftime("%Y-%m-%d %H:%M:%S %Z") if hasattr(created, "strftime") else created
+        args.result["versions"].append(
+            {
+                "version": summary.get("ModelPackageVersion"),
+                "status": summary["ModelApprovalStatus"],
+                "accuracy": accuracy,
+                "created": summary["CreationTime"].isoformat()
+                if hasattr(summary["CreationTime"], "isoformat")
+                else summary["CreationTime"],
+                "arn": summary["ModelPackageArn"],
+            }
+        )
         print(
             f"  {summary.get('ModelPackageVersion', '?'):>7}  {summary['ModelApprovalStatus']:<21}  "
             f"{shown:>8}  {created}"
@@ -119,6 +132,7 @@ def approve(args):
         ApprovalDescription=f"{args.status} with `make approve` (rsagemaker)",
     )
     print(f"Model package {group} version {args.version} is now {args.status}: {arn}")
+    args.result = {"group": group, "version": args.version, "status": args.status, "arn": arn}
     if args.status == "Approved":
         print("Next: make deploy (serves the latest Approved version)")
     return 0

@@ -206,6 +206,7 @@ def remote_train(args):
     # deploy reads the job from here (and its image and model.tar.gz from DescribeTrainingJob).
     record = {"job_name": name, "region": region, "image": image.by_digest, "output_path": output_path}
     write_json(last_training_job(project), record)
+    args.result = {"job_name": name, "status": None, "image": image.by_digest, "output_path": output_path}
     print(
         f"Created training job {name} ({image.described}, {settings['training.instance_type']}); "
         f"output: {output_path}/{name}/"
@@ -214,12 +215,28 @@ def remote_train(args):
     code, description = follow_job(
         "training", name, lambda: sagemaker.describe_training_job(TrainingJobName=name), args.no_wait
     )
+    if description:
+        args.result.update(job_description(description))
     if not description:
         print("Next, once it has completed: make deploy")
     elif code == 0:
         print(f"Model: {description.get('ModelArtifacts', {}).get('S3ModelArtifacts')}")
         print("Next: make deploy (or make deploy SERVERLESS=1)")
     return code
+
+
+def job_description(description):
+    """What --json reports of a finished training job: its ARN, status, model and final metrics."""
+    return {
+        "job_arn": description.get("TrainingJobArn"),
+        "status": description.get("TrainingJobStatus"),
+        "failure_reason": description.get("FailureReason"),
+        "model_data": description.get("ModelArtifacts", {}).get("S3ModelArtifacts"),
+        "metrics": [
+            {"name": m.get("MetricName"), "value": m.get("Value"), "timestamp": m.get("Timestamp")}
+            for m in description.get("FinalMetricDataList", [])
+        ],
+    }
 
 
 remote_train_arguments = job_arguments

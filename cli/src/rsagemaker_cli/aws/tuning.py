@@ -90,8 +90,9 @@ def training_jobs(sagemaker, name):
             return trials
 
 
-def print_results(sagemaker, name, description=None):
-    """The table of a tuning job's training jobs, best first; returns the exit code."""
+def print_results(sagemaker, name, description=None, args=None):
+    """The table of a tuning job's training jobs, best first; returns the exit code (and leaves the
+    rows in args.result for --json)."""
     description = description or describe_tuning_job(sagemaker, name)
     config = description["HyperParameterTuningJobConfig"]
     objective = config["HyperParameterTuningJobObjective"]
@@ -99,6 +100,23 @@ def print_results(sagemaker, name, description=None):
     names = [r["Name"] for kind in sorted(ranges) for r in ranges[kind]]
     trials = training_jobs(sagemaker, name)
     status = description["HyperParameterTuningJobStatus"]
+    if args is not None:
+        ordered = search.best_first(objective["Type"], trials)
+        args.result = {
+            "tuning_job_name": name,
+            "status": status,
+            "metric": objective["MetricName"],
+            "type": objective["Type"],
+            "training_jobs": [
+                {
+                    "name": t.name,
+                    "status": t.status,
+                    "objective": t.objective,
+                    "hyperparameters": t.hyperparameters,
+                }
+                for t in ordered
+            ],
+        }
     print(f"Tuning job {name}: {status}, {len(trials)} training job(s), {config['Strategy']} strategy")
     if not trials:
         print("  no training job yet")
@@ -149,7 +167,7 @@ def tune(args):
         return description
 
     description = wait_for(describe, "HyperParameterTuningJobStatus", JOB_DONE, f"tuning job {name}", hint)
-    return print_results(sagemaker, name, description)
+    return print_results(sagemaker, name, description, args)
 
 
 def tune_results(args):
@@ -161,7 +179,7 @@ def tune_results(args):
             raise SetupError("no tuning job: run `make tune` first, or pass TUNING_JOB=name")
         name = json.loads(record.read_text())["tuning_job_name"]
     _settings, session, _account = open_aws(project)
-    return print_results(session.client("sagemaker"), name)
+    return print_results(session.client("sagemaker"), name, args=args)
 
 
 tune_arguments = job_arguments

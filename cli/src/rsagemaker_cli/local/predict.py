@@ -68,6 +68,14 @@ def predict(args):
         return 1
     print(f"==> {response.status_code} {response.headers.get('Content-Type', '')}:")
     print(response.text.rstrip("\n"))
+    args.result = {
+        "url": url,
+        "target_model": args.target_model,
+        "request": {"content_type": "text/csv", "body": body},
+        "status": response.status_code,
+        "content_type": response.headers.get("Content-Type", ""),
+        "body": response.text,
+    }
     if not response.ok:
         return 1
     print("Next: make local-stop (stops the endpoint)")
