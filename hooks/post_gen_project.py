@@ -29,6 +29,7 @@ ONLY_FOR = {
         "images/training",
         "code/train.R",
         "code/deploy.R",
+        "code/baseline.R",  # the monitoring baseline train.R saves with the model
         "config/hyperparameters.json",
         "config/tuning.json",
         "tests/testthat",  # the model's R tests (train_local, invoke_local)
@@ -52,6 +53,7 @@ ONLY_FOR = {
 # bake: it refuses a command for an image the project does not build, reading the Makefile's IMAGES.)
 NEEDS_BOTH = [
     "code/evaluate.R",
+    "code/monitor.R",  # the processing image compares the served model's capture with its baseline
 ]
 
 # How the R packages are chosen (r_packages): the files of the other way go.

@@ -37,6 +37,7 @@ PROCESSING_FILES = {
     "images/processing/Dockerfile",
 }
 TRAINING_FILES = {
+    "code/baseline.R",
     "code/deploy.R",
     "code/train.R",
     "config/hyperparameters.json",
@@ -51,6 +52,7 @@ TRAINING_FILES = {
 # The pipeline (process -> train -> evaluate -> register) runs both images.
 PIPELINE_FILES = {
     "code/evaluate.R",
+    "code/monitor.R",  # monitoring: the processing image reads the training image's capture
 }
 
 

@@ -64,6 +64,9 @@ cat("Model saved to", file.path(model_dir, "model.rds"), "\n")
 # The input prototype (feature names and types) goes with the model: the serving image's default
 # input_fn answers 400 naming a missing or mistyped column instead of failing inside predict().
 rsagemaker::save_input_prototype(data[features], model_dir)
+# The monitoring baseline (code/baseline.R): what make monitor compares the endpoint's traffic with.
+source("baseline.R")
+save_baseline(data[features], predict(fit, data, type = "class"), model_dir, accuracy = accuracy)
 if (nzchar(checkpoint_dir)) {
   dir.create(checkpoint_dir, recursive = TRUE, showWarnings = FALSE)
   saveRDS(list(runs = checkpoint$runs + 1L, accuracy = accuracy), checkpoint_file)
