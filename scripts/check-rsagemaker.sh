@@ -94,6 +94,8 @@ tarball=$work/rsagemaker_$version.tar.gz
 done_step
 
 log "R CMD check --no-manual rsagemaker_$version.tar.gz"
+# test-project.R runs the project CLI against moto_server: the template's .venv has both.
+[[ -n ${RSAGEMAKER_CLI:-} || ! -x $root/.venv/bin/rsagemaker ]] || export RSAGEMAKER_CLI=$root/.venv/bin/rsagemaker
 # R CMD check reads the repositories' package lists for its dependency-cycle check: an empty local
 # repository instead of CRAN, so the check needs no network.
 mkdir -p "$work/repository/src/contrib"

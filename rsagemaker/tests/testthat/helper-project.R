@@ -1,0 +1,127 @@
+# project_*(): the project CLI (rsagemaker) against a moto server on loopback, as cli/tests does.
+# Both are found next to each other: RSAGEMAKER_CLI, else `rsagemaker` on the PATH, with moto_server
+# in the same folder (a venv with rsagemaker-cli and moto[server]). Where they are missing the
+# tests are skipped, except in CI (CI=true), where that is a failure.
+
+test_cli <- function() {
+  cli <- Sys.getenv("RSAGEMAKER_CLI")
+  if (!nzchar(cli)) cli <- Sys.which("rsagemaker")
+  if (nzchar(cli) && file.exists(cli)) normalizePath(cli) else ""
+}
+
+skip_or_fail <- function(message) {
+  if (identical(tolower(Sys.getenv("CI")), "true")) testthat::fail(paste(message, "(CI: nothing may be skipped)"))
+  testthat::skip(message)
+}
+
+# The CLI and its venv's moto_server; skips (fails in CI) without them, or without processx.
+need_cli_and_moto <- function() {
+  cli <- test_cli()
+  if (!nzchar(cli)) skip_or_fail("no rsagemaker CLI (set RSAGEMAKER_CLI or put it on the PATH)")
+  moto <- file.path(dirname(cli), "moto_server")
+  if (!file.exists(moto)) skip_or_fail(paste("no moto_server next to", cli))
+  if (!requireNamespace("processx", quietly = TRUE)) skip_or_fail("the R package processx is not installed")
+  list(cli = cli, moto = moto, python = file.path(dirname(cli), "python"))
+}
+
+# Whether a URL answers (with anything).
+answers <- function(address) {
+  con <- url(address)
+  on.exit(try(close(con), silent = TRUE))
+  tryCatch(suppressWarnings(length(readLines(con, warn = FALSE)) > 0), error = function(e) FALSE)
+}
+
+# One moto server for the file that calls this; returns its URL (stopped when the file ends).
+moto_env <- new.env()
+start_moto <- function(tools, env = parent.frame()) {
+  if (!is.null(moto_env$url) && moto_env$process$is_alive()) return(moto_env$url)
+  port <- NA
+  for (attempt in 1:5) {
+    port <- sample(20000:60000, 1)
+    process <- processx::process$new(tools$moto, c("-H", "127.0.0.1", "-p", port),
+      stdout = NULL, stderr = NULL, env = c("current", LD_LIBRARY_PATH = child_library_path())
+    )
+    url <- sprintf("http://127.0.0.1:%d", port)
+    deadline <- Sys.time() + 30
+    while (process$is_alive() && Sys.time() < deadline) {
+      up <- answers(paste0(url, "/moto-api/data.json"))
+      if (up) {
+        moto_env$url <- url
+        moto_env$process <- process
+        withr::defer(process$kill(), envir = env)
+        return(url)
+      }
+      Sys.sleep(0.2)
+    }
+    process$kill()
+  }
+  testthat::fail("moto_server did not come up")
+}
+
+# Python with boto3 against moto: the tests' own view (seeding what a test needs).
+moto_python <- function(tools, url, code) {
+  script <- tempfile(fileext = ".py")
+  on.exit(unlink(script))
+  writeLines(c(
+    "import json, boto3, urllib.request",
+    sprintf("URL = '%s'", url),
+    "s = boto3.Session(region_name='us-east-1', aws_access_key_id='testing', aws_secret_access_key='testing')",
+    "def client(name): return s.client(name, endpoint_url=URL)",
+    code
+  ), script)
+  withr::local_envvar(LD_LIBRARY_PATH = child_library_path())
+  output <- system2(tools$python, script, stdout = TRUE, stderr = TRUE)
+  if (!is.null(attr(output, "status"))) stop(paste(output, collapse = "\n"))
+  output
+}
+
+# A fresh moto, this test's AWS environment pointing at it, and a copy of the test project; returns
+# the project's folder.
+local_aws_project <- function(tools, env = parent.frame()) {
+  url <- start_moto(tools, env = testthat::teardown_env())
+  moto_python(tools, url, "urllib.request.urlopen(urllib.request.Request(URL + '/moto-api/reset', method='POST'))")
+  withr::local_envvar(
+    AWS_ENDPOINT_URL = url, AWS_ACCESS_KEY_ID = "testing", AWS_SECRET_ACCESS_KEY = "testing",
+    AWS_REGION = NA, AWS_DEFAULT_REGION = NA, AWS_PROFILE = NA, AWS_SESSION_TOKEN = NA,
+    AWS_CONFIG_FILE = "/nonexistent/aws-config", AWS_SHARED_CREDENTIALS_FILE = "/nonexistent/aws-credentials",
+    AWS_EC2_METADATA_DISABLED = "true",
+    SAGEMAKER_ROLE_ARN = "arn:aws:iam::123456789012:role/r-test", SAGEMAKER_BUCKET = "r-test-bucket",
+    RSAGEMAKER_CLI = tools$cli,
+    .local_envir = env
+  )
+  withr::local_options(rsagemaker.cli = NULL, .local_envir = env)
+  root <- withr::local_tempdir(.local_envir = env)
+  file.copy(testthat::test_path("project"), root, recursive = TRUE)
+  file.path(root, "project")
+}
+
+# The state after `make push`: the bucket and the training image (a manifest) in moto's ECR.
+MANIFEST <- paste0(
+  "json.dumps({'schemaVersion': 2, 'mediaType': 'application/vnd.docker.distribution.manifest.v2+json',",
+  " 'config': {'mediaType': 'application/vnd.docker.container.image.v1+json', 'size': 2, 'digest': 'sha256:' + '0' * 64},",
+  " 'layers': [{'mediaType': 'application/vnd.docker.image.rootfs.diff.tar.gzip', 'size': 1, 'digest': 'sha256:' + '0' * 64}]})"
+)
+pushed <- function(tools) {
+  moto_python(tools, Sys.getenv("AWS_ENDPOINT_URL"), c(
+    "client('s3').create_bucket(Bucket='r-test-bucket')",
+    "client('ecr').create_repository(repositoryName='r-on-sagemaker-training')",
+    paste0("client('ecr').put_image(repositoryName='r-on-sagemaker-training', imageTag='test', imageManifest=", MANIFEST, ")")
+  ))
+}
+
+# A stand-in CLI that writes `outcome` (a list) as its --json outcome and prints `lines`.
+local_fake_cli <- function(outcome, lines = "working...", env = parent.frame()) {
+  dir <- withr::local_tempdir(.local_envir = env)
+  json <- file.path(dir, "outcome.json")
+  jsonlite::write_json(outcome, json, auto_unbox = TRUE, null = "null", digits = NA)
+  cli <- file.path(dir, "rsagemaker")
+  writeLines(c(
+    "#!/bin/sh",
+    sprintf("printf '%%s\\n' %s", paste(shQuote(lines), collapse = " ")),
+    sprintf("cp %s \"$2\"", shQuote(json)),
+    sprintf("exit %d", outcome$exit_status %||% 0L)
+  ), cli)
+  Sys.chmod(cli, "755")
+  withr::local_options(rsagemaker.cli = cli, .local_envir = env)
+  cli
+}
