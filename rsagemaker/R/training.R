@@ -161,11 +161,45 @@ code_tree <- function(dir, prefix = "") {
   }), use.names = FALSE) %||% character()
 }
 
-#' A copy of one entry: symbolic links as links (fetch_code.py checked they stay inside the code).
+#' A copy of one entry: symbolic links as links (save_inference_code leaves out those that lead
+#' out of the code).
 #' @noRd
 copy_entry <- function(from, to) {
   link <- Sys.readlink(from)
   if (nzchar(link)) file.symlink(link, to) else file.copy(from, to, copy.date = TRUE)
+}
+
+#' Whether the symbolic link `path` (relative to `dir`) leads out of `dir` when followed, `dir` taken
+#' for "/": a ".." above it, an absolute target, or a loop. fetch_code.py's resolve_inside, in R: a
+#' link the program made in the code folder (or one the image brought) is checked here too.
+#' @noRd
+link_leaves <- function(dir, path) {
+  todo <- strsplit(path, "/", fixed = TRUE)[[1]]
+  parts <- character()
+  followed <- 0
+  while (length(todo) > 0) {
+    part <- todo[[1]]
+    todo <- todo[-1]
+    if (part %in% c("", ".")) next
+    if (part == "..") {
+      if (length(parts) == 0) {
+        return(TRUE)
+      }
+      parts <- parts[-length(parts)]
+      next
+    }
+    target <- Sys.readlink(do.call(file.path, as.list(c(dir, parts, part))))
+    if (!is.na(target) && nzchar(target)) { # "" for a file, NA for nothing there
+      followed <- followed + 1
+      if (followed > 40 || startsWith(target, "/")) {
+        return(TRUE)
+      }
+      todo <- c(strsplit(target, "/", fixed = TRUE)[[1]], todo)
+      next
+    }
+    parts <- c(parts, part)
+  }
+  FALSE
 }
 
 save_inference_code <- function(env) {
@@ -180,12 +214,17 @@ save_inference_code <- function(env) {
   is_dir <- dir.exists(sources) & !nzchar(Sys.readlink(sources))
   for (dir in files$kept[is_dir]) dir.create(file.path(target, dir), recursive = TRUE, showWarnings = FALSE)
   copied <- files$kept[!is_dir]
+  # a link out of the code folder (to /etc/passwd, to ../../..) never goes into the model
+  links <- copied[nzchar(Sys.readlink(file.path(env$code_dir, copied)))]
+  leaving <- links[vapply(links, function(path) link_leaves(env$code_dir, path), NA)]
+  copied <- setdiff(copied, leaving)
   ok <- vapply(copied, function(path) copy_entry(file.path(env$code_dir, path), file.path(target, path)), NA)
   if (!all(ok)) fail("ModelSaveError", "cannot copy ", paste(copied[!ok], collapse = ", "), " to ", target)
-  top <- unique(sub("/.*$", "", files$kept))
+  top <- unique(sub("/.*$", "", setdiff(files$kept, leaving)))
+  left_out <- c(files$left_out, if (length(leaving) > 0) paste0(leaving, " (a link out of the code folder)"))
   message(
     "Inference code copied to ", target, ": ", paste(top, collapse = ", "),
-    if (length(files$left_out) > 0) paste0(" (left out: ", paste(files$left_out, collapse = ", "), ")") else ""
+    if (length(left_out) > 0) paste0(" (left out: ", paste(left_out, collapse = ", "), ")") else ""
   )
 }
 

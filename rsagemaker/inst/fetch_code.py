@@ -9,7 +9,9 @@ point it elsewhere (older boto3 releases ignore those variables, so they are rea
 Tarballs are extracted into a staging folder, member by member, safe by construction: absolute
 paths, '..', devices and FIFOs are refused before anything is written; no member is written through a
 link (a member whose path goes through a symbolic link is refused); a hard link must name a file of
-the archive; every symbolic link of the result must resolve inside it. Each refusal names the member.
+the archive; every symbolic link of the result must resolve inside it, wherever it is moved. A folder
+source is copied with its links, which must resolve inside it too (no device, FIFO or socket either).
+Each refusal names the member.
 Only then does the code directory get emptied and filled, so extracted code never mixes with files
 from an earlier run and a refused archive leaves it as it was.
 On failure the last line on stderr is the reason, and the exit code is 1.
@@ -114,8 +116,34 @@ def clear_place(path, member):
     os.unlink(path)  # the link itself, never what it points to
 
 
-def inside(root, path):
-    return path == root or path.startswith(root + os.sep)
+def resolve_inside(root, name):
+    """Where `name` (a path relative to root) leads with root taken for '/': its components, every
+    symbolic link on the way followed as the kernel would; None when it leaves root (a '..' above
+    it, an absolute link) or loops. What it finds does not depend on where root lies, so a link that
+    resolves inside the staging folder resolves the same way once moved into the code folder (a
+    link that climbed out by the staging folder's name, 'x -> ../staging/...', did not)."""
+    todo = name.split("/")
+    parts = []
+    followed = 0
+    while todo:
+        part = todo.pop(0)
+        if part in ("", "."):
+            continue
+        if part == "..":
+            if not parts:
+                return None
+            parts.pop()
+            continue
+        path = os.path.join(root, *parts, part)
+        if os.path.islink(path):
+            followed += 1
+            target = os.readlink(path)
+            if followed > 40 or target.startswith("/"):
+                return None
+            todo = target.split("/") + todo
+            continue
+        parts.append(part)
+    return parts
 
 
 def extract_member(archive, member, root):
@@ -148,16 +176,17 @@ def extract_member(archive, member, root):
         os.utime(path, (member.mtime, member.mtime), follow_symlinks=False)
 
 
-def check_links(root):
-    """Every symbolic link of the finished tree must resolve inside it (a later link can redirect an
-    earlier one, so this is done on the whole tree, after the last member)."""
+def check_links(root, kind="member"):
+    """Every symbolic link of the finished tree must resolve inside it, wherever the tree is moved
+    (resolve_inside; a later link can redirect an earlier one, so this is done on the whole tree,
+    after the last member)."""
     for folder, dirs, files in os.walk(root):
         for entry in dirs + files:
             path = os.path.join(folder, entry)
-            if os.path.islink(path) and not inside(root, os.path.realpath(path)):
-                name = os.path.relpath(path, root)
+            name = os.path.relpath(path, root)
+            if os.path.islink(path) and resolve_inside(root, name) is None:
                 raise FetchError(
-                    f"unsafe member {name!r}: symbolic link to {os.readlink(path)!r} leaves the code directory"
+                    f"unsafe {kind} {name!r}: symbolic link to {os.readlink(path)!r} leaves the code directory"
                 )
 
 
@@ -178,6 +207,25 @@ def extract_tarball(tarball, staging):
         raise FetchError(f"{tarball} is not a readable tar archive: {error}") from None
     except OSError as error:
         raise FetchError(f"cannot extract {tarball}: {error}") from None
+
+
+def copy_directory(source, staging):
+    """A folder source (file:// or a path): copied with its links as links, then checked as an
+    archive is: no device, FIFO or socket (refused before anything is copied), and every link
+    resolving inside the copy (a 'passwd -> /etc/passwd' or 'up -> ../../..' is refused, so it
+    never reaches the code folder, nor /opt/ml/model/code after it)."""
+    for folder, dirs, files in os.walk(source):
+        for entry in dirs + files:
+            path = os.path.join(folder, entry)
+            mode = os.lstat(path).st_mode
+            if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode) or stat.S_ISLNK(mode)):
+                name = os.path.relpath(path, source)
+                raise FetchError(f"unsafe entry {name!r}: device, FIFO or socket")
+    try:
+        shutil.copytree(source, staging, symlinks=True)
+    except (OSError, shutil.Error) as error:
+        raise FetchError(f"cannot copy {source}: {error}") from None
+    check_links(os.path.realpath(staging), "entry")
 
 
 def replace_contents(code_dir, staging):
@@ -211,7 +259,7 @@ def fetch(source, code_dir):
                     print(f"Code already in place at {code_dir}", flush=True)
                     return
                 shutil.rmtree(staging)
-                shutil.copytree(path, staging, symlinks=True)
+                copy_directory(path, staging)
             elif os.path.isfile(path):
                 extract_tarball(path, staging)
             else:

@@ -468,6 +468,14 @@ UNSAFE_MEMBERS = {
         [member("up", tarfile.SYMTYPE, "../../output"), member("copy", tarfile.LNKTYPE, "up/secret")],
         "copy",
     ),
+    # A link that stays inside the staging folder by climbing out and back in by its name: inside
+    # while checked there, out of the code folder once moved into it.
+    "symlink_via_staging_name": ([member("x", tarfile.SYMTYPE, "../staging/dump.R")], "x"),
+    # A link to a folder that is the top of the tree, then up from there.
+    "symlink_through_top": (
+        [member("top", tarfile.SYMTYPE, "."), member("out", tarfile.SYMTYPE, "top/..")],
+        "out",
+    ),
     # A hard link to an earlier symbolic link would be one to what it points at.
     "hardlink_to_symlink": (
         [
@@ -527,6 +535,62 @@ def test_unsafe_tarball_is_refused_without_tarfile_filters(tmp_path, case):
     written = [path for path in tmp_path.rglob(EVIL) if not path.is_symlink()]
     assert written == [], f"written outside the code folder: {written}"
     assert sorted(os.listdir(opt_ml.path("code"))) == ["stale.R"]
+
+
+def fetch_folder(tmp_path, make_source):
+    """fetch_code.py on a file:// folder source that make_source(folder) fills, into a code folder
+    holding stale.R; returns the run and the code folder."""
+    source = tmp_path / "source"
+    (source / "sub").mkdir(parents=True)
+    (source / "train.R").write_text("1\n")
+    make_source(source)
+    code = tmp_path / "opt_ml" / "code"
+    code.mkdir(parents=True)
+    (code / "stale.R").write_text("old\n")
+    done = subprocess.run(
+        [sys.executable, str(FETCH_CODE), f"file://{source}", str(code)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    return done, code
+
+
+@pytest.mark.parametrize(
+    ("link", "target"),
+    [
+        ("passwd", "/etc/passwd"),
+        ("up", "../../.."),
+        ("sub/out", "../../x.R"),
+        ("beside", "../source/train.R"),  # inside by the source folder's name only
+        ("via", "sub/../.."),
+    ],
+)
+def test_a_folder_source_with_a_link_out_of_it_is_refused(tmp_path, link, target):
+    done, code = fetch_folder(tmp_path, lambda source: os.symlink(target, source / link))
+    assert done.returncode == 1, done.stdout
+    assert f"unsafe entry {link!r}: symbolic link to {target!r}" in done.stderr.strip().splitlines()[-1]
+    assert sorted(os.listdir(code)) == ["stale.R"], "a refused source leaves the code folder as it was"
+
+
+def test_a_folder_source_keeps_its_links_inside(tmp_path):
+    def links(source):
+        os.symlink("train.R", source / "helpers.R")
+        os.symlink("..", source / "sub" / "top")
+        os.symlink("sub/top/train.R", source / "again.R")
+
+    done, code = fetch_folder(tmp_path, links)
+    assert done.returncode == 0, done.stderr
+    assert sorted(os.listdir(code)) == ["again.R", "helpers.R", "sub", "train.R"]
+    assert os.readlink(code / "helpers.R") == "train.R" and (code / "again.R").read_text() == "1\n"
+
+
+def test_a_fifo_in_a_folder_source_is_refused_before_copying(tmp_path):
+    done, code = fetch_folder(tmp_path, lambda source: os.mkfifo(source / "sub" / "pipe"))
+    assert done.returncode == 1
+    assert "unsafe entry 'sub/pipe': device, FIFO or socket" in done.stderr
+    assert sorted(os.listdir(code)) == ["stale.R"]
 
 
 def test_symlink_chain_passes_a_check_of_names_and_link_texts():

@@ -106,3 +106,27 @@ test_that("symbolic links in the code are copied as links, never followed", {
   expect_identical(Sys.readlink(file.path(copy, c("sub/loop", "alias.R"))), c("..", "deploy.R"))
   expect_identical(readLines(file.path(copy, "sub", "x.R")), "# x")
 })
+
+test_that("links out of the code folder never go into the model's code", {
+  root <- local_opt_ml()
+  code <- file.path(root, "code")
+  write_files(code, list("deploy.R" = "# d", "sub/x.R" = "# x"))
+  file.symlink("/etc/passwd", file.path(code, "passwd"))
+  file.symlink("../../..", file.path(code, "up"))
+  file.symlink("../code/deploy.R", file.path(code, "beside.R")) # inside by the folder's name only
+  file.symlink(".", file.path(code, "sub", "here"))
+  file.symlink("here/../..", file.path(code, "sub", "out")) # sub/here is sub: .. .. climbs out
+  file.symlink("../deploy.R", file.path(code, "sub", "back.R")) # inside: kept
+  file.symlink("sub/none.R", file.path(code, "dangling.R")) # to nothing, inside: kept
+  expect_message(
+    save_inference_code(list(code_dir = code, model_dir = file.path(root, "model"))),
+    "left out: .*passwd \\(a link out of the code folder\\)"
+  )
+  copy <- file.path(root, "model", "code")
+  out <- file.path(copy, c("passwd", "up", "beside.R", "sub/out"))
+  expect_false(any(file.exists(out) | !is.na(Sys.readlink(out)) & nzchar(Sys.readlink(out))))
+  expect_identical(
+    Sys.readlink(file.path(copy, c("sub/back.R", "sub/here", "dangling.R"))), c("../deploy.R", ".", "sub/none.R")
+  )
+  expect_identical(readLines(file.path(copy, "deploy.R")), "# d")
+})
