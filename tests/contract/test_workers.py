@@ -128,6 +128,60 @@ def test_sigterm_finishes_the_request_in_flight_then_exits_0(docker_client, trai
         assert "SIGTERM" in logs and "stopped" in logs
 
 
+def test_one_worker_takes_every_connection_nginx_opens(docker_client, training_image, pid_model):
+    """200 requests at once to one worker: nginx opens a connection to it per request in flight, and
+    the worker takes them all (it used to accept 64 and close the rest: 502s)."""
+    env = {"SAGEMAKER_MODEL_SERVER_WORKERS": "1"}
+    with serving_container(docker_client, training_image, pid_model, env=env) as served:
+        served.wait_for_ready_workers(1)
+
+        def status(_):
+            return requests.post(
+                f"{served.url}/invocations", data="0.02\n", headers=CSV, timeout=120
+            ).status_code
+
+        with concurrent.futures.ThreadPoolExecutor(200) as pool:
+            statuses = list(pool.map(status, range(200)))
+        refused = [code for code in statuses if code != 200]
+        assert not refused, (f"{len(refused)} of 200 refused: {sorted(set(refused))}", served.logs()[-3000:])
+
+
+# model_fn takes longer than any test waits: the container is still loading when nginx fails.
+LOADING_FOR_EVER_DEPLOY = """
+model_fn <- function(model_dir) { message("LOADING THE MODEL"); Sys.sleep(600); "loaded" }
+predict_fn <- function(data, model) 1
+"""
+
+
+@pytest.mark.parametrize(
+    ("squatter", "reason"),
+    [
+        # on every address: run.sh sees it before starting nginx
+        ("0.0.0.0", "port 8080 is taken by another process"),
+        # on 127.0.0.2 only: run.sh's look finds the port free, nginx's bind() on 0.0.0.0 fails
+        ("127.0.0.2", "nginx exited at start (status 1)"),
+    ],
+)
+def test_an_nginx_that_cannot_start_stops_the_container_at_once(
+    docker_client, training_image, tmp_path, squatter, reason
+):
+    """Another process holds the port: the container stops with status 1 and the reason within
+    seconds, while the model is still loading (run.sh used to notice only once the model had
+    loaded, or never if loading hung)."""
+    model = write_model(tmp_path / "model", LOADING_FOR_EVER_DEPLOY)
+    squat = f"python3 -m http.server 8080 --bind {squatter} >/dev/null 2>&1 & sleep 1; exec /opt/sagemaker/run.sh serve"
+    with serving_container(
+        docker_client, training_image, model, wait=False, entrypoint=["bash", "-c", squat]
+    ) as served:
+        started = time.monotonic()
+        result = served.container.wait(timeout=60)
+        elapsed = time.monotonic() - started
+        logs = served.logs()
+        assert result["StatusCode"] == 1, logs
+        assert reason in logs, logs
+        assert elapsed < 15, f"the container took {elapsed:.1f} s to stop: {logs}"
+
+
 def served_pids_of(served):
     """The worker PIDs named in the logs ("Worker <pid> serving ...")."""
     return {int(line.split()[1]) for line in served.logs().splitlines() if line.startswith("Worker ")}

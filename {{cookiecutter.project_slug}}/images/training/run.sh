@@ -139,15 +139,21 @@ write_nginx_conf() {
       >"$rundir/nginx.conf"
 }
 
+# Whether something already listens on the port (another server in the container): nginx would
+# fail to bind it.
+port_taken() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
 # The master (rsagemaker's serve_forked) writes the worker count it chose once the model is
-# loaded: wait for it (or for the master's end), and if it differs from the count nginx was
+# loaded: wait for it (or for the master's end, or nginx's: an nginx that cannot start is noticed
+# at once, not once a long model load is over), and if it differs from the count nginx was
 # started with, rewrite nginx's upstream and reload it (SIGHUP: nothing is in flight yet).
 follow_worker_count() {
   local master_pid=$1 nginx_pid=$2 chosen
-  while [[ ! -e $rundir/workers && $stopping == 0 ]] && kill -0 "$master_pid" 2>/dev/null; do
+  while [[ ! -e $rundir/workers && $stopping == 0 ]] && kill -0 "$master_pid" 2>/dev/null &&
+    kill -0 "$nginx_pid" 2>/dev/null; do
     sleep 0.05
   done
-  [[ -e $rundir/workers ]] || return 0
+  [[ -e $rundir/workers ]] && kill -0 "$nginx_pid" 2>/dev/null || return 0
   chosen=$(<"$rundir/workers")
   if [[ $chosen =~ ^[1-9][0-9]*$ && $chosen != "$workers" ]]; then
     workers=$chosen
@@ -159,6 +165,10 @@ follow_worker_count() {
 
 serve() {
   serve_settings
+  if port_taken "$port"; then
+    log "port $port is taken by another process: nginx cannot listen on it (SAGEMAKER_BIND_TO_PORT chooses another)"
+    exit 1
+  fi
   rm -rf "$rundir"
   mkdir -p "$rundir"
   write_nginx_conf
@@ -176,6 +186,13 @@ serve() {
   nginx_pid=$!
   log "serving on port $port: nginx (pid $nginx_pid) in front of the R master (pid $master_pid) and its workers, timeout ${timeout}s, $payload"
   follow_worker_count "$master_pid" "$nginx_pid"
+  if [[ $stopping == 0 ]] && ! kill -0 "$nginx_pid" 2>/dev/null; then
+    wait "$nginx_pid" || status=$?
+    log "nginx exited at start (status $status): it cannot serve (its own error is above; usually another process holds the port); stopping the container"
+    kill -TERM -- "-$master_pid" 2>/dev/null || true
+    wait "$master_pid" 2>/dev/null || true
+    exit $((status == 0 ? 1 : status))
+  fi
 
   wait -n "$nginx_pid" "$master_pid" || status=$?
   while [[ $stopping == 1 ]] && kill -0 "$nginx_pid" 2>/dev/null; do
