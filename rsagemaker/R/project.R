@@ -157,10 +157,9 @@ child_library_path <- function() {
   script <- 'unset LD_LIBRARY_PATH R_LD_LIBRARY_PATH R_JAVA_LD_LIBRARY_PATH; . "$1"; printf %s "$LD_LIBRARY_PATH"'
   added <- suppressWarnings(system2("sh", c("-c", shQuote(script), "sh", shQuote(ldpaths)), stdout = TRUE, stderr = FALSE))
   added <- paste(added, collapse = "")
-  if (!nzchar(added) || !startsWith(current, added)) {
-    return(current)
-  }
-  sub("^:", "", substring(current, nchar(added) + 1))
+  # (R started from R, as R CMD check starts it, put it in front more than once)
+  while (nzchar(added) && startsWith(current, added)) current <- sub("^:", "", substring(current, nchar(added) + 1))
+  current
 }
 
 #' The one R error of a failed command: its JSON error line, else its last line on stderr.

@@ -39,7 +39,7 @@ start_moto <- function(tools, env = parent.frame()) {
   for (attempt in 1:5) {
     port <- sample(20000:60000, 1)
     process <- processx::process$new(tools$moto, c("-H", "127.0.0.1", "-p", port),
-      stdout = NULL, stderr = NULL, env = c("current", LD_LIBRARY_PATH = child_library_path())
+      stdout = NULL, stderr = file.path(tempdir(), "moto.log"), env = c("current", LD_LIBRARY_PATH = child_library_path())
     )
     url <- sprintf("http://127.0.0.1:%d", port)
     deadline <- Sys.time() + 30
@@ -55,7 +55,8 @@ start_moto <- function(tools, env = parent.frame()) {
     }
     process$kill()
   }
-  testthat::fail("moto_server did not come up")
+  log <- file.path(tempdir(), "moto.log")
+  testthat::fail(paste(c("moto_server did not come up:", if (file.exists(log)) tail(readLines(log), 5)), collapse = "\n"))
 }
 
 # Python with boto3 against moto: the tests' own view (seeding what a test needs).
@@ -90,9 +91,17 @@ local_aws_project <- function(tools, env = parent.frame()) {
     .local_envir = env
   )
   withr::local_options(rsagemaker.cli = NULL, .local_envir = env)
+  local_test_project(env)
+}
+
+# A copy of the test project (its Makefile is project/Makefile.txt: R CMD check refuses a GNU
+# Makefile in a package); returns its folder.
+local_test_project <- function(env = parent.frame()) {
   root <- withr::local_tempdir(.local_envir = env)
   file.copy(testthat::test_path("project"), root, recursive = TRUE)
-  file.path(root, "project")
+  project <- file.path(root, "project")
+  file.rename(file.path(project, "Makefile.txt"), file.path(project, "Makefile"))
+  project
 }
 
 # The state after `make push`: the bucket and the training image (a manifest) in moto's ECR.

@@ -4,9 +4,7 @@ test_that("a wrong argument is one line naming it, before anything runs", {
   project <- withr::local_tempdir()
   expect_error(project_models(file.path(project, "nope")), "^no such project folder: \".*nope\"$", class = "rsagemaker_usage_error")
   expect_error(project_models(project), "^not a project made from the r-sagemaker template \\(no Makefile or config/aws.json\\)", class = "rsagemaker_usage_error")
-  copy <- file.path(withr::local_tempdir(), "project")
-  dir.create(copy)
-  file.copy(list.files(test_path("project"), full.names = TRUE), copy, recursive = TRUE)
+  copy <- local_test_project()
   expect_error(project_command("Deploy now", path = copy), "^no such make target: \"Deploy now\"$", class = "rsagemaker_usage_error")
   expect_error(project_command("deploy", "x", path = copy), "named in capitals", class = "rsagemaker_usage_error")
   expect_error(project_command("deploy", NO_WAIT = 1:2, path = copy), "^NO_WAIT must be one string", class = "rsagemaker_usage_error")
@@ -19,9 +17,7 @@ test_that("a wrong argument is one line naming it, before anything runs", {
 })
 
 test_that("the CLI's outcome comes back as R data (a stand-in CLI)", {
-  project <- file.path(withr::local_tempdir(), "project")
-  dir.create(project)
-  file.copy(list.files(test_path("project"), full.names = TRUE), project, recursive = TRUE)
+  project <- local_test_project()
   local_fake_cli(list(exit_status = 0, error = NULL, result = list(
     url = "http://127.0.0.1:8080", status = 200, content_type = "text/csv", body = "setosa\nvirginica\n"
   )), lines = "==> POST http://127.0.0.1:8080/invocations")
@@ -49,9 +45,7 @@ test_that("the CLI's outcome comes back as R data (a stand-in CLI)", {
 })
 
 test_that("a failed command is one R error line: the CLI's error, or its last line on stderr", {
-  project <- file.path(withr::local_tempdir(), "project")
-  dir.create(project)
-  file.copy(list.files(test_path("project"), full.names = TRUE), project, recursive = TRUE)
+  project <- local_test_project()
   local_fake_cli(list(exit_status = 2, error = "no local endpoint is running: run `make local-serve` first", result = NULL))
   error <- expect_error(project_predict(project, quiet = TRUE), class = "rsagemaker_command_error")
   expect_identical(conditionMessage(error), "make predict: no local endpoint is running: run `make local-serve` first")
