@@ -319,10 +319,10 @@ parse_csv <- function(body) {
   numeric <- .Call(rsm_read_numeric_csv, body, MAX_CSV_COLUMNS)
   if (is.null(numeric)) {
     if (.Call(rsm_csv_widest_record, body, MAX_CSV_COLUMNS) > MAX_CSV_COLUMNS) {
-      http_error(413, sprintf(
-        "the text/csv body has a row of more than %d columns, more than the default input_fn reads (define input_fn in deploy.R to read wider rows)",
-        MAX_CSV_COLUMNS
-      ))
+      http_error(413, sprintf(paste(
+        "the text/csv body has a row of more than %d columns, more than the default input_fn reads",
+        "(define input_fn in deploy.R to read wider rows)"
+      ), MAX_CSV_COLUMNS))
     }
     if (is.raw(body)) body <- text_body(body)
     if (!grepl("[^[:space:]]", body, perl = TRUE)) http_error(400, "empty text/csv body")
@@ -388,7 +388,10 @@ convert_columns <- function(text, rows) {
   logical[rest] <- value[rest] %in% LOGICAL_TEXTS
   rest <- rest & !logical
   odd <- read & !decimal
-  odd[rest] <- grepl("^[[:space:]]*(NA|i[[:space:]]*$)|^[[:space:]]*[-+]?[0-9.INin].*i[[:space:]]*$", value[rest], perl = TRUE)
+  odd[rest] <- grepl(
+    "^[[:space:]]*(NA|i[[:space:]]*$)|^[[:space:]]*[-+]?[0-9.INin].*i[[:space:]]*$", value[rest],
+    perl = TRUE
+  )
   word <- rest & !odd
   as_text <- by_column(word) | (by_column(logical) & by_column(decimal | odd))
   as_logical <- !as_text & !by_column(decimal | odd)

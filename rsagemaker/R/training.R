@@ -174,32 +174,40 @@ copy_entry <- function(from, to) {
 #' link the program made in the code folder (or one the image brought) is checked here too.
 #' @noRd
 link_leaves <- function(dir, path) {
-  todo <- strsplit(path, "/", fixed = TRUE)[[1]]
-  parts <- character()
-  followed <- 0
-  while (length(todo) > 0) {
-    part <- todo[[1]]
-    todo <- todo[-1]
-    if (part %in% c("", ".")) next
+  step <- list(parts = character(), todo = strsplit(path, "/", fixed = TRUE)[[1]])
+  for (followed in 0:40) {
+    step <- walk_to_link(dir, step$parts, step$todo)
+    if (step$left || is.null(step$target)) {
+      return(step$left)
+    }
+    if (startsWith(step$target, "/")) {
+      return(TRUE)
+    }
+    step$todo <- c(strsplit(step$target, "/", fixed = TRUE)[[1]], step$todo)
+  }
+  TRUE # a loop
+}
+
+#' link_leaves' walk: the path components `todo` from the folder `parts` (under `dir`), up to the
+#' first symbolic link (its target, and what is left to walk after it), or to the end.
+#' @noRd
+walk_to_link <- function(dir, parts, todo) {
+  for (i in seq_along(todo)) {
+    part <- todo[[i]]
     if (part == "..") {
       if (length(parts) == 0) {
-        return(TRUE)
+        return(list(left = TRUE))
       }
       parts <- parts[-length(parts)]
-      next
-    }
-    target <- Sys.readlink(do.call(file.path, as.list(c(dir, parts, part))))
-    if (!is.na(target) && nzchar(target)) { # "" for a file, NA for nothing there
-      followed <- followed + 1
-      if (followed > 40 || startsWith(target, "/")) {
-        return(TRUE)
+    } else if (!part %in% c("", ".")) {
+      target <- Sys.readlink(paste(c(dir, parts, part), collapse = "/")) # "" for a file, NA for nothing
+      if (!is.na(target) && nzchar(target)) {
+        return(list(left = FALSE, parts = parts, todo = todo[-seq_len(i)], target = target))
       }
-      todo <- c(strsplit(target, "/", fixed = TRUE)[[1]], todo)
-      next
+      parts <- c(parts, part)
     }
-    parts <- c(parts, part)
   }
-  FALSE
+  list(left = FALSE, target = NULL)
 }
 
 save_inference_code <- function(env) {

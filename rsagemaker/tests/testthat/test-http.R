@@ -256,7 +256,8 @@ test_that("new header names do not grow the worker: R symbols for known names an
   http <- local_http()
   seen <- NULL
   keep <- function(req) {
-    seen <<- mget(c("HTTP_CONTENT_TYPE", "HTTP_X_AMZN_SAGEMAKER_CUSTOM_ATTRIBUTES", "HTTP_X_FIRST_SEEN"), req, ifnotfound = list(NULL))
+    names <- c("HTTP_CONTENT_TYPE", "HTTP_X_AMZN_SAGEMAKER_CUSTOM_ATTRIBUTES", "HTTP_X_FIRST_SEEN")
+    seen <<- mget(names, req, ifnotfound = list(NULL))
     list(status = 200L, headers = list(), body = "")
   }
   send <- function(headers) {
@@ -269,14 +270,17 @@ test_that("new header names do not grow the worker: R symbols for known names an
   grown <- cells() - before
   expect_lt(grown, 1000) # 4,000 new names: each was a symbol for good (and a CHARSXP) before
   send(c("Content-Type: text/csv", "X-Amzn-SageMaker-Custom-Attributes: a=1", "X-First-Seen: 2"))
-  expect_identical(seen, list(HTTP_CONTENT_TYPE = "text/csv", HTTP_X_AMZN_SAGEMAKER_CUSTOM_ATTRIBUTES = "a=1", HTTP_X_FIRST_SEEN = "2"))
+  expect_identical(seen, list(
+    HTTP_CONTENT_TYPE = "text/csv", HTTP_X_AMZN_SAGEMAKER_CUSTOM_ATTRIBUTES = "a=1", HTTP_X_FIRST_SEEN = "2"
+  ))
 })
 
 test_that("a chunk over the payload limit is refused when announced; only chunked is a transfer coding", {
   http <- local_http(max_body = 100)
   never <- function(req) stop("the handler must not see this request")
   con <- connect(http)
-  huge <- parse_response(exchange(http, con, "POST /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nFFFFFFFFFFFFFFF\r\n", never))
+  chunked <- "POST /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+  huge <- parse_response(exchange(http, con, paste0(chunked, "FFFFFFFFFFFFFFF\r\n"), never))
   expect_identical(huge$status, 413L)
   expect_match(jsonlite::fromJSON(huge$body)$error, "exceeds the limit of 100 bytes")
   for (case in list(
@@ -287,12 +291,14 @@ test_that("a chunk over the payload limit is refused when announced; only chunke
     list("Transfer-Encoding: chunked, chunked\r\n", 400L)
   )) {
     con <- connect(http)
-    response <- parse_response(exchange(http, con, paste0("POST /x HTTP/1.1\r\n", case[[1]], "\r\n4\r\nabcd\r\n0\r\n\r\n"), never))
+    request <- paste0("POST /x HTTP/1.1\r\n", case[[1]], "\r\n4\r\nabcd\r\n0\r\n\r\n")
+    response <- parse_response(exchange(http, con, request, never))
     expect_identical(response$status, case[[2]], label = case[[1]])
     expect_identical(response$headers[["connection"]], "close")
   }
   con <- connect(http)
-  response <- parse_response(exchange(http, con, "POST /x HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n1\r\na\r\n0\r\n\r\n", never))
+  request <- "POST /x HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n1\r\na\r\n0\r\n\r\n"
+  response <- parse_response(exchange(http, con, request, never))
   expect_identical(response$status, 400L)
 })
 
@@ -366,7 +372,9 @@ test_that("the server keeps what it makes from the collector (gctorture)", {
     seen <<- list(req$PATH_INFO, req$HTTP_ACCEPT, req$body)
     list(status = 201L, headers = list("X-A" = "b"), body = "ok")
   }
-  writeBin(charToRaw("POST /t?q HTTP/1.1\r\nAccept: a\r\nAccept: b\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\n"), con)
+  writeBin(charToRaw(paste0(
+    "POST /t?q HTTP/1.1\r\nAccept: a\r\nAccept: b\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\n"
+  )), con)
   withr::defer(gctorture(FALSE))
   gctorture(TRUE)
   answered <- http_service(http$server, handler, 2000L)
