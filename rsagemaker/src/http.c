@@ -493,7 +493,7 @@ static int answer(connection *conn, SEXP handler, SEXP env) {
   if (completed) return call.written && call.keep_alive ? 1 : -1;
   /* An R error outside the handler's own evaluation (R has printed it): no memory for the request,
    * or a response this server cannot send. */
-  if (call.stage == STAGE_REQUEST) {
+  if (call.stage == STAGE_REQUEST || call.stage == STAGE_HANDLER) { /* what R allocates there: memory */
     write_json_error(conn->fd, 507, "the model server has no memory left for this request; retry it");
   } else if (call.stage == STAGE_RESPONSE) {
     write_json_error(conn->fd, 500, "the model server's handler returned a response it cannot send");
