@@ -74,6 +74,13 @@ COMMANDS = (
         TRAINING,
         "Search config/tuning.json here: N trials in the training image",
     ),
+    Command(
+        "local-monitor",
+        "local.monitor",
+        "local_monitor",
+        PROCESSING,
+        "Run code/monitor.R here on build/capture/ against the local model's baseline",
+    ),
     Command("bench", "local.bench", "bench", TRAINING, "Benchmark the server with this project's model"),
     Command(
         "local-pipeline",
@@ -143,6 +150,23 @@ COMMANDS = (
         "remote_transform",
         TRAINING,
         "Run a SageMaker batch transform job",
+    ),
+    Command(
+        "monitor",
+        "aws.monitoring",
+        "monitor",
+        PROCESSING,
+        "Run code/monitor.R as a processing job over the endpoint's data capture",
+    ),
+    Command(
+        "monitor-schedule",
+        "aws.monitoring",
+        "monitor_schedule",
+        PROCESSING,
+        "Run the monitoring job on a schedule (EventBridge Scheduler, daily by default)",
+    ),
+    Command(
+        "monitor-unschedule", "aws.monitoring", "monitor_unschedule", (), "Delete the monitoring schedule"
     ),
     Command("models", "aws.registry", "models", TRAINING, "List the model package group's versions"),
     Command("approve", "aws.registry", "approve", TRAINING, "Approve (or reject) one model package version"),

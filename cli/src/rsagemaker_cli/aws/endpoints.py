@@ -19,6 +19,7 @@ from .async_inference import async_inference_config, async_model_environment, de
 from .autoscaling import deregister as deregister_autoscaling
 from .common import ENDPOINT_DONE, describe_endpoint, is_not_found, production_note, tagged, wait_for
 from .deployable import model_request, multi_model_deployable, what_to_deploy
+from .monitoring import data_capture_config
 
 
 def endpoint_record(project):
@@ -90,6 +91,12 @@ def deploy(args):
     if args.asynchronous:
         config["AsyncInferenceConfig"] = async_inference_config(settings)
         kind += f"; {describe_async(settings)}"
+    if getattr(args, "capture", False):  # make deploy CAPTURE=1 (monitoring.py)
+        config["DataCaptureConfig"] = data_capture_config(settings)
+        kind += (
+            f"; capturing {settings['capture.sampling_percentage']} % of requests to "
+            f"{config['DataCaptureConfig']['DestinationS3Uri']}"
+        )
     sagemaker.create_endpoint_config(**config)
     print(f"Created endpoint config {resource_name} ({kind})")
 
@@ -270,6 +277,11 @@ def deploy_arguments(parser):
         "--multi-model",
         action="store_true",
         help="a multi-model endpoint of every model in build/models/ (uploaded under one S3 prefix)",
+    )
+    parser.add_argument(
+        "--capture",
+        action="store_true",
+        help="data capture of requests and answers to S3 (settings capture.* in config/aws.json)",
     )
     parser.add_argument("--image", default="", help="with --multi-model: the local image ref pushed at --tag")
     parser.add_argument("--tag", default="", help="with --multi-model: the pushed tag of --image")

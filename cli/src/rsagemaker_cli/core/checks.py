@@ -41,6 +41,10 @@ RULES = {
     ),
     "vpc": (re.compile(r"^vpc-[0-9a-f]{8,17}$"), "a VPC ID such as vpc-0123456789abcdef0"),
     "compute": (re.compile(r"^BUILD_[A-Z0-9_]+$"), "a CodeBuild compute type such as BUILD_GENERAL1_MEDIUM"),
+    "schedule": (
+        re.compile(r"^(rate\([1-9][0-9]* (minute|minutes|hour|hours|day|days)\)|cron\([^()]+\))$"),
+        "an EventBridge Scheduler expression such as rate(1 day) or cron(0 6 * * ? *)",
+    ),
 }
 LIST_RULES = {
     "subnets": (re.compile(r"^subnet-[0-9a-f]{8,17}$"), 16, "subnet IDs such as subnet-0123456789abcdef0"),

@@ -109,6 +109,19 @@ SETTINGS = (
     Setting(
         "async.invocation_timeout_seconds", ("SAGEMAKER_ASYNC_INVOCATION_TIMEOUT_SECONDS",), 900, "count"
     ),
+    # Data capture (make deploy CAPTURE=1, make local-serve CAPTURE=1): the share of requests kept,
+    # where (empty: s3://<bucket>/<s3_prefix>/capture/; SageMaker adds <endpoint>/<variant>/yyyy/mm/dd/hh/)
+    # and the KMS key of the captured objects (empty: kms.output_key_id, if set).
+    Setting("capture.sampling_percentage", ("SAGEMAKER_CAPTURE_SAMPLING_PERCENTAGE",), 100, "count"),
+    Setting("capture.s3_uri", ("SAGEMAKER_CAPTURE_S3_URI",), "", "s3uri"),
+    Setting("capture.kms_key_id", ("SAGEMAKER_CAPTURE_KMS_KEY_ID",), "", "kms"),
+    # Monitoring (code/monitor.R as a processing job: make monitor, make monitor-schedule): the hours
+    # of capture each run reads, ground-truth labels (CSV: eventId,label[,row]; empty: none), the
+    # schedule (EventBridge Scheduler) and the role it runs the job with.
+    Setting("monitor.window_hours", ("SAGEMAKER_MONITOR_WINDOW_HOURS",), 24, "count"),
+    Setting("monitor.labels_s3_uri", ("SAGEMAKER_MONITOR_LABELS_S3_URI",), "", "s3uri"),
+    Setting("monitor.schedule_expression", ("SAGEMAKER_MONITOR_SCHEDULE",), "rate(1 day)", "schedule"),
+    Setting("monitor.scheduler_role_arn", ("SAGEMAKER_MONITOR_SCHEDULER_ROLE_ARN",), "", "role"),
     # Batch transform jobs (make remote-transform, make local-transform); an empty input_s3_uri
     # means data/ is uploaded.
     Setting("transform.input_s3_uri", ("SAGEMAKER_TRANSFORM_INPUT_S3_URI",), "", "s3uri"),
@@ -150,6 +163,7 @@ UPPER_BOUNDS = {
     "async.max_concurrent_invocations_per_instance": 1000,
     "async.invocation_timeout_seconds": 3600,
     "codebuild.timeout_minutes": 480,
+    "capture.sampling_percentage": 100,
 }
 # How to set each required setting, for the one-line error when it is missing.
 HOW_TO_SET = {
@@ -159,12 +173,16 @@ HOW_TO_SET = {
     "bucket": 'put an S3 bucket name in config/aws.json ("bucket") or export SAGEMAKER_BUCKET=<bucket>',
     "codebuild.role_arn": 'put the CodeBuild service role\'s ARN in config/aws.json ("codebuild": {"role_arn": ...}) '
     "or export CODEBUILD_ROLE_ARN=arn:aws:iam::<account>:role/<name> (make remote-build-role creates one)",
+    "monitor.scheduler_role_arn": "put a role EventBridge Scheduler may assume (scheduler.amazonaws.com) with "
+    'sagemaker:CreateProcessingJob and iam:PassRole in config/aws.json ("monitor": {"scheduler_role_arn": ...}) '
+    "or export SAGEMAKER_MONITOR_SCHEDULER_ROLE_ARN=arn:aws:iam::<account>:role/<name>",
 }
 DESCRIPTION = {
     "region": "AWS region",
     "role_arn": "SageMaker execution role",
     "bucket": "S3 bucket",
     "codebuild.role_arn": "CodeBuild service role",
+    "monitor.scheduler_role_arn": "The monitoring schedule's role",
 }
 
 

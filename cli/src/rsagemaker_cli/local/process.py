@@ -117,6 +117,7 @@ def local_process(args):
         inputs=inputs,
         outputs=outputs,
         instance_count=count,
+        environment=getattr(args, "environment", None),  # local-monitor's MONITOR_* settings
         region=region or "us-east-1",
         account=ACCOUNT,
     )

@@ -16,8 +16,10 @@ import requests
 from ..core import engine
 from ..core.errors import SetupError
 from ..core.project import model_tarballs
+from ..core.settings import load
 from . import multi_model
 
+CONTAINER_CAPTURE_DIR = "/opt/ml/capture"  # where the local endpoint's workers write the capture
 HEALTH_TIMEOUT = 240  # seconds SageMaker gives a new endpoint to pass /ping
 STOP_TIMEOUT = 30
 
@@ -31,6 +33,11 @@ def local_serve_arguments(parser):
         "--multi-model",
         action="store_true",
         help="a multi-model endpoint of the models in build/models/ (SAGEMAKER_MULTI_MODEL=true)",
+    )
+    parser.add_argument(
+        "--capture",
+        action="store_true",
+        help="data capture: each answered request into build/capture/ as SageMaker records it",
     )
 
 
@@ -83,7 +90,8 @@ def local_serve(args):
     unpack_model(model_tarball, model_dir)
     what = f"model from {project.show(model_tarball)}"
     mounts = [engine.bind(model_dir, "/opt/ml/model", read_only=True)]
-    container = start_endpoint(args, project, client, url, what, mounts=mounts)
+    environment = capture_environment(args, project, mounts) if getattr(args, "capture", False) else None
+    container = start_endpoint(args, project, client, url, what, mounts=mounts, environment=environment)
     if container is None:
         return 1
     print(f"==> Endpoint ready at {url} (model read-only at /opt/ml/model from {project.show(model_dir)})")
@@ -92,6 +100,25 @@ def local_serve(args):
     print(f"      docker logs -f {container.short_id}")
     print("      make local-stop")
     return 0
+
+
+def capture_environment(args, project, mounts):
+    """Data capture as SageMaker writes it (rsagemaker's serving workers, R/capture.R): build/capture/
+    <endpoint>/AllTraffic/yyyy/mm/dd/hh/*.jsonl, capture.sampling_percentage of the requests."""
+    settings = load(project, keys=("endpoint.name", "capture.sampling_percentage"))
+    capture = project.build / "capture"
+    capture.mkdir(parents=True, exist_ok=True)
+    mounts.append(engine.bind(capture, CONTAINER_CAPTURE_DIR))
+    print(
+        f"==> Data capture on: {project.show(capture)}/{settings['endpoint.name']}/AllTraffic/ "
+        f"({settings['capture.sampling_percentage']} % of the requests)"
+    )
+    return {
+        "SAGEMAKER_CAPTURE_DIR": CONTAINER_CAPTURE_DIR,
+        "SAGEMAKER_CAPTURE_ENDPOINT": settings["endpoint.name"],
+        "SAGEMAKER_CAPTURE_VARIANT": "AllTraffic",
+        "SAGEMAKER_CAPTURE_SAMPLING": str(settings["capture.sampling_percentage"]),
+    }
 
 
 def serve_multi_model(args, project, client, url, tarballs):

@@ -1,0 +1,134 @@
+"""Data capture and monitoring against moto: deploy --capture's DataCaptureConfig, the monitoring
+processing job (code/monitor.R over the captured prefix and the deployed model's baseline), its
+schedule in EventBridge Scheduler and its removal."""
+
+import json
+
+import pytest
+from cli_support import BUCKET, REGION, ROLE, SLUG, TAG, s3_read, the_only
+
+TRAIN = ("remote-train", "--image", f"{SLUG}-training:{TAG}", "--tag", TAG)
+MONITOR = ("monitor", "--image", f"{SLUG}-processing:{TAG}", "--tag", TAG)
+SCHEDULE = ("monitor-schedule", "--image", f"{SLUG}-processing:{TAG}", "--tag", TAG)
+CAPTURE_KEY = "alias/cli-test-capture"
+SCHEDULER_ROLE = ROLE.replace("cli-test", "cli-test-scheduler")
+
+
+@pytest.fixture
+def deployed(project, in_ecr, cli):
+    """A model trained and deployed with data capture; returns its model.tar.gz URI."""
+    (project / "code" / "monitor.R").write_text("# the monitoring script\n")
+    assert cli(*TRAIN).code == 0
+    result = cli("deploy", "--capture", env={"SAGEMAKER_CAPTURE_KMS_KEY_ID": CAPTURE_KEY})
+    assert result.code == 0, result.err
+    assert "capturing 100 % of requests" in result.out
+    return json.loads((project / "build" / "endpoint.json").read_text())["serving"]["model_data"]
+
+
+def test_deploy_capture_sends_the_data_capture_config(project, in_ecr, cli):
+    assert cli(*TRAIN).code == 0
+    env = {"SAGEMAKER_CAPTURE_SAMPLING_PERCENTAGE": "25", "SAGEMAKER_CAPTURE_KMS_KEY_ID": CAPTURE_KEY}
+    result = cli("deploy", "--capture", env=env)
+    assert result.code == 0, result.err
+    assert result.request("CreateEndpointConfig")["DataCaptureConfig"] == {
+        "EnableCapture": True,
+        "InitialSamplingPercentage": 25,
+        "DestinationS3Uri": f"s3://{BUCKET}/{SLUG}/capture/",
+        "CaptureOptions": [{"CaptureMode": "Input"}, {"CaptureMode": "Output"}],
+        "CaptureContentTypeHeader": {
+            "CsvContentTypes": ["text/csv"],
+            "JsonContentTypes": ["application/json", "application/jsonlines"],
+        },
+        "KmsKeyId": CAPTURE_KEY,
+    }
+    # Without the flag, no capture; the output key stands in for an unset capture key.
+    plain = cli("deploy", env={"SAGEMAKER_OUTPUT_KMS_KEY_ID": "alias/out"})
+    assert "DataCaptureConfig" not in plain.request("CreateEndpointConfig")
+    again = cli("deploy", "--capture", env={"SAGEMAKER_OUTPUT_KMS_KEY_ID": "alias/out"})
+    config = again.request("CreateEndpointConfig")["DataCaptureConfig"]
+    assert (config["KmsKeyId"], config["InitialSamplingPercentage"]) == ("alias/out", 100)
+
+
+@pytest.mark.parametrize(
+    "variable, value, expected",
+    [
+        ("SAGEMAKER_CAPTURE_SAMPLING_PERCENTAGE", "101", "expected at most 100"),
+        ("SAGEMAKER_CAPTURE_S3_URI", "bucket/capture", "an s3://bucket/prefix URI"),
+        ("SAGEMAKER_MONITOR_SCHEDULE", "daily", "rate(1 day) or cron("),
+    ],
+)
+def test_bad_capture_and_monitor_settings_fail_in_one_line(project, in_ecr, cli, variable, value, expected):
+    cli("deploy", "--capture", env={variable: value}).error(variable, expected)
+
+
+def test_monitor_runs_monitor_r_over_the_captured_prefix(project, deployed, in_ecr, cli):
+    result = cli(*MONITOR, env={"SAGEMAKER_MONITOR_LABELS_S3_URI": f"s3://{BUCKET}/labels/"})
+    assert result.code == 0, result.err
+    sagemaker = in_ecr.client("sagemaker")
+    name = the_only(sagemaker.list_processing_jobs()["ProcessingJobSummaries"])["ProcessingJobName"]
+    assert name.startswith(f"{SLUG}-monitor-")
+    request = result.request("CreateProcessingJob")
+    assert request["AppSpecification"]["ContainerEntrypoint"] == [
+        "Rscript",
+        "/opt/ml/processing/input/code/monitor.R",
+    ]
+    inputs = {item["InputName"]: item["S3Input"] for item in request["ProcessingInputs"]}
+    assert {name: item["LocalPath"] for name, item in inputs.items()} == {
+        "code": "/opt/ml/processing/input/code",
+        "capture": "/opt/ml/processing/input/data/capture",
+        "baseline": "/opt/ml/processing/input/data/baseline",
+        "labels": "/opt/ml/processing/input/data/labels",
+    }
+    # SageMaker captures under <destination>/<endpoint>/<variant>/; the baseline is in the model.
+    assert inputs["capture"]["S3Uri"] == f"s3://{BUCKET}/{SLUG}/capture/{SLUG}/AllTraffic/"
+    assert inputs["baseline"]["S3Uri"] == deployed
+    assert s3_read(in_ecr, inputs["code"]["S3Uri"]) == (project / "code" / "monitor.R").read_bytes()
+    (output,) = request["ProcessingOutputConfig"]["Outputs"]
+    assert output["S3Output"] == {
+        "S3Uri": f"s3://{BUCKET}/{SLUG}/monitoring/reports/{name}/",
+        "LocalPath": "/opt/ml/processing/output/report",
+        "S3UploadMode": "Continuous",  # the report of a job failed by violations reaches S3
+    }
+    assert request["ProcessingResources"]["ClusterConfig"]["InstanceCount"] == 1
+    assert request["Environment"] == {"MONITOR_WINDOW_HOURS": "24"}
+    assert "report.html" in result.out
+
+
+def test_monitor_needs_a_deployed_model(project, in_ecr, cli):
+    (project / "code" / "monitor.R").write_text("# the monitoring script\n")
+    cli(*MONITOR).error("make deploy CAPTURE=1 first", "--model-data")
+
+
+def test_monitor_schedule_and_unschedule(project, deployed, in_ecr, cli):
+    cli(*SCHEDULE).error("monitoring schedule's role is not set", "SAGEMAKER_MONITOR_SCHEDULER_ROLE_ARN")
+    env = {"SAGEMAKER_MONITOR_SCHEDULER_ROLE_ARN": SCHEDULER_ROLE}
+    result = cli(*SCHEDULE, env=env)
+    assert result.code == 0, result.err
+    assert in_ecr.client("sagemaker").list_processing_jobs()["ProcessingJobSummaries"] == []  # none yet
+    scheduler = in_ecr.client("scheduler", region_name=REGION)
+    schedule = scheduler.get_schedule(Name=f"{SLUG}-monitor")
+    assert schedule["ScheduleExpression"] == "rate(1 day)"
+    assert schedule["FlexibleTimeWindow"] == {"Mode": "OFF"}
+    target = schedule["Target"]
+    assert target["Arn"] == "arn:aws:scheduler:::aws-sdk:sagemaker:createProcessingJob"
+    assert target["RoleArn"] == SCHEDULER_ROLE
+    request = json.loads(target["Input"])
+    # Each run its own job and report folder: Scheduler fills in the execution ID.
+    assert request["ProcessingJobName"] == f"{SLUG}-monitor-<aws.scheduler.execution-id>"
+    assert len(request["ProcessingJobName"].replace("<aws.scheduler.execution-id>", "d32c5kddcf5bb8c3")) <= 63
+    assert request["AppSpecification"]["ContainerEntrypoint"][-1] == "/opt/ml/processing/input/code/monitor.R"
+    inputs = {item["InputName"]: item["S3Input"]["S3Uri"] for item in request["ProcessingInputs"]}
+    assert inputs["baseline"] == deployed and inputs["capture"].endswith(f"/capture/{SLUG}/AllTraffic/")
+    assert request["RoleArn"] == ROLE
+
+    daily = cli(*SCHEDULE, env={**env, "SAGEMAKER_MONITOR_SCHEDULE": "cron(0 6 * * ? *)"})
+    assert daily.code == 0, daily.err
+    assert "Updated schedule" in daily.out
+    assert scheduler.get_schedule(Name=f"{SLUG}-monitor")["ScheduleExpression"] == "cron(0 6 * * ? *)"
+
+    gone = cli("monitor-unschedule")
+    assert gone.code == 0 and f"Deleted schedule {SLUG}-monitor" in gone.out
+    with pytest.raises(scheduler.exceptions.ResourceNotFoundException):
+        scheduler.get_schedule(Name=f"{SLUG}-monitor")
+    again = cli("monitor-unschedule")
+    assert again.code == 0 and "No schedule" in again.out
