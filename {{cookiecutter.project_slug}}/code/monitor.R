@@ -225,7 +225,7 @@ write_report <- function(path, checks, capture, baseline, status, window) {
   }, "")
   html <- c("<!DOCTYPE html>", "<html><head><meta charset=\"utf-8\"><title>Model monitoring report</title>",
     "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}td,th{border:1px solid #ccc;",
-    "padding:4px 8px}tr.bad{background:#fde0d0}img{display:block;max-width:100%}</style></head><body>",
+    "padding:4px 8px}tr.bad{background:#fde0d0}img{display:block;max-width:100%;}</style></head><body>",
     "<h1>Model monitoring report</h1>",
     sprintf("<p>Status: <strong>%s</strong>. %d captured request(s), %d row(s), %s.</p>",
       status, capture$records, nrow(capture$data), html_escape(window)),
