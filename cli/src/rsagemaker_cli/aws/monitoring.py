@@ -152,6 +152,7 @@ def monitor(args):
     code, description = follow_job(
         "processing", name, lambda: sagemaker.describe_processing_job(ProcessingJobName=name), args.no_wait
     )
+    args.result = {"processing_job": name, "report": f"{output}report.html", "exit_status": code}
     if description:
         print(f"Report: {output}report.html and violations.json (aws s3 cp {output}report.html .)")
         if code != 0:

@@ -68,6 +68,7 @@ def local_monitor(args):
     if not violations.is_file():
         return code or 1
     result = json.loads(violations.read_text())
+    args.result = {**result, "report": str(output / "report" / "report.html")}  # --json (R's project_command)
     print(
         f"==> Monitoring: {result['status']}, {len(result['violations'])} violation(s) in {result['rows']} row(s)"
     )
