@@ -276,10 +276,14 @@ def vendor_local_builds(project, folder, version):
     for name in wanted:
         data = (sums.parent / name).read_bytes()
         if hashlib.sha256(data).hexdigest() != pins[name]:
-            raise SystemExit(f"error: {sums.parent / name} does not match {sums}: run `make dist` in {folder}")
+            raise SystemExit(
+                f"error: {sums.parent / name} does not match {sums}: run `make dist` in {folder}"
+            )
         (vendor / name).write_bytes(data)
     header = [line for line in (project / PLUMBING_PINS).read_text().splitlines() if line.startswith("#")]
-    header.append(f"# Baked from the local checkout {folder}: these sums are its builds (dist/), not a release's.")
+    header.append(
+        f"# Baked from the local checkout {folder}: these sums are its builds (dist/), not a release's."
+    )
     lines = [f"{pins[name]}  {name}" for name in wanted]
     (project / PLUMBING_PINS).write_text("\n".join(header + lines) + "\n")
     return sums.parent

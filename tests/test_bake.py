@@ -23,6 +23,7 @@ COMMON_FILES = {
     "Makefile",
     "README.md",
     "config/aws.json",
+    "config/codebuild-role-policy.json",
     "data/train/iris.csv",
     "images/rscript-profile.R",
     "images/rscript.sh",

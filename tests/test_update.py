@@ -468,7 +468,8 @@ def test_cruft_update_from_one_release_to_the_next_moves_only_the_pins(template_
     # Every changed line of the Makefile, the Dockerfile and pyproject.toml is a pin: the version or
     # the release URL.
     diff = run(
-        ["git", "diff", "-U0", "HEAD", "--", "Makefile", "images/training/Dockerfile", "pyproject.toml"], cwd=project
+        ["git", "diff", "-U0", "HEAD", "--", "Makefile", "images/training/Dockerfile", "pyproject.toml"],
+        cwd=project,
     ).stdout
     changed_lines = [
         line for line in diff.splitlines() if line[:1] in "+-" and line[:3] not in ("+++", "---")

@@ -12,7 +12,8 @@ from pathlib import Path
 import requests
 from conftest import free_port
 
-from contract.common import PROJECT_ROOT  # noqa: E402 - the default bake of this session
+from contract.common import PROJECT_ROOT
+
 TRAINING_DIR = PROJECT_ROOT / "images" / "training"
 SAMPLE_ROWS = "5.1,3.5,1.4,0.2\n6.7,3.0,5.2,2.3\n"  # a setosa and a virginica
 

@@ -206,9 +206,10 @@ def test_train_on_the_processed_split(docker_client, processing_image, training_
     assert trained.returncode == 0, trained.stdout + trained.stderr
     config = project / "build" / "training" / "opt_ml" / "input" / "config"
     assert set(json.loads((config / "inputdataconfig.json").read_text())) == {"code", "train", "validation"}
-    assert "train <- build/processing/output/train, validation <- build/processing/output/validation" in (
-        trained.stdout
-    )
+    assert (
+        "train <- build/processing/output/train (FullyReplicated), "
+        "validation <- build/processing/output/validation (FullyReplicated)"
+    ) in trained.stdout
     assert (project / "build" / "model.tar.gz").is_file()
 
 

@@ -8,7 +8,14 @@ import time
 
 import pytest
 import requests
-from contract.serving_support import SAMPLE_ROWS, is_json_error, serving_container, train_sample_model, write_model
+
+from contract.serving_support import (
+    SAMPLE_ROWS,
+    is_json_error,
+    serving_container,
+    train_sample_model,
+    write_model,
+)
 
 CSV = {"Content-Type": "text/csv"}
 

@@ -13,6 +13,7 @@ import pytest
 import requests
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
+
 from contract.serving_support import SAMPLE_ROWS, is_json_error, serving_container, train_sample_model
 
 SUPPORTED = ("text/csv", "application/json", "application/jsonlines")

@@ -10,6 +10,7 @@ import pytest
 import requests
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
 from contract.serving_support import (
     SAMPLE_ROWS,
     TRAINING_DIR,

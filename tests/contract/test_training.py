@@ -9,6 +9,7 @@ import shutil
 import time
 
 import pytest
+
 from contract.training_support import (
     PROJECT_ROOT,
     S3_CREDENTIALS,

@@ -11,6 +11,7 @@ import time
 
 import pytest
 import requests
+
 from contract.serving_support import is_json_error, serving_container, write_model
 
 CSV = {"Content-Type": "text/csv"}

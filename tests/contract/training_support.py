@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from conftest import free_port
 
-from contract.common import PROJECT_ROOT  # noqa: E402 - the default bake of this session
+from contract.common import PROJECT_ROOT
 
 TRAINING_IMAGE_DIR = PROJECT_ROOT / "images" / "training"
 FETCH_CODE = Path(__file__).resolve().parents[2] / "rsagemaker" / "inst" / "fetch_code.py"
