@@ -29,9 +29,15 @@ def train_sample_model(rscript, model_dir):
         SM_CHANNEL_TRAIN=str(PROJECT_ROOT / "data" / "train"),
         SM_MODEL_DIR=str(model_dir),
     )
-    subprocess.run(
-        [rscript, str(PROJECT_ROOT / "code" / "train.R")], env=env, check=True, capture_output=True
+    trained = subprocess.run(
+        [rscript, "train.R"],
+        cwd=PROJECT_ROOT / "code",  # where SageMaker's training runs the program: the code folder
+        env=env,
+        check=False,
+        capture_output=True,
+        text=True,
     )
+    assert trained.returncode == 0, f"code/train.R failed:\n{trained.stdout}\n{trained.stderr}"
     shutil.copy(PROJECT_ROOT / "code" / "deploy.R", model_dir / "code" / "deploy.R")
     return model_dir
 
