@@ -65,8 +65,19 @@ typedef struct {
   double request_started; /* the first byte of the request being read */
 } connection;
 
+/* Scratch memory for one request's answer (its headers grouped, the response's head): kept by the
+ * server and reset after each request, so that answering makes no R garbage (R collects when
+ * garbage accrues: the tail of the latency) and an R error on the way leaks nothing. */
+#define ARENA_BLOCK 16384
+typedef struct arena_block {
+  struct arena_block *next;
+  size_t size, used;
+  char data[];
+} arena_block;
+
 typedef struct {
   int listen_fd;
+  arena_block *arena;
   double max_body;        /* bytes; R_PosInf is no limit (batch transform's MaxPayloadInMB=0) */
   double header_timeout;  /* seconds for a request's line and headers, from its first byte */
   double body_timeout;    /* seconds a body may stop coming */
@@ -109,10 +120,48 @@ static void close_connection(http_server *server, int i) {
   server->count--;
 }
 
+/* Memory from the server's arena (an R error when there is none: answer() catches it). */
+static void *arena_alloc(size_t size, void *context) {
+  http_server *server = (http_server *)context;
+  size = (size + 15) & ~(size_t)15;
+  arena_block *block = server->arena;
+  if (block == NULL || block->size - block->used < size) {
+    size_t room = size > ARENA_BLOCK ? size : ARENA_BLOCK;
+    arena_block *added = (arena_block *)malloc(sizeof(arena_block) + room);
+    if (added == NULL) error("cannot allocate %zu bytes for the request", size);
+    added->next = block;
+    added->size = room;
+    added->used = 0;
+    server->arena = block = added;
+  }
+  void *memory = block->data + block->used;
+  block->used += size;
+  return memory;
+}
+
+/* After a request: the arena's memory is free again; one standard block stays for the next. */
+static void arena_reset(http_server *server) {
+  arena_block *block = server->arena, *kept = NULL;
+  while (block != NULL) {
+    arena_block *next = block->next;
+    if (kept == NULL && block->size == ARENA_BLOCK) {
+      kept = block;
+      kept->used = 0;
+      kept->next = NULL;
+    } else {
+      free(block);
+    }
+    block = next;
+  }
+  server->arena = kept;
+}
+
 static void finalize_server(SEXP pointer) {
   http_server *server = (http_server *)R_ExternalPtrAddr(pointer);
   if (server == NULL) return;
   while (server->count > 0) close_connection(server, server->count - 1);
+  arena_reset(server);
+  free(server->arena);
   if (server->listen_fd >= 0) close(server->listen_fd);
   free(server->conns);
   free(server->fds);
@@ -347,20 +396,15 @@ static void define(SEXP request, const char *name, SEXP value) {
   UNPROTECT(1);
 }
 
-static void *r_arena(size_t size, void *context) {
-  (void)context;
-  return R_alloc(size, 1);
-}
-
 /* The request as R sees it: an environment (as httpuv's requests were: `req$HTTP_ACCEPT` must not
  * match HTTP_ACCEPT_ENCODING, as a list's `$` would) of REQUEST_METHOD, PATH_INFO, QUERY_STRING
  * ("?..." or ""), the HTTP_* headers (a repeated one's values joined with ", ") and body. */
-static SEXP request_environment(const connection *conn) {
+static SEXP request_environment(http_server *server, const connection *conn) {
   const char *data = conn->data;
   const http_request *parsed = &conn->request;
   const http_head *head = &parsed->head;
   http_header_group *groups;
-  size_t count = http_group_headers(data, parsed->header_end, r_arena, NULL, &groups);
+  size_t count = http_group_headers(data, parsed->header_end, arena_alloc, server, &groups);
   SEXP request = PROTECT(R_NewEnv(R_EmptyEnv, FALSE, 0));
   const char *target = data + head->target_at;
   const char *query = memchr(target, '?', head->target_len);
@@ -383,13 +427,14 @@ static SEXP request_environment(const connection *conn) {
 typedef struct {
   char *data;
   size_t used, size;
+  http_server *server;
 } text_buffer;
 
 static void text_append(text_buffer *b, const char *s, size_t n) {
   if (b->used + n > b->size) {
     size_t size = b->size ? b->size : 512;
     while (size < b->used + n) size *= 2;
-    char *grown = R_alloc(size, 1); /* may raise an R error: answer() catches it */
+    char *grown = (char *)arena_alloc(size, b->server); /* may raise an R error: answer() catches it */
     if (b->used > 0) memcpy(grown, b->data, b->used);
     b->data = grown;
     b->size = size;
@@ -409,6 +454,7 @@ static void append_header_value(text_buffer *b, const char *value) {
 enum answer_stage { STAGE_REQUEST, STAGE_HANDLER, STAGE_RESPONSE, STAGE_WRITE, STAGE_DONE };
 
 typedef struct {
+  http_server *server;
   connection *conn;
   SEXP handler, env;
   int head_only, keep_alive;
@@ -421,7 +467,7 @@ typedef struct {
 static void answer_in_r(void *data) {
   answer_call *call = (answer_call *)data;
   call->stage = STAGE_REQUEST;
-  SEXP request = PROTECT(request_environment(call->conn));
+  SEXP request = PROTECT(request_environment(call->server, call->conn));
   call->stage = STAGE_HANDLER;
   int failed = 0;
   SEXP expression = PROTECT(lang2(call->handler, request));
@@ -455,7 +501,7 @@ static void answer_in_r(void *data) {
       length = (size_t)LENGTH(STRING_ELT(body, 0));
     }
   }
-  text_buffer head = {NULL, 0, 0};
+  text_buffer head = {NULL, 0, 0, call->server};
   char line[160];
   snprintf(line, sizeof line, "HTTP/1.1 %d %s\r\n", code, reason_phrase(code));
   text_append(&head, line, strlen(line));
@@ -482,14 +528,13 @@ static void answer_in_r(void *data) {
 
 /* Answer a whole request. 1: answered, the connection kept; -1: close it; -2: an error answered:
  * linger, then close it. */
-static int answer(connection *conn, SEXP handler, SEXP env) {
+static int answer(http_server *server, connection *conn, SEXP handler, SEXP env) {
   const http_head *head = &conn->request.head;
-  answer_call call = {conn, handler, env, 0, 0, STAGE_REQUEST, 0};
+  answer_call call = {server, conn, handler, env, 0, 0, STAGE_REQUEST, 0};
   call.head_only = head->method_len == 4 && memcmp(conn->data, "HEAD", 4) == 0;
   call.keep_alive = head->keep_alive && !conn->peer_closed;
-  const void *vmax = vmaxget(); /* what R_alloc gave this request is freed once it is answered */
   Rboolean completed = R_ToplevelExec(answer_in_r, &call);
-  vmaxset(vmax);
+  arena_reset(server);
   if (completed) return call.written && call.keep_alive ? 1 : -1;
   /* An R error outside the handler's own evaluation (R has printed it): no memory for the request,
    * or a response this server cannot send. */
@@ -558,7 +603,7 @@ static int take_request(http_server *server, connection *conn, SEXP handler, SEX
   case HTTP_COMPLETE:
     break;
   }
-  int kept = answer(conn, handler, env);
+  int kept = answer(server, conn, handler, env);
   if (kept != 1) return kept;
   /* what follows (a pipelined request) stays for the next call */
   size_t end = request->request_end;
