@@ -7,7 +7,8 @@
 # and reference, scripts/check-rsagemaker.sh), docker-registry (push
 # tests), docker-compose (the SageMaker SDK's local modes), wrk (benchmark), qemu-user-static and
 # binfmt-support (the arm64 images, built and run under emulation), chromium (the monitoring
-# report opened headless, tests/test_monitor_r.py). Skips apt entirely when
+# report opened headless, tests/test_monitor_r.py), clang and libclang-rt-14-dev (libFuzzer with
+# ASan and UBSan: scripts/fuzz.sh). Skips apt entirely when
 # everything is already installed.
 #   usage: scripts/host-packages.sh
 set -euo pipefail
@@ -18,7 +19,7 @@ PACKAGES="podman runc netavark aardvark-dns iptables catatonit uidmap debootstra
   r-base-core r-cran-jsonlite r-cran-data.table r-cran-rpart r-cran-lintr r-cran-plumber
   r-cran-reticulate r-base-dev r-cran-testthat r-cran-withr r-cran-roxygen2 r-cran-pkgdown
   docker-registry docker-compose wrk make git python3-venv curl ca-certificates
-  qemu-user-static binfmt-support chromium"
+  qemu-user-static binfmt-support chromium clang libclang-rt-14-dev"
 
 log() { printf '==> %s\n' "$*" >&2; }
 
