@@ -38,6 +38,11 @@ ARM64_STANDIN_PACKAGES = [
 # Image tag of the suite's builds; set R_SAGEMAKER_TEST_TAG to keep concurrent runs on one engine apart.
 TEST_TAG = os.environ.get("R_SAGEMAKER_TEST_TAG", "test")
 DOCKER_REGISTRY = Path("/usr/bin/docker-registry")
+# What a copy of the template leaves out: environments (.venv, .venv-sdk: gigabytes), engine state,
+# builds and caches. The tests that copy the template copy it with this.
+NOT_TEMPLATE_FILES = shutil.ignore_patterns(
+    ".venv*", ".engine", ".git", "build", "dist", "site", "__pycache__", ".*_cache", ".hypothesis"
+)
 REGISTRY = "127.0.0.1:5000"  # the address the engine trusts as insecure (scripts/engine.sh)
 
 

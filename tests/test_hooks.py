@@ -5,7 +5,7 @@ import json
 import shutil
 
 import pytest
-from conftest import TEMPLATE
+from conftest import NOT_TEMPLATE_FILES, TEMPLATE
 from cookiecutter.exceptions import FailedHookException
 from cookiecutter.main import cookiecutter
 
@@ -79,7 +79,7 @@ def template_with_choices(tmp_path):
 
     def make(**choices):
         copy = tmp_path / "template"
-        shutil.copytree(TEMPLATE, copy, ignore=shutil.ignore_patterns(".venv", ".engine", ".git", "build"))
+        shutil.copytree(TEMPLATE, copy, ignore=NOT_TEMPLATE_FILES)
         config = json.loads((copy / "cookiecutter.json").read_text())
         for key, value in choices.items():
             config[key] = [value, *config[key]]

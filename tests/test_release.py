@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import TEMPLATE, dist
+from conftest import NOT_TEMPLATE_FILES, TEMPLATE, dist
 from cookiecutter.main import cookiecutter
 
 GIT = ["git", "-c", "user.name=test", "-c", "user.email=test@localhost"]
@@ -52,7 +52,7 @@ def template_clone(tmp_path):
     shutil.copytree(
         TEMPLATE,
         clone,
-        ignore=shutil.ignore_patterns(".venv", ".engine", "build", "dist", "site", ".*_cache", "__pycache__"),
+        ignore=NOT_TEMPLATE_FILES,
     )
     run([*GIT, "add", "--all"], cwd=clone)
     run([*GIT, "commit", "--quiet", "--allow-empty", "-m", "Work in progress"], cwd=clone)

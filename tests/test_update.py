@@ -24,7 +24,7 @@ GIT = ["git", "-c", "user.name=test", "-c", "user.email=test@localhost"]
 # The template alone: no built packages (dist/: a bake from it is a release bake), no package sources.
 NOT_TEMPLATE = shutil.ignore_patterns(
     ".git",
-    ".venv",
+    ".venv*",  # .venv-sdk too: gigabytes
     ".engine",
     "build",
     "dist",
