@@ -5,15 +5,12 @@ processing image): `local-serve --capture` writes SageMaker's capture records fi
 import csv
 import json
 import re
-import subprocess
-import sys
-from shutil import copytree, ignore_patterns
 
 import pytest
 import requests
 from conftest import free_port
 
-from contract.common import PROJECT_ROOT
+from contract.common import PROJECT_ROOT, cli, copy_project
 
 pytestmark = pytest.mark.slow
 
@@ -22,17 +19,6 @@ RECORD_FIELDS = {"captureData", "eventMetadata", "eventVersion"}
 PAYLOAD_FIELDS = {"observedContentType", "mode", "data", "encoding"}
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 HOUR_PATH = re.compile(r"^[0-9]{4}/[0-9]{2}/[0-9]{2}/[0-9]{2}/[^/]+\.jsonl$")
-
-
-def cli(project, *args):
-    return subprocess.run(
-        [sys.executable, "-m", "rsagemaker_cli", *args],
-        cwd=project,
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
 
 
 def records_of(capture):
@@ -47,10 +33,7 @@ def records_of(capture):
 def test_local_capture_is_sagemakers_format_and_monitor_finds_drift(
     docker_client, training_image, processing_image, tmp_path
 ):
-    project = tmp_path / "project"
-    copytree(
-        PROJECT_ROOT, project, ignore=ignore_patterns("build", ".venv", ".git", "__pycache__", ".*_cache")
-    )
+    project = copy_project(tmp_path)
     trained = cli(project, "local-train", "--image", training_image)
     assert trained.returncode == 0, trained.stdout + trained.stderr
     with open(project / "data" / "train" / "iris.csv", newline="") as handle:

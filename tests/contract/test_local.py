@@ -5,14 +5,13 @@ import json
 import subprocess
 import sys
 import tarfile
-from shutil import copytree, ignore_patterns
 
 import pytest
 from conftest import free_port
 from rsagemaker_cli.core.engine import LABEL_PROJECT
 from rsagemaker_cli.core.opt_ml import encode_hyperparameters, pack_sourcedir
 
-from contract.common import PROJECT_ROOT
+from contract.common import cli, copy_project
 
 # --- helpers shared with the remote jobs (no engine needed) -----------------------------------
 
@@ -74,20 +73,7 @@ def test_pack_sourcedir_packs_only_code_at_the_root(tmp_path):
 
 @pytest.fixture
 def project(tmp_path):
-    copy = tmp_path / "project"
-    copytree(PROJECT_ROOT, copy, ignore=ignore_patterns("build", ".venv", ".git", "__pycache__", ".*_cache"))
-    return copy
-
-
-def cli(project, *args, timeout=300):
-    return subprocess.run(
-        [sys.executable, "-m", "rsagemaker_cli", *args],
-        cwd=project,
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+    return copy_project(tmp_path)
 
 
 def project_containers(docker_client, project):

@@ -13,7 +13,6 @@ import struct
 import tarfile
 import threading
 import time
-from shutil import copytree, ignore_patterns
 from typing import ClassVar
 
 import pytest
@@ -23,7 +22,7 @@ from rsagemaker_cli.core.errors import SetupError
 from rsagemaker_cli.core.project import model_tarballs
 from rsagemaker_cli.local import multi_model
 
-from contract.common import PROJECT_ROOT
+from contract.common import copy_project
 from contract.serving_support import is_json_error, serving_container, train_sample_model, write_model
 from contract.test_local import cli, make, project_containers
 
@@ -499,10 +498,7 @@ predict_fn <- function(data, model) {
 def test_make_local_serve_multi_model_and_predict_target_model(
     docker_client, training_image, iris_tarball, tmp_path
 ):
-    project = tmp_path / "project"
-    copytree(
-        PROJECT_ROOT, project, ignore=ignore_patterns("build", ".venv", ".git", "__pycache__", ".*_cache")
-    )
+    project = copy_project(tmp_path)
     models = project / multi_model.MODELS_DIR
     models.mkdir(parents=True)
     shutil.copy(iris_tarball, models / "iris.tar.gz")
