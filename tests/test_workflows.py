@@ -14,6 +14,7 @@ import json
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -21,7 +22,7 @@ from pathlib import Path
 import pytest
 import requests
 import yaml
-from conftest import REGISTRY, TEMPLATE, TEST_TAG, bake
+from conftest import NOT_TEMPLATE_FILES, REGISTRY, TEMPLATE, TEST_TAG, bake, dist
 
 TOOLS = Path(sys.executable).parent  # check-jsonschema, zizmor, shellcheck of the suite's venv
 GENERATED_SOURCE = TEMPLATE / "{{cookiecutter.project_slug}}"
@@ -148,6 +149,9 @@ def test_every_action_is_pinned_to_the_commit_of_its_release():
             assert (ref, comment) == PINNED_ACTIONS[action], f"{path}:{number}: {action}@{ref} # {comment}"
 
 
+ONLY_ON_VERSION_TAGS = {"push": {"tags": ["v*"]}}
+
+
 def test_permissions_are_empty_at_the_top_and_least_per_job():
     for path in workflow_files(TEMPLATE) + workflow_files(GENERATED_SOURCE):
         workflow = load(path)
@@ -158,6 +162,10 @@ def test_permissions_are_empty_at_the_top_and_least_per_job():
             wanted = {"contents": "read"}
             if any("configure-aws-credentials" in step.get("uses", "") for step in job["steps"]):
                 wanted["id-token"] = "write"  # OIDC: the only way this project reaches AWS
+            if workflow["on"] == ONLY_ON_VERSION_TAGS and any(
+                "gh release create" in step.get("run", "") for step in job["steps"]
+            ):
+                wanted["contents"] = "write"  # creating a release and uploading its files; v* tags only
             assert permissions == wanted, f"{path}: job {job_id}: {permissions}"
 
 
@@ -177,9 +185,18 @@ def test_checkouts_do_not_keep_the_token():
 
 def test_concurrency_cancels_superseded_runs():
     for path in workflow_files(TEMPLATE) + workflow_files(GENERATED_SOURCE):
-        concurrency = load(path)["concurrency"]
+        workflow = load(path)
+        concurrency = workflow["concurrency"]
         assert "${{ github.workflow }}-${{ github.ref }}" == concurrency["group"], path
-        assert concurrency["cancel-in-progress"] in (True, "${{ github.event_name == 'pull_request' }}"), path
+        if workflow["on"] == ONLY_ON_VERSION_TAGS:
+            # A release run is its tag's only run: nothing supersedes it, and cancelling one could
+            # leave a release created without its files.
+            assert concurrency["cancel-in-progress"] is False, path
+        else:
+            assert concurrency["cancel-in-progress"] in (
+                True,
+                "${{ github.event_name == 'pull_request' }}",
+            ), path
 
 
 # --- rendering ------------------------------------------------------------------------------------------
@@ -218,7 +235,7 @@ def test_template_bake_job_runs_the_generated_projects_ci_commands():
     in_bake = [target for directory, target in template if directory == "$PROJECT_DIR"]
     # (`make images` in the test job only lists the images to save for the push.)
     of_generated_tests = [t for job, _, t in generated if job in ("lint", "test") and t != "images"]
-    assert in_bake == of_generated_tests == ["lint", "build", "test"]
+    assert in_bake == of_generated_tests == ["lint", "vendor", "build", "test"]
 
 
 # --- the generated project's workflow -------------------------------------------------------------------
@@ -455,7 +472,7 @@ def test_template_workflow_runs_only_make_targets_that_exist(bakes):
 def test_generated_workflow_runs_only_make_targets_that_exist(bakes, images, base):
     project = bakes[images, base]
     commands = make_commands_of(project / ".github" / "workflows" / "ci.yml")
-    assert {target for _, target in commands} == {"lint", "build", "test", "images"}
+    assert {target for _, target in commands} == {"lint", "vendor", "build", "test", "images"}
     targets = make_targets(project)
     for _, target in commands:
         assert target in targets, f"`make {target}` is not a target of the {images} bake"
@@ -472,11 +489,32 @@ def test_readmes_document_the_make_targets_the_workflows_run(bakes):
 
 
 def test_actionlint_is_downloaded_pinned_and_verified():
-    for path in workflow_files(TEMPLATE) + workflow_files(GENERATED_SOURCE):
-        (step,) = [s for _, s in steps(load(path)) if s.get("name", "").startswith("actionlint")]
+    """One actionlint step per repository (the template, a bake), and it lints every workflow there
+    (the template's: release.yml too, and the workflows it generates)."""
+    for root, workflows in (
+        (TEMPLATE, workflow_files(TEMPLATE) + workflow_files(GENERATED_SOURCE)),
+        (GENERATED_SOURCE, workflow_files(GENERATED_SOURCE)),
+    ):
+        found = [
+            s
+            for path in workflow_files(root)
+            for _, s in steps(load(path))
+            if s.get("name", "").startswith("actionlint")
+        ]
+        assert len(found) == 1, f"{root}: {len(found)} actionlint steps"
+        (step,) = found
         assert re.fullmatch(r"\d+\.\d+\.\d+", step["env"]["ACTIONLINT_VERSION"])
         assert re.fullmatch(r"[0-9a-f]{64}", step["env"]["ACTIONLINT_SHA256"])
         assert "sha256sum --check --strict" in step["run"]
+        (command,) = [
+            words
+            for words in shell_commands(re.sub(r"\\\n", " ", step["run"]))
+            if words[0].endswith("/actionlint")
+        ]
+        patterns = [word for word in command[1:] if not word.startswith("-")]
+        # Without file arguments actionlint lints every workflow of the repository it runs in.
+        linted = {p for pattern in patterns for p in root.glob(pattern)} if patterns else set(workflows)
+        assert set(workflows) <= linted, f"{root}: actionlint leaves out {set(workflows) - linted}"
 
 
 # --- the hand-over of the tested images, run here ------------------------------------------------------
@@ -635,6 +673,47 @@ def test_the_template_bake_step_commits_a_clean_project(tmp_path):
     assert run(["git", "status", "--porcelain"], cwd=project).stdout == ""
 
 
+def test_the_release_rebuilds_dist_and_refuses_what_the_pins_do_not_name(tmp_path):
+    """The release workflow's check, run on a copy of this checkout whose cookiecutter.json pins this
+    checkout's builds (as scripts/release.sh leaves a tag); control: one pin off, and the step fails."""
+    step = next(
+        step
+        for _, step in steps(load(TEMPLATE / ".github" / "workflows" / "release.yml"))
+        if step.get("name", "").startswith("Rebuild dist/")
+    )
+    built = {}
+    for line in (dist() / "SHA256SUMS").read_text().splitlines():
+        digest, name = line.split("  ", 1)
+        built[name] = digest
+    checkout = tmp_path / "r-sagemaker"
+    shutil.copytree(TEMPLATE, checkout, ignore=NOT_TEMPLATE_FILES)
+    run(["git", "init", "--quiet"], cwd=checkout)  # dist.sh takes the files git tracks or would track
+    config_path = checkout / "cookiecutter.json"
+    config = json.loads(config_path.read_text())
+    version = config["_plumbing_version"]
+    config["_rsagemaker_sha256"] = built[f"rsagemaker_{version}.tar.gz"]
+    config["_cli_sha256"] = built[f"rsagemaker_cli-{version}-py3-none-any.whl"]
+    config_path.write_text(json.dumps(config, indent=2) + "\n")
+    # The step adds the checkout to git's safe.directory in the global config: here a file of the test.
+    git_config = {"GIT_CONFIG_GLOBAL": str(tmp_path / "gitconfig")}
+    outputs = tmp_path / "outputs"
+    outputs.mkdir()
+
+    result, _ = run_step(step, checkout, outputs, **git_config)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"dist/ matches the pins of {version}" in result.stdout
+    assert (checkout / "dist" / "SHA256SUMS").read_text() == (dist() / "SHA256SUMS").read_text()
+
+    config["_cli_sha256"] = "0" * 64
+    config_path.write_text(json.dumps(config, indent=2) + "\n")
+    result, _ = run_step(step, checkout, outputs, **git_config)
+    assert result.returncode != 0
+    assert (
+        f"dist/ differs from the pins in cookiecutter.json: ['rsagemaker_cli-{version}-py3-none-any.whl']"
+        in result.stderr
+    )
+
+
 # Every `run:` step of the workflows is run by a test of this file, or by the suite in its own way,
 # or needs what is not here; a new step must be placed in one of the two lists.
 RUN_HERE = {
@@ -646,12 +725,14 @@ RUN_HERE = {
     "generated: publish: Push the tested image (loaded from the test job's artifact, checked by ID)": "test_publish_pushes_exactly_the_images_make_test_ran",
     "generated: publish: Summary": "test_publish_pushes_exactly_the_images_make_test_ran",
     "template: bake: Bake into a git repository of its own, as a user would": "test_the_template_bake_step_commits_a_clean_project",
+    "template release: release: Rebuild dist/ and compare with the pins": "test_the_release_rebuilds_dist_and_refuses_what_the_pins_do_not_name",
 }
 RUN_ELSEWHERE = {
     "generated: lint: Install R and lintr (Ubuntu packages)": "apt-get on a GitHub runner (Ubuntu); here scripts/host-packages.sh",
     "generated: lint: make lint": "tests/test_lint.py runs make lint in every bake",
     "generated: lint: actionlint": "downloads actionlint from GitHub (no network here); shellcheck runs below",
-    "generated: test: Install R for the host-side R tests, wrk for the benchmark smoke test (Ubuntu packages)": "apt-get on Ubuntu",
+    "generated: test: Install R and testthat for the model's R tests (make test-r; Ubuntu packages)": "apt-get on Ubuntu; here scripts/host-packages.sh installs the same packages",
+    "generated: test: Fetch and check the pinned plumbing (plumbing.sha256)": "make vendor: tests/test_release.py runs it on a bake of a release (its files from a folder: the release URL is not reachable here) and with a tampered file",
     "generated: test: make build": "conftest.built_project builds the default bake (make build)",
     "generated: test: make test": "tests/test_images.py runs make test in the built bake",
     "generated: publish: Check that the ECR repository exists": "needs the ECR API (aws ecr describe-repositories)",
@@ -660,17 +741,23 @@ RUN_ELSEWHERE = {
     "template: suite: make test": "this suite",
     "template: bake: make setup (host R, cookiecutter)": "make setup, which runs this suite",
     "template: bake: make lint (in the bake)": "tests/test_lint.py",
+    "template: bake: Build this checkout's packages (the bake vendors them)": "conftest.dist() runs scripts/dist.sh once per session; tests/test_release.py checks it builds the same bytes twice",
+    "template: bake: make vendor (in the bake)": "conftest.built_project: make build checks vendor/ first (vendor/.checked runs make vendor); tests/test_release.py runs make vendor itself",
     "template: bake: make build (in the bake)": "conftest.built_project",
     "template: bake: make test (in the bake)": "tests/test_images.py",
+    "template release: release: Install R, Python and git (Debian packages)": "apt-get in the debian:bookworm container; here scripts/host-packages.sh",
+    "template release: release: Attach the files to the release": "needs GitHub's API (gh release create) and a pushed tag",
 }
 
 
 def run_step_names():
     names = []
-    for label, path in (("template", TEMPLATE), ("generated", GENERATED_SOURCE)):
-        for job_id, step in steps(load(path / ".github" / "workflows" / "ci.yml")):
-            if "run" in step:
-                names.append(f"{label}: {job_id}: {step.get('name') or step['run'].strip()}")
+    for label, root in (("template", TEMPLATE), ("generated", GENERATED_SOURCE)):
+        for path in workflow_files(root):
+            workflow = label if path.name == "ci.yml" else f"{label} {path.stem}"
+            for job_id, step in steps(load(path)):
+                if "run" in step:
+                    names.append(f"{workflow}: {job_id}: {step.get('name') or step['run'].strip()}")
     return names
 
 
