@@ -362,5 +362,9 @@ def test_ctrl_c_of_local_process_stops_the_job_as_docker_stop_would(processing_i
     assert "stopping 1 container(s) with SIGTERM" in output
     message = project / "build" / "processing" / "hosts" / "algo-1" / "output" / "message"
     assert message.read_text().startswith("Stopped: SIGTERM received; Rscript"), output
-    checkpoint = project / "build" / "processing" / "output" / "train" / "checkpoint.txt"
+    # The R code's on.exit ran: it wrote into the host's own output folder (a stopped job's outputs
+    # are not gathered under build/processing/output, as a failed job's are not).
+    checkpoint = (
+        project / "build" / "processing" / "hosts" / "algo-1" / "outputs" / "train" / "checkpoint.txt"
+    )
     assert checkpoint.read_text() == "saved by on.exit\n", output

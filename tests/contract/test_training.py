@@ -116,17 +116,24 @@ def test_training_with_the_baked_code(docker_client, training_image, tmp_path):
     assert status == 0, logs
     assert "train_accuracy=" in logs and "Training complete" in logs
     assert sorted(os.listdir(opt_ml.path("model"))) == [
+        "baseline.json",
         "code",
         "input-prototype.json",
         "model.rds",
         "rsagemaker-versions.json",
     ]
+    # The monitoring baseline (code/baseline.R, sourced from the code folder SageMaker runs train.R in).
+    baseline = json.loads(opt_ml.path("model", "baseline.json").read_text())
+    assert set(baseline["features"]) == {"Sepal.Length", "Sepal.Width", "Petal.Length", "Petal.Width"}
+    assert "Monitoring baseline saved to" in logs
     # The versions kept with the model: this image's R and packages, and the base it was built on.
     kept = json.loads(opt_ml.path("model", "rsagemaker-versions.json").read_text())
     assert re.fullmatch(r"\d+\.\d+\.\d+", kept["r"]) and "Versions kept with the model" in logs
     assert {"jsonlite", "data.table", "rpart"} <= set(kept["packages"]) and kept["base_image"]
     code = set(os.listdir(opt_ml.path("model", "code")))
-    assert {"deploy.R", "train.R"} <= code and not any(n.endswith((".tar.gz", ".csv")) for n in code)
+    assert {"baseline.R", "deploy.R", "train.R"} <= code and not any(
+        n.endswith((".tar.gz", ".csv")) for n in code
+    )
     assert opt_ml.path("checkpoints", "checkpoint.rds").exists()
     assert not opt_ml.path("output", "failure").exists()
 

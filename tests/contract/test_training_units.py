@@ -272,11 +272,19 @@ def test_baked_code_when_no_source_is_given(rscript, tmp_path):
     assert done.returncode == 0, done.stderr
     assert "train_accuracy=" in done.stdout
     model_files = sorted(os.listdir(opt_ml.path("model")))
-    assert model_files == ["code", "input-prototype.json", "model.rds", "rsagemaker-versions.json"], (
-        "only the model, its input prototype, its code and the versions it was trained under: "
-        "no tarball, no training data"
+    assert model_files == [
+        "baseline.json",
+        "code",
+        "input-prototype.json",
+        "model.rds",
+        "rsagemaker-versions.json",
+    ], (
+        "only the model, its input prototype, its monitoring baseline, its code and the versions it "
+        "was trained under: no tarball, no training data"
     )
-    assert {"deploy.R", "train.R"} <= set(os.listdir(opt_ml.path("model", "code")))
+    # train.R sources baseline.R from its working directory: the code folder, as SageMaker runs it.
+    assert "Monitoring baseline saved to" in done.stdout
+    assert {"baseline.R", "deploy.R", "train.R"} <= set(os.listdir(opt_ml.path("model", "code")))
     assert not any(name.endswith((".csv", ".tar.gz")) for name in os.listdir(opt_ml.path("model", "code")))
     assert opt_ml.failure() is None
 
