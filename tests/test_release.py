@@ -47,13 +47,14 @@ def run(command, cwd, check=True, **kwargs):
 
 @pytest.fixture
 def template_clone(tmp_path):
-    """This checkout's committed state plus its current files, as a repository of its own."""
+    """This checkout's files as they are now (no environments, no builds), in a repository of its own."""
     clone = tmp_path / "r-sagemaker"
     shutil.copytree(
         TEMPLATE,
         clone,
         ignore=NOT_TEMPLATE_FILES,
     )
+    run(["git", "init", "--quiet", "--initial-branch=main"], cwd=clone)
     run([*GIT, "add", "--all"], cwd=clone)
     run([*GIT, "commit", "--quiet", "--allow-empty", "-m", "Work in progress"], cwd=clone)
     return clone

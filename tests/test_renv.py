@@ -13,6 +13,7 @@ import http.server
 import json
 import re
 import shutil
+import tarfile
 import threading
 import time
 import urllib.request
@@ -86,7 +87,9 @@ def test_the_bake_holds_renv_files_and_no_packages_txt(tmp_path):
     assert not list(project.glob("images/*/packages.txt"))
     assert not (project / "images/install-r-packages.sh").exists()
     lock = json.loads((project / "code/renv.lock").read_text())
-    description = (project / "images/training/rsagemaker/DESCRIPTION").read_text()
+    # rsagemaker's Imports, from the pinned tarball in vendor/ (as images/renv-lockfile.R reads them).
+    with tarfile.open(next((project / "vendor").glob("rsagemaker_*.tar.gz"))) as tarball:
+        description = tarball.extractfile("rsagemaker/DESCRIPTION").read().decode()
     imports = re.search(r"^Imports:(.*?)(?=^\S|\Z)", description, re.MULTILINE | re.DOTALL).group(1)
     plumbing = {re.sub(r"\(.*", "", name).strip() for name in imports.split(",")}
     # The plumbing's packages (the non-base Imports) and the sample code's, each with a version.
