@@ -26,7 +26,13 @@ SHARES = {"algo-1": SHARDS[0::3], "algo-2": SHARDS[1::3], "algo-3": SHARDS[2::3]
 TRAIN_R = """#!/usr/bin/env Rscript
 hosts <- jsonlite::fromJSON(Sys.getenv("SM_HOSTS"))
 me <- Sys.getenv("SM_CURRENT_HOST")
-resolved <- hosts[vapply(hosts, function(h) !is.null(utils::nsl(h)), TRUE)]
+# The other containers may start a moment later: wait for their names, as the training toolkit
+# does before a distributed job starts (up to 15 s).
+for (try in 1:30) {
+  resolved <- hosts[vapply(hosts, function(h) !is.null(utils::nsl(h)), TRUE)]
+  if (length(resolved) == length(hosts)) break
+  Sys.sleep(0.5)
+}
 files <- sort(list.files(Sys.getenv("SM_CHANNEL_TRAIN")))
 cat(sprintf("host=%s rank=%s hosts=%s resolved=%s files=%s\\n", me, Sys.getenv("SM_HOST_RANK"),
   paste(hosts, collapse = ","), paste(resolved, collapse = ","), paste(files, collapse = ",")))
