@@ -33,6 +33,9 @@ for (try in 1:30) {
   if (length(resolved) == length(hosts)) break
   Sys.sleep(0.5)
 }
+# ... and stay up a little, so that a host that starts later still finds this one (a name goes
+# with its container).
+Sys.sleep(5)
 files <- sort(list.files(Sys.getenv("SM_CHANNEL_TRAIN")))
 cat(sprintf("host=%s rank=%s hosts=%s resolved=%s files=%s\\n", me, Sys.getenv("SM_HOST_RANK"),
   paste(hosts, collapse = ","), paste(resolved, collapse = ","), paste(files, collapse = ",")))
