@@ -21,30 +21,8 @@
 #include <string.h>
 
 #include "csv_core.h"
+#include "fuzz_arena.h"
 
-typedef struct {
-  void **blocks;
-  size_t count, size;
-} arena;
-
-static void *arena_alloc(size_t size, void *context) {
-  arena *a = (arena *)context;
-  if (a->count == a->size) {
-    a->size = a->size ? 2 * a->size : 16;
-    a->blocks = (void **)realloc(a->blocks, a->size * sizeof(void *));
-    assert(a->blocks != NULL);
-  }
-  void *block = malloc(size ? size : 1);
-  assert(block != NULL);
-  a->blocks[a->count++] = block;
-  return block;
-}
-
-static void arena_free(arena *a) {
-  for (size_t i = 0; i < a->count; i++) free(a->blocks[i]);
-  free(a->blocks);
-  memset(a, 0, sizeof *a);
-}
 
 static int is_blank(char c) { return c == ' ' || c == '\t'; }
 

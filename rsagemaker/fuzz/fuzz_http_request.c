@@ -20,35 +20,12 @@
 #include <string.h>
 
 #include "http_parse.h"
+#include "fuzz_arena.h"
 
 #define MAX_REQUESTS 64
 
 static const double LIMITS[] = {INFINITY, 0, 1, 100, 65536, 6 * 1024 * 1024};
 
-/* An arena: every block of one request, freed together. */
-typedef struct {
-  void **blocks;
-  size_t count, size;
-} arena;
-
-static void *arena_alloc(size_t size, void *context) {
-  arena *a = (arena *)context;
-  if (a->count == a->size) {
-    a->size = a->size ? 2 * a->size : 16;
-    a->blocks = (void **)realloc(a->blocks, a->size * sizeof(void *));
-    assert(a->blocks != NULL);
-  }
-  void *block = malloc(size ? size : 1);
-  assert(block != NULL);
-  a->blocks[a->count++] = block;
-  return block;
-}
-
-static void arena_free(arena *a) {
-  for (size_t i = 0; i < a->count; i++) free(a->blocks[i]);
-  free(a->blocks);
-  memset(a, 0, sizeof *a);
-}
 
 /* Parse data[0..used) as a connection whose bytes came in pieces: ends[] are the successive
  * amounts buffered. Returns the final verdict and the request. */
