@@ -106,7 +106,9 @@ def test_a_killed_worker_is_replaced(docker_client, training_image, pid_model):
         assert after < served_pids_of(served)
         assert f"(pid {victim}) died" in served.logs()
         assert all(parent == served.master_pid() for parent in served.forks().values())
-        time.sleep(1.5)  # nginx retries a worker that refused a connection after 1 s (fail_timeout)
+        # nginx retries a worker that refused a connection once fail_timeout (1 s) has passed on its
+        # clock, which counts whole seconds: up to 2 s after the last refusal.
+        time.sleep(2.5)
         with concurrent.futures.ThreadPoolExecutor(2) as pool:
             pids = set(pool.map(lambda _: sleep_then_pid(served.url, 1), range(2)))
         assert pids == after
