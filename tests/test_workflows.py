@@ -9,6 +9,7 @@ tested images from the test job to the publish job, with the container engine an
 Every `run:` step is either run by a test here or listed with the reason it cannot be (RUN_ELSEWHERE).
 """
 
+import io
 import itertools
 import json
 import os
@@ -519,26 +520,52 @@ def test_actionlint_is_downloaded_pinned_and_verified():
 
 # --- the hand-over of the tested images, run here ------------------------------------------------------
 
-# Stands in for `aws ecr batch-get-image`, the one AWS call of the push step: it answers with the
-# manifest the local registry really serves for the tag, as ECR's API returns an image's manifest.
+# Stands in for the two AWS calls of the push step, against the local registry as ECR's API answers:
+# `aws ecr batch-get-image` (the manifest the registry serves for a tag, or no image) and `aws ecr
+# put-image` (a manifest put under another tag, as ECR tags an image without a push).
 AWS_SHIM = """#!{python}
+import json
 import sys
+import urllib.error
 import urllib.request
 
 arguments = sys.argv[1:]
-assert arguments[:2] == ["ecr", "batch-get-image"], arguments
-repository = arguments[arguments.index("--repository-name") + 1]
-tag = arguments[arguments.index("--image-ids") + 1].removeprefix("imageTag=")
-start = arguments.index("--accepted-media-types") + 1
-types = []
-while start < len(arguments) and not arguments[start].startswith("--"):
-    types.append(arguments[start])
-    start += 1
-assert arguments[arguments.index("--query") + 1] == "images[0].imageManifest", arguments
-request = urllib.request.Request(
-    "http://{registry}/v2/" + repository + "/manifests/" + tag, headers={{"Accept": ", ".join(types)}}
-)
-print(urllib.request.urlopen(request).read().decode())
+def value(name):
+    return arguments[arguments.index(name) + 1]
+repository = value("--repository-name")
+url = "http://{registry}/v2/" + repository + "/manifests/"
+if arguments[:2] == ["ecr", "batch-get-image"]:
+    # the whole answer as JSON, or (--query) the manifest as text
+    assert value("--output") == "json" or value("--query") == "images[0].imageManifest", arguments
+    tag = value("--image-ids").removeprefix("imageTag=")
+    start = arguments.index("--accepted-media-types") + 1
+    types = []
+    while start < len(arguments) and not arguments[start].startswith("--"):
+        types.append(arguments[start])
+        start += 1
+    request = urllib.request.Request(url + tag, headers={{"Accept": ", ".join(types)}})
+    try:
+        with urllib.request.urlopen(request) as response:
+            image = {{"imageId": {{"imageTag": tag}}, "imageManifest": response.read().decode(),
+                     "imageManifestMediaType": response.headers["Content-Type"]}}
+        answer = {{"images": [image], "failures": []}}
+    except urllib.error.HTTPError as error:
+        assert error.code == 404, error
+        answer = {{"images": [], "failures": [{{"failureCode": "ImageNotFound"}}]}}
+    if "--query" in arguments:
+        print(answer["images"][0]["imageManifest"] if answer["images"] else "None")
+    else:
+        print(json.dumps(answer))
+elif arguments[:2] == ["ecr", "put-image"]:
+    manifest = value("--image-manifest").encode()
+    media_type = value("--image-manifest-media-type")
+    request = urllib.request.Request(
+        url + value("--image-tag"), data=manifest, method="PUT", headers={{"Content-Type": media_type}}
+    )
+    urllib.request.urlopen(request).close()
+    print(json.dumps({{"image": {{"imageId": {{"imageTag": value("--image-tag")}}}}}}))
+else:
+    raise SystemExit(f"the AWS shim does not know {{arguments}}")
 """
 
 
@@ -567,6 +594,7 @@ def test_publish_pushes_exactly_the_images_make_test_ran(built_project, engine, 
     shim.parent.mkdir()
     shim.write_text(AWS_SHIM.format(python=sys.executable, registry=REGISTRY))
     shim.chmod(0o755)
+    rebuilt = None
     try:
         # The test job, after make test: save the images, output their IDs.
         save = step_named(workflow, "test", "save")
@@ -579,8 +607,8 @@ def test_publish_pushes_exactly_the_images_make_test_ran(built_project, engine, 
         for name in images:  # the publish job's runner has only the artifact
             engine.images.remove(f"{repositories[name]}:{tag}")
 
-        for name in images:
-            expressions = {
+        def expressions_for(name):
+            return {
                 "runner.temp": str(runner_temp),
                 "matrix.image": name,
                 "matrix.repository": repositories[name],
@@ -591,23 +619,28 @@ def test_publish_pushes_exactly_the_images_make_test_ran(built_project, engine, 
                     "remote-train" if name == "training" else "remote-process"
                 ),
             }
+
+        path = f"{shim.parent}:{os.environ['PATH']}"
+        for name in images:
+            expressions = expressions_for(name)
             refs = {"GITHUB_REF_TYPE": "tag", "GITHUB_REF_NAME": "v1.0.0"}
             result, tags = run_step(
                 step_named(workflow, "publish", "tags"), project, tmp_path, expressions, **refs
             )
             assert result.returncode == 0, result.stderr
             expressions["steps.tags.outputs.tags"] = tags["tags"]
-            path = f"{shim.parent}:{os.environ['PATH']}"
-            result, _ = run_step(
+            result, outputs = run_step(
                 step_named(workflow, "publish", "push"), project, tmp_path, expressions, PATH=path
             )
             assert result.returncode == 0, result.stdout + result.stderr
+            assert outputs == {"kept": "false", "image_id": tested[name]}
+            expressions["steps.push.outputs.kept"] = outputs["kept"]
+            expressions["steps.push.outputs.image_id"] = outputs["image_id"]
+            target = f"{REGISTRY}/{repositories[name]}"
             for pushed_tag in (tag, "v1.0.0"):
                 assert served_config_digest(repositories[name], pushed_tag) == tested[name]
-                assert (
-                    f"{REGISTRY}/{repositories[name]}:{pushed_tag}: the tested image {tested[name]}"
-                    in result.stdout
-                )
+            assert f"{target}:{tag}: the tested image {tested[name]}" in result.stdout
+            assert f"{target}:v1.0.0: the image of {target}:{tag}, {tested[name]}" in result.stdout
 
             summary_step = next(step for _, step in steps(workflow) if step.get("name") == "Summary")
             result, _ = run_step(summary_step, project, tmp_path, expressions)
@@ -626,11 +659,59 @@ def test_publish_pushes_exactly_the_images_make_test_ran(built_project, engine, 
             assert result.returncode != 0
             assert "::error title=Not the tested image::" in result.stdout
             assert served_config_digest(repositories[name], "control") is None
+
+        # Issue 25 item 10: the same commit built again (a v* tag on a commit main pushed, or a
+        # re-run) is another image; the commit's tag keeps the image ECR has, which takes the version.
+        name = next(iter(images))
+        local_ref = f"{repositories[name]}:{tag}"
+        rebuilt = rebuild(engine, images[name], local_ref)
+        assert rebuilt != tested[name]
+        run(["docker", "save", "--output", str(artifact / f"{name}.tar"), local_ref])
+        engine.images.remove(local_ref)
+        target = f"{REGISTRY}/{repositories[name]}"
+        expressions = {
+            **expressions_for(name),
+            "fromJSON(needs.test.outputs.image_ids)[matrix.image]": rebuilt,
+            "steps.tags.outputs.tags": f"{target}:{tag}\n{target}:v1.0.1",
+        }
+        result, outputs = run_step(
+            step_named(workflow, "publish", "push"), project, tmp_path, expressions, PATH=path
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+        for kept_tag in (tag, "v1.0.0", "v1.0.1"):
+            assert served_config_digest(repositories[name], kept_tag) == tested[name], kept_tag
+        assert f"::notice title=Kept {target}:{tag}::" in result.stdout
+        assert outputs["kept"] == "true" and outputs["image_id"] == tested[name]
+        expressions["steps.push.outputs.kept"] = outputs["kept"]
+        expressions["steps.push.outputs.image_id"] = outputs["image_id"]
+        summary_step = next(step for _, step in steps(workflow) if step.get("name") == "Summary")
+        result, _ = run_step(summary_step, project, tmp_path, expressions)
+        assert f"ECR had this commit's image already ({tested[name]}" in result.stdout
+
+        # A version tag never moves either: another commit's image asking for v1.0.0 is refused.
+        expressions["steps.tags.outputs.tags"] = f"{target}:{tag}-next\n{target}:v1.0.0"
+        result, _ = run_step(
+            step_named(workflow, "publish", "push"), project, tmp_path, expressions, PATH=path
+        )
+        assert result.returncode != 0
+        assert f"::error title=Version tag taken::{target}:v1.0.0 names image {tested[name]}" in result.stdout
+        assert served_config_digest(repositories[name], "v1.0.0") == tested[name]
+        assert served_config_digest(repositories[name], f"{tag}-next") == rebuilt
     finally:
         for name in images:
             for leftover in (f"{repositories[name]}:{tag}",):
                 if engine.images.list(name=leftover):
                     engine.images.remove(leftover)
+        if rebuilt:
+            engine.images.remove(rebuilt, force=True)
+
+
+def rebuild(engine, ref, new_ref):
+    """ref built again: the same content in another image (another ID), as a second build of one
+    commit is; tagged new_ref. Returns its ID."""
+    dockerfile = io.BytesIO(f"FROM {ref}\nLABEL rebuilt-by=test_workflows\n".encode())
+    image, _ = engine.images.build(fileobj=dockerfile, tag=new_ref, rm=True)
+    return image.id
 
 
 def test_fix_tag_step_pins_the_commits_sha_for_the_job(bakes, tmp_path):
