@@ -429,6 +429,9 @@ as_frame <- function(x) {
   if (is.matrix(x)) {
     return(as.data.frame(x, stringsAsFactors = FALSE))
   }
+  if (is.list(x) && length(x) > 0 && !is.null(names(x))) {
+    x[vapply(x, is.null, logical(1))] <- list(NA) # one object's JSON null: a missing value, as in a list of them
+  }
   if (is_record(x)) {
     return(as.data.frame(x, stringsAsFactors = FALSE, optional = TRUE))
   }

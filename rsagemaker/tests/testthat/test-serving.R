@@ -43,6 +43,12 @@ test_that("bodies: CSV, JSON records or instances, JSON lines", {
   expect_identical(dim(default_input_fn("5.1,3.5\n6.7,3.0\n", "text/csv")), c(2L, 2L))
   expect_identical(default_input_fn('{"instances": [{"a": 1}, {"a": 2}]}', "application/json")$a, c(1L, 2L))
   expect_identical(nrow(default_input_fn('{"a": 1}\n{"a": 2}\n', "application/jsonlines")), 2L)
+  # JSON null is a missing value, in one object as in a list of objects
+  expect_identical(default_input_fn('{"a": 1, "b": null}', "application/json"), data.frame(a = 1L, b = NA))
+  expect_identical(
+    default_input_fn('{"a": 1, "b": null}\n{"a": 2, "b": 3.5}\n', "application/jsonlines"),
+    default_input_fn('[{"a": 1, "b": null}, {"a": 2, "b": 3.5}]', "application/json")
+  )
   expect_error(default_input_fn("{", "application/json"), class = "http_error")
   expect_error(default_input_fn("x", "text/html"), "not supported", class = "http_error")
 })
