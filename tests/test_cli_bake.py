@@ -309,3 +309,13 @@ def test_every_target_that_calls_the_cli_passes_arguments_it_parses(default_proj
     for target in targets:
         arguments = cli_line(make(default_project, target, "-n", VERSION="1").stdout)
         assert build_parser().parse_args(arguments).command == arguments[0], target
+
+
+def test_a_renv_bake_s_remote_build_passes_its_mirror_to_codebuild(tmp_path):
+    """make build passes R_REPOS to a renv bake's Dockerfiles; remote-build hands it to CodeBuild's
+    make build (rsagemaker_cli.aws.remote_build.build_variables)."""
+    project = bake(tmp_path, r_packages="renv")
+    arguments = cli_line(make(project, "remote-build", "-n", R_REPOS="http://127.0.0.1:1/cran").stdout)
+    parsed = build_parser().parse_args(arguments)
+    assert (parsed.command, parsed.r_repos) == ("remote-build", "http://127.0.0.1:1/cran")
+    assert "--r-repos" not in cli_line(make(project, "remote-build", "-n").stdout)

@@ -131,13 +131,18 @@ def test_the_context_goes_up_the_project_is_made_and_the_build_started(buildable
     assert variables["TAG"] == TAG and variables["PLATFORM"] == "linux/amd64"
     assert variables["BASE_IMAGE"] == "docker.io/rocker/r2u:24.04"
     assert variables["ECR_EXPIRE_UNTAGGED_AFTER_DAYS"] == "14"
+    assert "R_REPOS" not in variables
     for image in ("processing", "training"):
         assert f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/{SLUG}-{image}:{TAG}@sha256:" in result.out
 
     # Again, on ARM: the project is updated (moto has no UpdateProject: a hook answers it).
     answered(monkeypatch, "UpdateProject", {"project": {"name": f"{SLUG}-images"}})
-    again = cli(*BUILD, "--platform", "linux/arm64")
+    again = cli(*BUILD, "--platform", "linux/arm64", "--r-repos", "http://mirror.example/cran")
     assert again.code == 0, again.err
+    variables = {
+        item["name"]: item["value"] for item in again.request("StartBuild")["environmentVariablesOverride"]
+    }
+    assert variables["R_REPOS"] == "http://mirror.example/cran"  # a renv bake's make build reads it
     assert "exists: updated" in again.out
     updated = again.request("UpdateProject")
     assert updated["environment"]["type"] == "ARM_CONTAINER"

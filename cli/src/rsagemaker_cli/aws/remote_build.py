@@ -164,6 +164,8 @@ def build_variables(settings, args):
     }
     if settings["tags"]:
         values["SAGEMAKER_TAGS"] = json.dumps(settings["tags"])
+    if args.r_repos:  # a renv bake's mirror: its make build passes it to the Dockerfiles
+        values["R_REPOS"] = args.r_repos
     return [{"name": name, "value": value, "type": "PLAINTEXT"} for name, value in values.items()]
 
 
@@ -330,5 +332,8 @@ def remote_build_arguments(parser):
     parser.add_argument("--base-image", required=True, help="BASE_IMAGE of the builds")
     parser.add_argument(
         "--platform", default="linux/amd64", help="linux/amd64 or linux/arm64 (an ARM build image)"
+    )
+    parser.add_argument(
+        "--r-repos", default="", help="R_REPOS of the builds (renv: the CRAN-like mirror to restore from)"
     )
     parser.add_argument("--no-wait", action="store_true", help="start the build and return")
