@@ -795,6 +795,45 @@ def test_the_release_rebuilds_dist_and_refuses_what_the_pins_do_not_name(tmp_pat
     )
 
 
+def test_the_release_attaches_the_checked_files_and_nothing_else(tmp_path):
+    """The attach job gets dist/ from the build job (which holds no write token) and checks it again
+    before `gh release create` (a stand-in that records its arguments); a changed file attaches
+    nothing."""
+    release = load(TEMPLATE / ".github" / "workflows" / "release.yml")
+    assert release["jobs"]["attach"]["needs"] == "build"
+    assert release["jobs"]["build"]["permissions"] == {"contents": "read"}
+    step = next(step for _, step in steps(release) if step.get("name") == "Attach the files to the release")
+    files = tmp_path / "dist"
+    shutil.copytree(dist(), files)
+    names = sorted(path.name for path in files.iterdir() if path.name != "SHA256SUMS")
+    shim = tmp_path / "bin" / "gh"
+    shim.parent.mkdir()
+    shim.write_text(f'#!/bin/sh\nprintf "%s\\n" "$@" > {tmp_path}/gh-arguments\n')
+    shim.chmod(0o755)
+    checkout = tmp_path / "checkout"
+    checkout.mkdir()
+    (checkout / "NEWS.md").write_text("# NEWS\n")
+    expressions = {"github.token": "token", "github.ref_name": "v9.9.9", "runner.temp": str(tmp_path)}
+    environment = {"PATH": f"{shim.parent}:{os.environ['PATH']}", "GITHUB_REPOSITORY": "org/r-sagemaker"}
+    outputs = tmp_path / "outputs"
+    outputs.mkdir()
+
+    result, _ = run_step(step, checkout, outputs, expressions, **environment)
+    assert result.returncode == 0, result.stdout + result.stderr
+    arguments = (tmp_path / "gh-arguments").read_text().splitlines()
+    assert arguments[:4] == ["release", "create", "v9.9.9", "--repo"]
+    attached = sorted(Path(argument).name for argument in arguments if argument.startswith(str(files)))
+    assert attached == sorted([*names, "SHA256SUMS"])
+
+    (tmp_path / "gh-arguments").unlink()
+    with open(files / names[0], "ab") as changed:
+        changed.write(b"\0")
+    result, _ = run_step(step, checkout, outputs, expressions, **environment)
+    assert result.returncode != 0
+    assert f"{names[0]}: FAILED" in result.stdout
+    assert not (tmp_path / "gh-arguments").exists()
+
+
 # Every `run:` step of the workflows is run by a test of this file, or by the suite in its own way,
 # or needs what is not here; a new step must be placed in one of the two lists.
 RUN_HERE = {
@@ -806,7 +845,8 @@ RUN_HERE = {
     "generated: publish: Push the tested image (loaded from the test job's artifact, checked by ID)": "test_publish_pushes_exactly_the_images_make_test_ran",
     "generated: publish: Summary": "test_publish_pushes_exactly_the_images_make_test_ran",
     "template: bake: Bake into a git repository of its own, as a user would": "test_the_template_bake_step_commits_a_clean_project",
-    "template release: release: Rebuild dist/ and compare with the pins": "test_the_release_rebuilds_dist_and_refuses_what_the_pins_do_not_name",
+    "template release: build: Rebuild dist/ and compare with the pins": "test_the_release_rebuilds_dist_and_refuses_what_the_pins_do_not_name",
+    "template release: attach: Attach the files to the release": "test_the_release_attaches_the_checked_files_and_nothing_else",
 }
 RUN_ELSEWHERE = {
     "generated: lint: Install R and lintr (Ubuntu packages)": "apt-get on a GitHub runner (Ubuntu); here scripts/host-packages.sh",
@@ -826,8 +866,7 @@ RUN_ELSEWHERE = {
     "template: bake: make vendor (in the bake)": "conftest.built_project: make build checks vendor/ first (vendor/.checked runs make vendor); tests/test_release.py runs make vendor itself",
     "template: bake: make build (in the bake)": "conftest.built_project",
     "template: bake: make test (in the bake)": "tests/test_images.py",
-    "template release: release: Install R, Python and git (Debian packages)": "apt-get in the debian:bookworm container; here scripts/host-packages.sh",
-    "template release: release: Attach the files to the release": "needs GitHub's API (gh release create) and a pushed tag",
+    "template release: build: Install R, Python and git (Debian packages)": "apt-get in the debian:bookworm container; here scripts/host-packages.sh",
 }
 
 
