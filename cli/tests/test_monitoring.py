@@ -2,10 +2,11 @@
 processing job (code/monitor.R over the captured prefix and the deployed model's baseline), its
 schedule in EventBridge Scheduler and its removal."""
 
+import fnmatch
 import json
 
 import pytest
-from cli_support import BUCKET, REGION, ROLE, SLUG, TAG, s3_read, the_only
+from cli_support import ACCOUNT, BUCKET, REGION, ROLE, SLUG, TAG, s3_read, the_only
 
 TRAIN = ("remote-train", "--image", f"{SLUG}-training:{TAG}", "--tag", TAG)
 MONITOR = ("monitor", "--image", f"{SLUG}-processing:{TAG}", "--tag", TAG)
@@ -132,3 +133,41 @@ def test_monitor_schedule_and_unschedule(project, deployed, in_ecr, cli):
         scheduler.get_schedule(Name=f"{SLUG}-monitor")
     again = cli("monitor-unschedule")
     assert again.code == 0 and "No schedule" in again.out
+
+
+def test_monitor_schedule_role_may_start_only_this_projects_monitoring_jobs(project, deployed, in_ecr, cli):
+    result = cli("monitor-schedule-role")
+    assert result.code == 0, result.err
+    name = f"{SLUG}-monitor-scheduler"
+    iam = in_ecr.client("iam")
+    role = iam.get_role(RoleName=name)["Role"]
+    (trust,) = role["AssumeRolePolicyDocument"]["Statement"]
+    assert trust["Principal"] == {"Service": "scheduler.amazonaws.com"}
+    assert trust["Condition"] == {"StringEquals": {"aws:SourceAccount": ACCOUNT}}
+    document = iam.get_role_policy(RoleName=name, PolicyName="rsagemaker-monitor-schedule")["PolicyDocument"]
+    statements = {statement["Sid"]: statement for statement in document["Statement"]}
+    jobs = statements["StartMonitoringJobs"]
+    assert jobs["Action"] == ["sagemaker:CreateProcessingJob", "sagemaker:AddTags"]
+    assert jobs["Resource"] == f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:processing-job/{SLUG}-monitor-*"
+    passing = statements["PassTheJobsRole"]
+    assert (passing["Action"], passing["Resource"]) == ("iam:PassRole", ROLE)
+    assert passing["Condition"] == {"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}}
+    assert f'{{"monitor": {{"scheduler_role_arn": "{role["Arn"]}"}}}}' in result.out
+
+    # The schedule made with it starts jobs the policy names (a run's name: its execution id filled in).
+    assert cli(*SCHEDULE, env={"SAGEMAKER_MONITOR_SCHEDULER_ROLE_ARN": role["Arn"]}).code == 0
+    schedule = in_ecr.client("scheduler", region_name=REGION).get_schedule(Name=f"{SLUG}-monitor")
+    job = json.loads(schedule["Target"]["Input"])["ProcessingJobName"]
+    run_arn = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:processing-job/" + job.replace(
+        "<aws.scheduler.execution-id>", "d32c5kddcf5bb8c3"
+    )
+    assert fnmatch.fnmatchcase(run_arn.lower(), jobs["Resource"])
+
+    again = cli("monitor-schedule-role")
+    assert again.code == 0 and f"IAM role {name} exists: trust policy updated" in again.out
+
+
+def test_monitor_schedule_role_needs_the_jobs_role(project, aws, cli, monkeypatch):
+    monkeypatch.delenv("SAGEMAKER_ROLE_ARN", raising=False)
+    cli("monitor-schedule-role").error("SAGEMAKER_ROLE_ARN")
+    assert aws.client("iam").list_roles()["Roles"] == []

@@ -168,6 +168,13 @@ COMMANDS = (
     Command(
         "monitor-unschedule", "aws.monitoring", "monitor_unschedule", (), "Delete the monitoring schedule"
     ),
+    Command(
+        "monitor-schedule-role",
+        "aws.monitoring",
+        "monitor_schedule_role",
+        (),
+        "Create or update the role the monitoring schedule runs as",
+    ),
     Command("models", "aws.registry", "models", TRAINING, "List the model package group's versions"),
     Command("approve", "aws.registry", "approve", TRAINING, "Approve (or reject) one model package version"),
     Command(

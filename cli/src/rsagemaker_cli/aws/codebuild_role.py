@@ -11,7 +11,7 @@ builds only. Running it again updates the trust and the policy.
 import json
 import re
 
-from ..core.aws import open_aws
+from ..core.aws import open_aws, put_service_role
 from ..core.errors import SetupError
 from .remote_build import codebuild_project_name
 
@@ -72,42 +72,22 @@ def render_policy(project, settings, partition, account):
     return {**document, "Statement": wanted}
 
 
-def trust_policy(account):
-    return {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Effect": "Allow",
-                "Principal": {"Service": "codebuild.amazonaws.com"},
-                "Action": "sts:AssumeRole",
-                "Condition": {"StringEquals": {"aws:SourceAccount": account}},
-            }
-        ],
-    }
-
-
 def remote_build_role(args):
     project = args.project
     settings, session, account = open_aws(project, "bucket")
     name = args.role_name or f"{project.resource_name}-codebuild"
     partition = session.get_partition_for_region(settings["region"])
     policy = render_policy(project, settings, partition, account)  # checked before the role exists
-    iam = session.client("iam")
-    trust = json.dumps(trust_policy(account))
-    try:
-        role = iam.create_role(
-            RoleName=name,
-            AssumeRolePolicyDocument=trust,
-            Description=f"CodeBuild service role of {project.name}'s remote-build",
-        )["Role"]
-        print(f"Created IAM role {name}")
-    except iam.exceptions.EntityAlreadyExistsException:
-        iam.update_assume_role_policy(RoleName=name, PolicyDocument=trust)
-        role = iam.get_role(RoleName=name)["Role"]
-        print(f"IAM role {name} exists: trust policy updated")
-    iam.put_role_policy(RoleName=name, PolicyName=POLICY_NAME, PolicyDocument=json.dumps(policy))
-    sids = ", ".join(statement.get("Sid", "?") for statement in policy["Statement"])
-    print(f"  inline policy {POLICY_NAME} from {POLICY_FILE}: {sids}")
+    role = put_service_role(
+        session,
+        account,
+        name,
+        "codebuild.amazonaws.com",
+        f"CodeBuild service role of {project.name}'s remote-build",
+        POLICY_NAME,
+        policy,
+        POLICY_FILE,
+    )
     setting = json.dumps({"codebuild": {"role_arn": role["Arn"]}})
     print(f"Next: put it in config/aws.json ({setting}), then make remote-build")
     return 0

@@ -10,11 +10,13 @@ which holds train.R's baseline.json) and monitor.labels_s3_uri when set; the rep
 S3UploadMode Continuous, lands in S3 also when violations fail the job. monitor-schedule has
 EventBridge Scheduler send the same CreateProcessingJob request on monitor.schedule_expression (a
 universal target; each run named by <aws.scheduler.execution-id>); monitor-unschedule deletes it.
+monitor-schedule-role creates (or updates) the role the schedule runs as: EventBridge Scheduler may
+assume it, and it may only start this project's monitoring jobs and pass them role_arn.
 """
 
 import json
 
-from ..core.aws import check_bucket, open_aws, pushed_image, s3_key, upload_file
+from ..core.aws import check_bucket, open_aws, pushed_image, put_service_role, s3_key, upload_file
 from ..core.errors import SetupError
 from ..core.opt_ml import job_name
 from .common import follow_job
@@ -25,6 +27,7 @@ VARIANT = "AllTraffic"  # the one variant deploy creates
 INPUT_ROOT = "/opt/ml/processing/input/data"
 REPORT_PATH = "/opt/ml/processing/output/report"
 SCHEDULER_TARGET = "arn:aws:scheduler:::aws-sdk:sagemaker:createProcessingJob"
+SCHEDULER_POLICY_NAME = "rsagemaker-monitor-schedule"
 EXECUTION_ID = "<aws.scheduler.execution-id>"  # EventBridge Scheduler fills it in at each run
 
 
@@ -164,11 +167,16 @@ def schedule_name(settings):
     return f"{settings['endpoint.name']}-monitor"[:64]
 
 
+def scheduled_job_prefix(project):
+    """The start of every scheduled monitoring job's name (the rest: the run's execution id)."""
+    return f"{project.resource_name[:38].rstrip('-')}-monitor-"
+
+
 def monitor_schedule(args):
     """Create or update the daily (monitor.schedule_expression) schedule of the monitoring job."""
 
     def scheduled_name(project):
-        return f"{project.resource_name[:38].rstrip('-')}-monitor-{EXECUTION_ID}"
+        return scheduled_job_prefix(project) + EXECUTION_ID
 
     settings, session, image, request = prepare(args, scheduled_name)
     settings.require("monitor.scheduler_role_arn")
@@ -228,3 +236,56 @@ def monitor_arguments(parser):
 
 def monitor_schedule_arguments(parser):
     monitor_arguments(parser)
+
+
+def scheduler_policy(partition, region, account, prefix, role_arn):
+    """Least privilege for the schedule: start (and tag) this project's monitoring jobs, and hand
+    them role_arn, to SageMaker only. SageMaker's ARNs hold the job name in lower case."""
+    jobs = f"arn:{partition}:sagemaker:{region}:{account}:processing-job/{prefix.lower()}*"
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "StartMonitoringJobs",
+                "Effect": "Allow",
+                "Action": ["sagemaker:CreateProcessingJob", "sagemaker:AddTags"],
+                "Resource": jobs,
+            },
+            {
+                "Sid": "PassTheJobsRole",
+                "Effect": "Allow",
+                "Action": "iam:PassRole",
+                "Resource": role_arn,
+                "Condition": {"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
+            },
+        ],
+    }
+
+
+def monitor_schedule_role(args):
+    """Create or update the role monitor-schedule's schedule runs as (monitor.scheduler_role_arn)."""
+    project = args.project
+    settings, session, account = open_aws(project, "role_arn")
+    name = args.role_name or f"{project.resource_name[:52]}-monitor-scheduler"
+    partition = session.get_partition_for_region(settings["region"])
+    policy = scheduler_policy(
+        partition, settings["region"], account, scheduled_job_prefix(project), settings["role_arn"]
+    )
+    role = put_service_role(
+        session,
+        account,
+        name,
+        "scheduler.amazonaws.com",
+        f"EventBridge Scheduler role of {project.name}'s monitoring schedule",
+        SCHEDULER_POLICY_NAME,
+        policy,
+    )
+    setting = json.dumps({"monitor": {"scheduler_role_arn": role["Arn"]}})
+    print(f"Next: put it in config/aws.json ({setting}), then make monitor-schedule")
+    return 0
+
+
+def monitor_schedule_role_arguments(parser):
+    parser.add_argument(
+        "--role-name", default="", help="the role's name (default: <project>-monitor-scheduler)"
+    )

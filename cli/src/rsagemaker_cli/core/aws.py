@@ -7,8 +7,11 @@ moto server in tests. Uploads go to s3://<bucket>/<s3_prefix>/jobs/<job name>/.
 
 Images are named by digest wherever SageMaker keeps them (jobs, models, model packages): a tag can
 be pushed again and name other bytes, a digest cannot. ImageInEcr holds both names of a pushed image.
+put_service_role() creates or updates the roles the commands make for AWS services (CodeBuild,
+EventBridge Scheduler).
 """
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -198,3 +201,34 @@ def upload_directory(s3, directory, bucket, prefix, shown=None):
     size_kb = sum(path.stat().st_size for path in files) / 1024
     print(f"Uploaded {len(files)} file(s), {size_kb:.0f} KB, from {shown or directory} to {uri}")
     return uri
+
+
+def put_service_role(session, account, name, service, description, policy_name, policy, policy_source=""):
+    """Create the IAM role `name` that `service` (e.g. codebuild.amazonaws.com) may assume for this
+    account only, or bring an existing one's trust up to date; then put its inline policy. Running it
+    again updates both. Returns the role (GetRole's Role)."""
+    iam = session.client("iam")
+    trust = json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Principal": {"Service": service},
+                    "Action": "sts:AssumeRole",
+                    "Condition": {"StringEquals": {"aws:SourceAccount": account}},
+                }
+            ],
+        }
+    )
+    try:
+        role = iam.create_role(RoleName=name, AssumeRolePolicyDocument=trust, Description=description)["Role"]
+        print(f"Created IAM role {name}")
+    except iam.exceptions.EntityAlreadyExistsException:
+        iam.update_assume_role_policy(RoleName=name, PolicyDocument=trust)
+        role = iam.get_role(RoleName=name)["Role"]
+        print(f"IAM role {name} exists: trust policy updated")
+    iam.put_role_policy(RoleName=name, PolicyName=policy_name, PolicyDocument=json.dumps(policy))
+    sids = ", ".join(statement.get("Sid", "?") for statement in policy["Statement"])
+    print(f"  inline policy {policy_name}{f' from {policy_source}' if policy_source else ''}: {sids}")
+    return role

@@ -175,7 +175,7 @@ HOW_TO_SET = {
     "or export CODEBUILD_ROLE_ARN=arn:aws:iam::<account>:role/<name> (make remote-build-role creates one)",
     "monitor.scheduler_role_arn": "put a role EventBridge Scheduler may assume (scheduler.amazonaws.com) with "
     'sagemaker:CreateProcessingJob and iam:PassRole in config/aws.json ("monitor": {"scheduler_role_arn": ...}) '
-    "or export SAGEMAKER_MONITOR_SCHEDULER_ROLE_ARN=arn:aws:iam::<account>:role/<name>",
+    "or export SAGEMAKER_MONITOR_SCHEDULER_ROLE_ARN=arn:aws:iam::<account>:role/<name> (make monitor-schedule-role creates one)",
 }
 DESCRIPTION = {
     "region": "AWS region",
