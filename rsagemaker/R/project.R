@@ -4,9 +4,16 @@
 #' (`make deploy` is [project_deploy()], ...). Each one runs that very target, `make -C path TARGET`,
 #' so make and R share one implementation: the Makefile computes the image references and the tag,
 #' and calls the project CLI (`rsagemaker`, the Python package rsagemaker-cli), which R asks for a
-#' JSON outcome (`rsagemaker --json FILE`) to return R data. The command's output is streamed to
-#' the console as it runs (`quiet = TRUE` hides it); a failure is an R error of class
+#' JSON outcome (`rsagemaker --json FILE`) to return R data. A failure is an R error of class
 #' `rsagemaker_command_error` whose message is the command's one error line.
+#'
+#' The command's output is shown as it runs (`quiet = TRUE` hides it). With the package processx
+#' installed, each line goes through R as it comes: standard output to R's [stdout()], standard
+#' error as a [message()], so that knitr (R Markdown, Quarto), [capture.output()] and RStudio show
+#' or capture it as they do R's own output. Without processx (or with
+#' `options(rsagemaker.processx = FALSE)`), the command writes straight to the R process's
+#' terminal: shown in a console, but not in a knitted document. An interrupt of R (Ctrl-C, Esc)
+#' stops the command as Ctrl-C in a terminal would, so the CLI removes the containers it started.
 #'
 #' The CLI is found in this order: `options(rsagemaker.cli = "/path/to/rsagemaker")` or the
 #' environment variable `RSAGEMAKER_CLI`; the project's `.venv/bin/rsagemaker` (`make venv` makes
@@ -86,9 +93,10 @@ make_variables <- function(variables) {
 #' Run a project's make target, as `make TARGET` does
 #'
 #' The function the other `project_*()` functions call: it runs `make -C path TARGET VARIABLES`,
-#' with the project CLI (see [project]) asked for its outcome as JSON, streams the output to the
-#' console, and returns what the command reports. Use it for a target that has no function of its
-#' own, e.g. `project_command("autoscale", MIN = 1, MAX = 4, TARGET = 100)`.
+#' with the project CLI (see [project]) asked for its outcome as JSON, shows the output as it runs
+#' (through R with processx: see [project]), and returns what the command reports. Use it for a
+#' target that has no function of its own, e.g.
+#' `project_command("autoscale", MIN = 1, MAX = 4, TARGET = 100)`.
 #'
 #' @param target the make target, e.g. `"deploy"`.
 #' @param ... make variables, named as the Makefile names them, e.g. `NO_WAIT = TRUE` (`TRUE` is
@@ -125,23 +133,81 @@ project_command <- function(target, ..., path = ".", quiet = FALSE) {
       variables <- c(paste0("PYTHON=", if (file.exists(python)) python else cli), variables)
     }
   }
-  # The output streams to the console; stderr is also kept for the error line. The library path is
-  # the one R was started with (see child_library_path()).
-  script <- paste(
-    'err=$1; if [ -n "$2" ]; then export LD_LIBRARY_PATH="$2"; else unset LD_LIBRARY_PATH; fi; shift 2;',
-    'set -o pipefail; { "$@" 2>&1 1>&3 3>&- | tee "$err" 1>&2 3>&-; } 3>&1'
-  )
-  arguments <- c(
-    "-c", shQuote(script), "rsagemaker", shQuote(stderr_file), shQuote(child_library_path()), shQuote(make),
-    "-s", "--no-print-directory", "-C", shQuote(root), target, shQuote(variables)
-  )
-  output <- if (quiet) FALSE else ""
-  status <- system2("bash", arguments, stdout = output, stderr = output)
+  # Both ways give the command the library path R was started with (child_library_path()).
+  arguments <- c("-s", "--no-print-directory", "-C", root, target, variables)
+  run <- if (use_processx()) run_through_r else run_on_terminal
+  status <- run(make, arguments, quiet, stderr_file)
   outcome <- if (file.exists(outcome_file) && file.size(outcome_file) > 0) {
     jsonlite::read_json(outcome_file)
   }
   if (status != 0) command_failed(target, status, outcome, stderr_file)
   invisible(outcome$result)
+}
+
+#' Whether to run commands with processx (see the `project` topic): 3.5.0 or later, whose `env`
+#' takes "current".
+#' @noRd
+use_processx <- function() {
+  !isFALSE(getOption("rsagemaker.processx")) &&
+    requireNamespace("processx", versionCheck = list(op = ">=", version = "3.5.0"), quietly = TRUE)
+}
+
+#' Run a command with each line of its output written through R as it comes: stdout to stdout(),
+#' stderr as message(). A child writing to R's own file descriptors (system2(stdout = "")) goes
+#' around R's connections, where knitr, capture.output() and RStudio read. Returns the exit
+#' status; stderr's lines are also written to stderr_file (the error line).
+#' @noRd
+run_through_r <- function(command, arguments, quiet, stderr_file) {
+  # PYTHONUNBUFFERED: the CLI's prints come as they are made, not when a pipe's buffer fills.
+  # (An empty LD_LIBRARY_PATH is no path to the loader, as an unset one.)
+  process <- processx::process$new(command, arguments,
+    stdout = "|", stderr = "|",
+    env = c("current", LD_LIBRARY_PATH = child_library_path(), PYTHONUNBUFFERED = "1")
+  )
+  on.exit(if (process$is_alive()) interrupt_group(process))
+  errors <- character()
+  # Until both pipes end: what the command printed last comes after it has exited. The short
+  # poll keeps R responsive to an interrupt.
+  while (process$is_incomplete_output() || process$is_incomplete_error()) {
+    process$poll_io(200)
+    output <- process$read_output_lines()
+    error <- process$read_error_lines()
+    errors <- c(errors, error)
+    if (!quiet) {
+      writeLines(output)
+      for (line in error) message(line)
+    }
+  }
+  process$wait()
+  writeLines(errors, stderr_file)
+  process$get_exit_status()
+}
+
+#' Stop a command R was interrupted in. processx starts it in a session of its own, out of reach of
+#' the terminal's Ctrl-C: it gets SIGINT as the terminal would send it, to its whole process group
+#' (make, the CLI: the CLI then removes the containers it started), and a while to end.
+#' @noRd
+interrupt_group <- function(process) {
+  system2("kill", c("-s", "INT", "--", paste0("-", process$get_pid())), stdout = FALSE, stderr = FALSE)
+  process$wait(10000)
+  if (process$is_alive()) process$kill_tree()
+}
+
+#' Run a command writing straight to the R process's terminal (no processx): shown in a console,
+#' not captured by knitr. stderr is also kept in stderr_file (the error line). Returns the exit
+#' status.
+#' @noRd
+run_on_terminal <- function(command, arguments, quiet, stderr_file) {
+  script <- paste(
+    'err=$1; if [ -n "$2" ]; then export LD_LIBRARY_PATH="$2"; else unset LD_LIBRARY_PATH; fi; shift 2;',
+    'export PYTHONUNBUFFERED=1; set -o pipefail; { "$@" 2>&1 1>&3 3>&- | tee "$err" 1>&2 3>&-; } 3>&1'
+  )
+  arguments <- c(
+    "-c", shQuote(script), "rsagemaker", shQuote(stderr_file), shQuote(child_library_path()), shQuote(command),
+    shQuote(arguments)
+  )
+  output <- if (quiet) FALSE else ""
+  system2("bash", arguments, stdout = output, stderr = output)
 }
 
 #' LD_LIBRARY_PATH without what R's start-up script (R_HOME/etc/ldpaths) put in front of it: R's own
@@ -210,6 +276,7 @@ named_with <- function(name, ...) {
 #' `make images`: each image the project builds and its local reference,
 #' `<project>-<image>:<TAG>` (TAG: the commit, `-dirty` when the tree has changed).
 #' @inheritParams project_command
+#' @param tag the Makefile's TAG, `NULL` for its default.
 #' @return A named character vector, e.g. `c(training = "my-project-training:0a1b2c3d4e5f")`.
 #' @concept project
 #' @examples
@@ -217,9 +284,10 @@ named_with <- function(name, ...) {
 #' project_images("my-project")
 #' }
 #' @export
-project_images <- function(path = ".") {
+project_images <- function(path = ".", tag = NULL) {
   root <- project_root(path)
-  lines <- system2(Sys.which("make"), c("-s", "--no-print-directory", "-C", shQuote(root), "images"), stdout = TRUE)
+  arguments <- c("-s", "--no-print-directory", "-C", shQuote(root), "images", shQuote(make_variables(list(TAG = tag))))
+  lines <- system2(Sys.which("make"), arguments, stdout = TRUE)
   pairs <- strsplit(lines[grepl("=", lines, fixed = TRUE)], "=", fixed = TRUE)
   stats::setNames(vapply(pairs, `[[`, "", 2), vapply(pairs, `[[`, "", 1))
 }
@@ -230,7 +298,7 @@ project_images <- function(path = ".") {
 #' where there is none, [project_remote_build()] builds and pushes them in AWS CodeBuild.
 #' @inheritParams project_command
 #' @param base_image,tag the Makefile's BASE_IMAGE and TAG, `NULL` for its defaults.
-#' @return The built image references ([project_images()]), invisibly.
+#' @return The built image references ([project_images()] at that TAG), invisibly.
 #' @concept project
 #' @examples
 #' \dontrun{
@@ -239,7 +307,7 @@ project_images <- function(path = ".") {
 #' @export
 project_build <- function(path = ".", base_image = NULL, tag = NULL, quiet = FALSE) {
   project_command("build", BASE_IMAGE = base_image, TAG = tag, path = path, quiet = quiet)
-  invisible(project_images(path))
+  invisible(project_images(path, tag = tag))
 }
 
 #' Push the built images to Amazon ECR

@@ -14,13 +14,19 @@ skip_or_fail <- function(message) {
   testthat::skip(message)
 }
 
+# processx (it runs moto, and project_command() writes the output through R with it); skips
+# (fails in CI) without it.
+need_processx <- function() {
+  if (!requireNamespace("processx", quietly = TRUE)) skip_or_fail("the R package processx is not installed")
+}
+
 # The CLI and its venv's moto_server; skips (fails in CI) without them, or without processx.
 need_cli_and_moto <- function() {
   cli <- test_cli()
   if (!nzchar(cli)) skip_or_fail("no rsagemaker CLI (set RSAGEMAKER_CLI or put it on the PATH)")
   moto <- file.path(dirname(cli), "moto_server")
   if (!file.exists(moto)) skip_or_fail(paste("no moto_server next to", cli))
-  if (!requireNamespace("processx", quietly = TRUE)) skip_or_fail("the R package processx is not installed")
+  need_processx()
   list(cli = cli, moto = moto, python = file.path(dirname(cli), "python"))
 }
 
@@ -104,7 +110,7 @@ local_test_project <- function(env = parent.frame()) {
   project
 }
 
-# The state after `make push`: the bucket and the training image (a manifest) in moto's ECR.
+# The state after `make push`: the bucket and both images (a manifest each) in moto's ECR.
 MANIFEST <- paste0(
   "json.dumps({'schemaVersion': 2, 'mediaType': 'application/vnd.docker.distribution.manifest.v2+json',",
   " 'config': {'mediaType': 'application/vnd.docker.container.image.v1+json', 'size': 2, 'digest': 'sha256:' + '0' * 64},",
@@ -113,24 +119,56 @@ MANIFEST <- paste0(
 pushed <- function(tools) {
   moto_python(tools, Sys.getenv("AWS_ENDPOINT_URL"), c(
     "client('s3').create_bucket(Bucket='r-test-bucket')",
-    "client('ecr').create_repository(repositoryName='r-on-sagemaker-training')",
-    paste0("client('ecr').put_image(repositoryName='r-on-sagemaker-training', imageTag='test', imageManifest=", MANIFEST, ")")
+    "for image in ('processing', 'training'):",
+    "    client('ecr').create_repository(repositoryName='r-on-sagemaker-' + image)",
+    paste0("    client('ecr').put_image(repositoryName='r-on-sagemaker-' + image, imageTag='test', imageManifest=", MANIFEST, ")")
   ))
 }
 
-# A stand-in CLI that writes `outcome` (a list) as its --json outcome and prints `lines`.
-local_fake_cli <- function(outcome, lines = "working...", env = parent.frame()) {
+# The CLI's answer to an AWS operation moto lacks, e.g. ("sagemaker", "ListTrainingJobsFor..."):
+# `answer` (a list, as JSON), given in the CLI's own process by a botocore hook that Python loads at
+# start-up (sitecustomize.py on PYTHONPATH), as the template's suite does (tests/test_pipeline.py).
+local_aws_answer <- function(service, operation, answer, env = parent.frame()) {
+  dir <- withr::local_tempdir(.local_envir = env)
+  jsonlite::write_json(answer, file.path(dir, "answer.json"), auto_unbox = TRUE, null = "null", digits = NA)
+  writeLines(c(
+    "import json, os, botocore.awsrequest, botocore.session",
+    "with open(os.path.join(os.path.dirname(__file__), 'answer.json')) as file: ANSWER = json.load(file)",
+    "def answer(**_):",
+    "    return botocore.awsrequest.AWSResponse('http://127.0.0.1/', 200, {}, None), ANSWER",
+    "create_client = botocore.session.Session.create_client",
+    "def hooked(self, service_name, *args, **kwargs):",
+    "    client = create_client(self, service_name, *args, **kwargs)",
+    sprintf("    client.meta.events.register('before-call.%s.%s', answer)", service, operation),
+    "    return client",
+    "botocore.session.Session.create_client = hooked"
+  ), file.path(dir, "sitecustomize.py"))
+  withr::local_envvar(PYTHONPATH = dir, .local_envir = env)
+}
+
+# A stand-in CLI that writes `outcome` (a list) as its --json outcome, prints `lines` (and `errors`
+# on stderr) and records its arguments (fake_cli_arguments()).
+local_fake_cli <- function(outcome, lines = "working...", errors = character(), env = parent.frame()) {
   dir <- withr::local_tempdir(.local_envir = env)
   json <- file.path(dir, "outcome.json")
   jsonlite::write_json(outcome, json, auto_unbox = TRUE, null = "null", digits = NA)
   cli <- file.path(dir, "rsagemaker")
+  printed <- function(text) sprintf("printf '%%s\\n' %s", paste(shQuote(text), collapse = " "))
   writeLines(c(
     "#!/bin/sh",
-    sprintf("printf '%%s\\n' %s", paste(shQuote(lines), collapse = " ")),
+    sprintf("printf '%%s\\n' \"$@\" > %s", shQuote(file.path(dir, "arguments"))),
+    printed(lines),
+    if (length(errors) > 0) paste(printed(errors), ">&2"),
     sprintf("cp %s \"$2\"", shQuote(json)),
     sprintf("exit %d", outcome$exit_status %||% 0L)
   ), cli)
   Sys.chmod(cli, "755")
   withr::local_options(rsagemaker.cli = cli, .local_envir = env)
   cli
+}
+
+# The arguments the stand-in CLI `cli` was last called with, less `--json FILE`: the command and
+# what make passed it.
+fake_cli_arguments <- function(cli) {
+  readLines(file.path(dirname(cli), "arguments"))[-(1:2)]
 }
