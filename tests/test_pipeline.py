@@ -396,7 +396,7 @@ def hook(tmp_path, monkeypatch):
 
 
 def test_pipeline_follows_the_execution_and_prints_the_registered_package(
-    default_project, in_ecr, sdk_python, hook, monkeypatch
+    default_project, in_ecr, sdk_python, hook, monkeypatch, tmp_path
 ):
     package = f"arn:aws:sagemaker:{ship.REGION}:{ship.ACCOUNT}:model-package/{SLUG}/1"
     steps = [
@@ -405,7 +405,9 @@ def test_pipeline_follows_the_execution_and_prints_the_registered_package(
     ] + [{"StepName": "Register", "StepStatus": "Succeeded", "Metadata": {"RegisterModel": {"Arn": package}}}]
     monkeypatch.setenv("HOOK_RECORD", "ListPipelineExecutionSteps,StartPipelineExecution")
     monkeypatch.setenv("HOOK_STEPS", json.dumps(steps))
-    result = make(default_project, "pipeline", PYTHON=sdk_python, APPROVAL="Approved")
+    outcome = tmp_path / "outcome.json"  # --json: what R's project_pipeline() reads
+    cli = f"{sdk_python} -m rsagemaker_cli --json {outcome}"
+    result = make(default_project, "pipeline", PYTHON=sdk_python, CLI=cli, APPROVAL="Approved")
     for name in ("Preprocess", "Train", "Evaluate", "CheckAccuracy", "Register"):
         assert f"  {name}: Succeeded" in result.stdout
     assert f"Pipeline execution Succeeded. Registered model package: {package}" in result.stdout
@@ -419,6 +421,13 @@ def test_pipeline_follows_the_execution_and_prints_the_registered_package(
     assert listing["PipelineExecutionArn"].startswith(
         f"arn:aws:sagemaker:{ship.REGION}:{ship.ACCOUNT}:pipeline/"
     )
+    reported = json.loads(outcome.read_text())["result"]
+    assert reported == {
+        "pipeline": SLUG,
+        "execution_arn": listing["PipelineExecutionArn"],
+        "status": "Succeeded",
+        "model_package_arn": package,
+    }
 
 
 @pytest.mark.parametrize(

@@ -103,8 +103,12 @@ def test_monitor_needs_a_deployed_model(project, in_ecr, cli):
 def test_monitor_schedule_and_unschedule(project, deployed, in_ecr, cli):
     cli(*SCHEDULE).error("monitoring schedule's role is not set", "SAGEMAKER_MONITOR_SCHEDULER_ROLE_ARN")
     env = {"SAGEMAKER_MONITOR_SCHEDULER_ROLE_ARN": SCHEDULER_ROLE}
-    result = cli(*SCHEDULE, env=env)
+    outcome = project / "build" / "outcome.json"
+    result = cli("--json", outcome, *SCHEDULE, env=env)
     assert result.code == 0, result.err
+    reported = json.loads(outcome.read_text())["result"]  # what R's project_monitor_schedule() returns
+    assert (reported["schedule"], reported["expression"]) == (f"{SLUG}-monitor", "rate(1 day)")
+    assert reported["arn"].endswith(f":schedule/default/{SLUG}-monitor")
     assert in_ecr.client("sagemaker").list_processing_jobs()["ProcessingJobSummaries"] == []  # none yet
     scheduler = in_ecr.client("scheduler", region_name=REGION)
     schedule = scheduler.get_schedule(Name=f"{SLUG}-monitor")
@@ -136,11 +140,13 @@ def test_monitor_schedule_and_unschedule(project, deployed, in_ecr, cli):
 
 
 def test_monitor_schedule_role_may_start_only_this_projects_monitoring_jobs(project, deployed, in_ecr, cli):
-    result = cli("monitor-schedule-role")
+    outcome = project / "build" / "outcome.json"
+    result = cli("--json", outcome, "monitor-schedule-role")
     assert result.code == 0, result.err
     name = f"{SLUG}-monitor-scheduler"
     iam = in_ecr.client("iam")
     role = iam.get_role(RoleName=name)["Role"]
+    assert json.loads(outcome.read_text())["result"] == {"role_arn": role["Arn"]}
     (trust,) = role["AssumeRolePolicyDocument"]["Statement"]
     assert trust["Principal"] == {"Service": "scheduler.amazonaws.com"}
     assert trust["Condition"] == {"StringEquals": {"aws:SourceAccount": ACCOUNT}}

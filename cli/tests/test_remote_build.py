@@ -16,7 +16,7 @@ from pathlib import Path
 
 import boto3
 import pytest
-from cli_support import ACCOUNT, BUCKET, REGION, SLUG, TAG, edit_json, fake_manifest
+from cli_support import ACCOUNT, BUCKET, REGION, REGISTRY, SLUG, TAG, edit_json, fake_manifest
 
 from rsagemaker_cli.aws import remote_build
 from rsagemaker_cli.core.context import DockerIgnore
@@ -87,8 +87,16 @@ def test_the_context_goes_up_the_project_is_made_and_the_build_started(buildable
     (buildable / "images" / "training" / "run.sh").write_text("#!/bin/sh\n")
     (buildable / "images" / "training" / "run.sh").chmod(0o755)
     pushed_by_the_build(aws)
-    result = cli(*BUILD)
+    outcome = buildable / "build" / "outcome.json"
+    result = cli("--json", outcome, *BUILD)
     assert result.code == 0, result.err
+    reported = json.loads(outcome.read_text())["result"]  # what R's project_remote_build() returns
+    assert reported["build_id"].startswith(f"{SLUG}-images:") and reported["status"] == "SUCCEEDED"
+    assert [(image["image"], image["pushed"]) for image in reported["images"]] == [
+        (image, f"{REGISTRY}/{SLUG}-{image}:{TAG}") for image in ("processing", "training")
+    ]
+    assert all(image["by_digest"].startswith(f"{REGISTRY}/{SLUG}-") for image in reported["images"])
+    assert all("@sha256:" in image["by_digest"] for image in reported["images"])
 
     files = uploaded_files(aws)
     assert {"Makefile", "config/aws.json", "plumbing.sha256", f"vendor/{WHEEL}"} <= set(files)

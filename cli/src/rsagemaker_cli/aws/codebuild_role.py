@@ -88,6 +88,7 @@ def remote_build_role(args):
         policy,
         POLICY_FILE,
     )
+    args.result = {"role_arn": role["Arn"]}
     setting = json.dumps({"codebuild": {"role_arn": role["Arn"]}})
     print(f"Next: put it in config/aws.json ({setting}), then make remote-build")
     return 0

@@ -195,11 +195,12 @@ def monitor_schedule(args):
     }
     try:
         scheduler.get_schedule(Name=name)
-        scheduler.update_schedule(**schedule)
+        arn = scheduler.update_schedule(**schedule)["ScheduleArn"]
         verb = "Updated"
     except scheduler.exceptions.ResourceNotFoundException:
-        scheduler.create_schedule(**schedule)
+        arn = scheduler.create_schedule(**schedule)["ScheduleArn"]
         verb = "Created"
+    args.result = {"schedule": name, "arn": arn, "expression": settings["monitor.schedule_expression"]}
     print(
         f"{verb} schedule {name}: {settings['monitor.schedule_expression']}, a monitoring job "
         f"({image.described}) each time; reports under "
@@ -280,6 +281,7 @@ def monitor_schedule_role(args):
         SCHEDULER_POLICY_NAME,
         policy,
     )
+    args.result = {"role_arn": role["Arn"]}
     setting = json.dumps({"monitor": {"scheduler_role_arn": role["Arn"]}})
     print(f"Next: put it in config/aws.json ({setting}), then make monitor-schedule")
     return 0

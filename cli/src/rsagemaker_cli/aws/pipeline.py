@@ -177,6 +177,12 @@ def remote_pipeline(args):
         ],
     )["PipelineExecutionArn"]
     print(f"Started execution {execution_arn} (MinAccuracy {threshold})")
+    args.result = {
+        "pipeline": name,
+        "execution_arn": execution_arn,
+        "status": None,
+        "model_package_arn": None,
+    }
     hint = f"aws sagemaker list-pipeline-execution-steps --pipeline-execution-arn {execution_arn}"
     if args.no_wait:
         print(f"Follow it: {hint}")
@@ -184,6 +190,7 @@ def remote_pipeline(args):
         return 0
     description, steps = follow(sagemaker, execution_arn)
     status = description["PipelineExecutionStatus"]
+    args.result["status"] = status
     if status != "Succeeded":
         reason = description.get("FailureReason") or next(
             (step["FailureReason"] for step in steps if step.get("FailureReason")), "no reason given"
@@ -191,6 +198,7 @@ def remote_pipeline(args):
         print(f"Pipeline execution {status}: {reason}", file=sys.stderr)
         return 1
     arn = registered_package(steps)
+    args.result["model_package_arn"] = arn
     print(f"Pipeline execution Succeeded. Registered model package: {arn or '(none reported)'}")
     if arn is None:
         example = package_arn(account, settings["region"], name, 1)

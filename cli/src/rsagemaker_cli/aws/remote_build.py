@@ -289,6 +289,7 @@ def remote_build(args):
         environmentVariablesOverride=build_variables(settings, args),
     )["build"]
     build_id = build["id"]
+    args.result = {"build_id": build_id, "status": None, "images": []}  # --json (R's project_command)
     print(
         f"Started CodeBuild build {build_id}: {' and '.join(project.images)} for {args.platform}, TAG {args.tag}"
     )
@@ -303,13 +304,14 @@ def remote_build(args):
             file=sys.stderr,
         )
         raise
+    args.result["status"] = build.get("buildStatus")
     if build.get("buildStatus") != "SUCCEEDED":
         raise failure(build, last_lines)
-    return report(session, account, region, project, args.tag)
+    return report(session, account, region, project, args.tag, args.result["images"])
 
 
-def report(session, account, region, project, tag):
-    """The pushed images by digest, read back from ECR."""
+def report(session, account, region, project, tag, pushed):
+    """The pushed images by digest, read back from ECR (each also appended to `pushed`)."""
     registry = f"{account}.dkr.ecr.{region}.amazonaws.com"
     lines = []
     for image in project.images:
@@ -317,6 +319,7 @@ def report(session, account, region, project, tag):
         if found is None:
             raise ToolError(f"the build succeeded but {registry}/{project.name}-{image}:{tag} is not in ECR")
         lines.append(found.described)
+        pushed.append({"image": image, "pushed": found.by_tag, "by_digest": found.by_digest})
     print(f"Built and pushed {len(lines)} image(s):")
     for line in lines:
         print(f"  {line}")
