@@ -239,7 +239,10 @@ command_failed <- function(target, status, outcome, stderr_file) {
   }
   stop(structure(
     class = c("rsagemaker_command_error", "error", "condition"),
-    list(message = sprintf("make %s: %s", target, line), call = NULL, target = target, status = status)
+    list(
+      message = sprintf("make %s: %s", target, line), call = NULL, target = target, status = status,
+      result = outcome$result
+    )
   ))
 }
 
@@ -332,7 +335,10 @@ project_push <- function(path = ".", registry = NULL, quiet = FALSE) {
 #' `make remote-build`: `make build push` without a local Docker (e.g. in RStudio on SageMaker).
 #' @inheritParams project_command
 #' @param no_wait `TRUE` returns once the build has started.
-#' @return `NULL`, invisibly.
+#' @return The pushed images as ECR references at the TAG, named by image (e.g.
+#'   `c(training = "<account>.dkr.ecr.<region>.amazonaws.com/my-project-training:0a1b2c3d4e5f")`),
+#'   with attributes `by_digest` (the same images by digest), `build_id` and `status`; with
+#'   `no_wait = TRUE` an empty vector with `build_id`. Invisibly.
 #' @concept project
 #' @examples
 #' \dontrun{
@@ -340,7 +346,11 @@ project_push <- function(path = ".", registry = NULL, quiet = FALSE) {
 #' }
 #' @export
 project_remote_build <- function(path = ".", no_wait = FALSE, quiet = FALSE) {
-  project_command("remote-build", NO_WAIT = no_wait, path = path, quiet = quiet)
+  result <- project_command("remote-build", NO_WAIT = no_wait, path = path, quiet = quiet)
+  images <- result$images %||% list()
+  pushed <- stats::setNames(vapply(images, function(image) image$pushed, ""), vapply(images, function(image) image$image, ""))
+  by_digest <- stats::setNames(vapply(images, function(image) image$by_digest, ""), names(pushed))
+  invisible(structure(pushed, by_digest = by_digest, build_id = result$build_id, status = result$status))
 }
 
 # ---- local runs -----------------------------------------------------------------------------------
@@ -379,9 +389,11 @@ project_local_process <- function(path = ".", instances = NULL, quiet = FALSE) {
 #' @rdname project_local_train
 #' @param port the port on 127.0.0.1 (PORT).
 #' @param multi_model `TRUE` serves every model of `build/models/` (MULTI_MODEL).
+#' @param capture `TRUE` keeps every request and answer under `build/capture/` (CAPTURE), as
+#'   SageMaker's data capture does: what [project_local_monitor()] reads.
 #' @export
-project_local_serve <- function(path = ".", port = 8080, multi_model = FALSE, quiet = FALSE) {
-  project_command("local-serve", PORT = port, MULTI_MODEL = multi_model, path = path, quiet = quiet)
+project_local_serve <- function(path = ".", port = 8080, multi_model = FALSE, capture = FALSE, quiet = FALSE) {
+  project_command("local-serve", PORT = port, MULTI_MODEL = multi_model, CAPTURE = capture, path = path, quiet = quiet)
   invisible(sprintf("http://127.0.0.1:%s", port))
 }
 
@@ -470,6 +482,7 @@ project_remote_process <- function(path = ".", no_wait = FALSE, quiet = FALSE) {
 #' @param serverless `TRUE` for a serverless endpoint (SERVERLESS).
 #' @param training_job,tuning_job,model_package serve this training job's model, this tuning
 #'   job's best one, or this model package (an ARN).
+#' @param capture `TRUE` turns on SageMaker's data capture (CAPTURE): what [project_monitor()] reads.
 #' @param no_wait `TRUE` returns once the endpoint is being created.
 #' @return `project_deploy()`: the endpoint's name, with attributes `arn`, `status` and `model`;
 #'   `project_undeploy()`: `NULL`; invisibly.
@@ -482,10 +495,10 @@ project_remote_process <- function(path = ".", no_wait = FALSE, quiet = FALSE) {
 #' }
 #' @export
 project_deploy <- function(path = ".", serverless = FALSE, training_job = NULL, tuning_job = NULL,
-                           model_package = NULL, no_wait = FALSE, quiet = FALSE) {
+                           model_package = NULL, capture = FALSE, no_wait = FALSE, quiet = FALSE) {
   result <- project_command("deploy",
     SERVERLESS = serverless, TRAINING_JOB = as_name(training_job), TUNING_JOB = as_name(tuning_job),
-    MODEL_PACKAGE = as_name(model_package), NO_WAIT = no_wait, path = path, quiet = quiet
+    MODEL_PACKAGE = as_name(model_package), CAPTURE = capture, NO_WAIT = no_wait, path = path, quiet = quiet
   )
   invisible(named_with(result$endpoint, arn = result$endpoint_arn, status = result$status, model = result$model))
 }
@@ -581,15 +594,93 @@ tuning_frame <- function(result) {
 #' `make pipeline` upserts the pipeline (process, train, evaluate, accuracy gate, register) and
 #' starts it; `make local-pipeline` runs it in local containers. No Docker needed for the first.
 #' @inheritParams project_command
+#' @param min_accuracy the gate: the test accuracy a model needs to be registered (MIN_ACCURACY;
+#'   `NULL`: the Makefile's, 0.9).
+#' @param approval `"Approved"` registers the model approved (APPROVAL; `NULL`: pending manual
+#'   approval, see [project_approve()]).
 #' @param no_wait `TRUE` returns once the execution has started.
-#' @return `NULL`, invisibly; [project_models()] then lists what it registered.
+#' @return The execution's ARN, with attributes `status` (`NA` with `no_wait = TRUE`) and
+#'   `model_package` (the registered version's ARN, else `NA`), invisibly; [project_models()] then
+#'   lists what it registered. A failed execution (the gate too) is an error naming the failed step.
 #' @concept project
 #' @examples
 #' \dontrun{
-#' project_pipeline("my-project")
+#' project_pipeline("my-project", min_accuracy = 0.95)
 #' project_models("my-project")
 #' }
 #' @export
-project_pipeline <- function(path = ".", no_wait = FALSE, quiet = FALSE) {
-  project_command("pipeline", NO_WAIT = no_wait, path = path, quiet = quiet)
+project_pipeline <- function(path = ".", min_accuracy = NULL, approval = NULL, no_wait = FALSE, quiet = FALSE) {
+  if (!is.null(min_accuracy) && (!is.numeric(min_accuracy) || length(min_accuracy) != 1 || is.na(min_accuracy))) {
+    usage_error("min_accuracy must be one number between 0 and 1")
+  }
+  result <- project_command("pipeline",
+    MIN_ACCURACY = min_accuracy, APPROVAL = approval, NO_WAIT = no_wait, path = path, quiet = quiet
+  )
+  invisible(named_with(result$execution_arn,
+    status = result$status %||% NA_character_, model_package = result$model_package_arn %||% NA_character_
+  ))
+}
+
+# ---- monitoring -----------------------------------------------------------------------------------
+
+#' Watch the deployed model: drift reports of its captured traffic
+#'
+#' code/monitor.R compares the traffic an endpoint captured with the model's training data (the
+#' baseline train.R keeps in the model) and writes an HTML report and `violations.json`.
+#' `make local-monitor` runs it here in the processing image (Docker) over `build/capture/`
+#' ([project_local_serve()] with `capture = TRUE`) against `build/model.tar.gz`; `make monitor` runs
+#' it as a SageMaker processing job over the endpoint's capture ([project_deploy()] with
+#' `capture = TRUE`); `make monitor-schedule` has EventBridge Scheduler run that job daily, as the
+#' role `make monitor-schedule-role` creates. The last three need no Docker.
+#' @inheritParams project_command
+#' @param no_wait `TRUE` returns once the job is created.
+#' @return `project_local_monitor()`: the report's path, with attributes `status` (`"ok"`,
+#'   `"violations"` or `"insufficient_data"`), `rows` and `violations` (a data frame, one row per
+#'   check that failed); drift is a result here, not an error. `project_monitor()`: the job's name,
+#'   with attributes `report` (its S3 URI) and `exit_status` (2 when it found violations: the job
+#'   fails with them as its reason, an error here). `project_monitor_schedule()`: the schedule's
+#'   name; `project_monitor_schedule_role()`: the role's ARN, for `config/aws.json`. Invisibly.
+#' @concept project
+#' @examples
+#' \dontrun{
+#' project_local_serve("my-project", capture = TRUE)
+#' project_predict("my-project")
+#' report <- project_local_monitor("my-project")
+#' attr(report, "violations")
+#' browseURL(report)
+#' }
+#' @export
+project_local_monitor <- function(path = ".", quiet = FALSE) {
+  result <- tryCatch(
+    project_command("local-monitor", path = path, quiet = quiet),
+    rsagemaker_command_error = function(error) {
+      # Drift ends the command with status 2 and the report; anything else is an error.
+      if (identical(error$result$status, "violations")) error$result else stop(error)
+    }
+  )
+  violations <- result$violations %||% list()
+  fields <- unique(unlist(lapply(violations, names)))
+  invisible(named_with(result$report,
+    status = result$status, rows = result$rows, violations = records_frame(violations, fields %||% character())
+  ))
+}
+
+#' @rdname project_local_monitor
+#' @export
+project_monitor <- function(path = ".", no_wait = FALSE, quiet = FALSE) {
+  result <- project_command("monitor", NO_WAIT = no_wait, path = path, quiet = quiet)
+  invisible(named_with(result$processing_job, report = result$report, exit_status = result$exit_status))
+}
+
+#' @rdname project_local_monitor
+#' @export
+project_monitor_schedule <- function(path = ".", quiet = FALSE) {
+  result <- project_command("monitor-schedule", path = path, quiet = quiet)
+  invisible(named_with(result$schedule, expression = result$expression, arn = result$arn))
+}
+
+#' @rdname project_local_monitor
+#' @export
+project_monitor_schedule_role <- function(path = ".", quiet = FALSE) {
+  invisible(project_command("monitor-schedule-role", path = path, quiet = quiet)$role_arn)
 }

@@ -279,7 +279,9 @@ test_that("pipeline against moto: no role is one line; it starts with the SageMa
       class = "rsagemaker_command_error"
     )
   } else {
-    expect_null(project_pipeline(project, no_wait = TRUE, quiet = TRUE))
+    execution <- project_pipeline(project, no_wait = TRUE, quiet = TRUE)
+    expect_match(execution, "^arn:aws:sagemaker:us-east-1:123456789012:pipeline/r-on-sagemaker/execution/")
+    expect_identical(attr(execution, "status"), NA_character_)
     expect_identical(moto_python(tools, url, c(
       "sm = client('sagemaker')",
       "print(sm.list_pipelines()['PipelineSummaries'][0]['PipelineName'])",
@@ -311,15 +313,96 @@ test_that("remote-build against moto: built in CodeBuild, its output through R; 
   withr::local_envvar(CODEBUILD_ROLE_ARN = "arn:aws:iam::123456789012:role/r-test-codebuild")
   pushed(tools) # the bucket, and what the build's `make push` leaves in ECR (moto runs no build)
   output <- capture.output(built <- project_remote_build(project))
-  expect_null(built)
+  ecr <- "123456789012.dkr.ecr.us-east-1.amazonaws.com/r-on-sagemaker-"
+  expect_identical(as.vector(built), paste0(ecr, c("processing", "training"), ":test"))
+  expect_named(built, c("processing", "training"))
+  expect_match(attr(built, "by_digest"), paste0("^", ecr, "(processing|training)@sha256:[0-9a-f]{64}$"))
+  expect_identical(attr(built, "status"), "SUCCEEDED")
+  expect_match(attr(built, "build_id"), "^r-on-sagemaker-images:")
   expect_true("Built and pushed 2 image(s):" %in% output)
   # Again: moto has no UpdateProject, SageMaker's answer is given.
   local_aws_answer("codebuild", "UpdateProject", list(project = list(name = "r-on-sagemaker-images")))
-  output <- capture.output(project_remote_build(project, no_wait = TRUE))
+  output <- capture.output(started <- project_remote_build(project, no_wait = TRUE))
+  expect_length(started, 0)
+  expect_match(attr(started, "build_id"), "^r-on-sagemaker-images:")
+  expect_null(attr(started, "status"))
   expect_true("CodeBuild project r-on-sagemaker-images exists: updated to these settings" %in% output)
   expect_match(output, "^Follow it: aws codebuild batch-get-builds --ids r-on-sagemaker-images:", all = FALSE)
   expect_identical(moto_python(tools, Sys.getenv("AWS_ENDPOINT_URL"), c(
     "print(len(client('codebuild').list_builds_for_project(projectName='r-on-sagemaker-images')['ids']))",
     "print(client('s3').list_objects_v2(Bucket='r-test-bucket', Prefix='r-on-sagemaker/remote-build/')['Contents'][0]['Key'])"
   )), c("2", "r-on-sagemaker/remote-build/source-test.zip"))
+})
+
+test_that("pipeline's gate and approval, deploy's capture reach the CLI (a stand-in CLI)", {
+  project <- local_test_project()
+  arn <- "arn:aws:sagemaker:us-east-1:123456789012:pipeline/r-on-sagemaker/execution/x1"
+  package <- "arn:aws:sagemaker:us-east-1:123456789012:model-package/r-on-sagemaker/1"
+  cli <- local_fake_cli(list(exit_status = 0, result = list(
+    pipeline = "r-on-sagemaker", execution_arn = arn, status = "Succeeded", model_package_arn = package
+  )))
+  execution <- project_pipeline(project, min_accuracy = 0.95, approval = "Approved", quiet = TRUE)
+  expect_identical(execution, structure(arn, status = "Succeeded", model_package = package))
+  arguments <- fake_cli_arguments(cli)
+  expect_identical(arguments[which(arguments == "--min-accuracy") + 1], "0.95")
+  expect_identical(arguments[which(arguments == "--approval-status") + 1], "Approved")
+  expect_error(project_pipeline(project, min_accuracy = "high"), "^min_accuracy must be one number", class = "rsagemaker_usage_error")
+
+  local_fake_cli(list(exit_status = 0, result = list(endpoint = "r-on-sagemaker", status = "InService")))
+  project_deploy(project, capture = TRUE, quiet = TRUE)
+  expect_true("--capture" %in% fake_cli_arguments(getOption("rsagemaker.cli")))
+  project_local_serve(project, capture = TRUE, quiet = TRUE)
+  expect_true("--capture" %in% fake_cli_arguments(getOption("rsagemaker.cli")))
+})
+
+test_that("local-monitor: drift is a result (the report and its violations), other failures are errors", {
+  project <- local_test_project()
+  report <- file.path(project, "build", "monitor", "output", "report", "report.html")
+  violations <- list(
+    list(feature = "Petal.Length", check = "psi", value = 0.8, threshold = 0.2, violation = TRUE),
+    list(feature = "prediction", check = "level_distance", value = 0.4, threshold = 0.3, violation = TRUE)
+  )
+  cli <- local_fake_cli(list(exit_status = 2, error = NULL, result = list(
+    status = "violations", rows = 120, violations = violations, report = report
+  )))
+  drifted <- project_local_monitor(project, quiet = TRUE)
+  expect_identical(fake_cli_arguments(cli), c("local-monitor", "--image", "r-on-sagemaker-processing:test"))
+  expect_identical(as.vector(drifted), report)
+  expect_identical(attr(drifted, "status"), "violations")
+  expect_identical(attr(drifted, "rows"), 120L)
+  expect_identical(attr(drifted, "violations")$feature, c("Petal.Length", "prediction"))
+  expect_identical(attr(drifted, "violations")$value, c(0.8, 0.4))
+
+  local_fake_cli(list(exit_status = 0, result = list(status = "ok", rows = 120, violations = list(), report = report)))
+  fine <- project_local_monitor(project, quiet = TRUE)
+  expect_identical(attr(fine, "status"), "ok")
+  expect_identical(nrow(attr(fine, "violations")), 0L)
+
+  local_fake_cli(list(exit_status = 2, error = "build/capture/ is empty: make local-serve CAPTURE=1 and send requests first"))
+  expect_error(project_local_monitor(project, quiet = TRUE), "^make local-monitor: build/capture/ is empty", class = "rsagemaker_command_error")
+})
+
+test_that("monitor, its schedule and the schedule's role against moto", {
+  tools <- need_cli_and_moto()
+  project <- local_aws_project(tools)
+  writeLines("cat('monitoring\\n')", file.path(project, "code", "monitor.R"))
+  expect_error(project_monitor(project, quiet = TRUE), "^make monitor: .*deploy", class = "rsagemaker_command_error")
+  pushed(tools) # both images
+  project_remote_train(project, quiet = TRUE)
+  endpoint <- project_deploy(project, capture = TRUE, quiet = TRUE)
+  expect_identical(attr(endpoint, "status"), "InService")
+
+  job <- project_monitor(project, quiet = TRUE)
+  expect_match(job, "^r-on-sagemaker-monitor-")
+  expect_match(attr(job, "report"), paste0("^s3://r-test-bucket/.*", job, "/report.html$"))
+  expect_identical(attr(job, "exit_status"), 0L)
+
+  role <- project_monitor_schedule_role(project, quiet = TRUE)
+  expect_identical(role, "arn:aws:iam::123456789012:role/r-on-sagemaker-monitor-scheduler")
+  expect_error(project_monitor_schedule(project, quiet = TRUE), "^make monitor-schedule: .*role", class = "rsagemaker_command_error")
+  withr::local_envvar(SAGEMAKER_MONITOR_SCHEDULER_ROLE_ARN = role)
+  schedule <- project_monitor_schedule(project, quiet = TRUE)
+  expect_identical(as.vector(schedule), "r-on-sagemaker-monitor")
+  expect_identical(attr(schedule, "expression"), "rate(1 day)")
+  expect_match(attr(schedule, "arn"), ":schedule/default/r-on-sagemaker-monitor$")
 })
