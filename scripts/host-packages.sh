@@ -4,7 +4,7 @@
 # stand-in base image), R with the packages the host-side R tests use (reticulate: docs/examples/sdk_v3.R,
 # the SageMaker SDK driven from R; r-base-dev, testthat, withr: a bake's `make test-r`
 # installs rsagemaker from source and runs its testthat file; roxygen2, pkgdown: rsagemaker's check
-# and reference, scripts/check-rsagemaker.sh), docker-registry (push
+# and reference, scripts/check-rsagemaker.sh; processx: the project_*() functions stream output through R), docker-registry (push
 # tests), docker-compose (the SageMaker SDK's local modes), wrk (benchmark), qemu-user-static and
 # binfmt-support (the arm64 images, built and run under emulation), chromium (the monitoring
 # report opened headless, tests/test_monitor_r.py), clang and libclang-rt-14-dev (libFuzzer with
@@ -17,7 +17,7 @@ set -euo pipefail
 # only as Recommends otherwise.
 PACKAGES="podman runc netavark aardvark-dns iptables catatonit uidmap debootstrap
   r-base-core r-cran-jsonlite r-cran-data.table r-cran-rpart r-cran-lintr r-cran-plumber
-  r-cran-reticulate r-base-dev r-cran-testthat r-cran-withr r-cran-roxygen2 r-cran-pkgdown
+  r-cran-reticulate r-base-dev r-cran-testthat r-cran-withr r-cran-processx r-cran-roxygen2 r-cran-pkgdown
   docker-registry docker-compose wrk make git python3-venv curl ca-certificates
   qemu-user-static binfmt-support chromium clang libclang-rt-14-dev"
 
