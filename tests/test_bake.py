@@ -9,6 +9,7 @@ TEMPLATE_CONFIG = json.loads((__import__("conftest").TEMPLATE / "cookiecutter.js
 BASE_IMAGES = TEMPLATE_CONFIG["base_image"]
 IMAGE_CHOICES = TEMPLATE_CONFIG["images"]
 R_PACKAGES_CHOICES = TEMPLATE_CONFIG["r_packages"]
+PLUMBING_VERSION = TEMPLATE_CONFIG["_plumbing_version"]
 
 # Every file of a bake with both images; the other choices drop the files of the image left out.
 COMMON_FILES = {
@@ -30,8 +31,8 @@ COMMON_FILES = {
     "pyproject.toml",
     # The pinned plumbing; a bake from a checkout with dist/ (the suite's) has the files too.
     "plumbing.sha256",
-    "vendor/rsagemaker_0.3.0.tar.gz",
-    "vendor/rsagemaker_cli-0.3.0-py3-none-any.whl",
+    f"vendor/rsagemaker_{PLUMBING_VERSION}.tar.gz",
+    f"vendor/rsagemaker_cli-{PLUMBING_VERSION}-py3-none-any.whl",
 }
 PROCESSING_FILES = {
     "code/preprocess.R",
