@@ -42,6 +42,8 @@ repack() {
     --mode='u+rw,go+r,go-w' --format=gnu -cf - "$name" | gzip -n -9 >"$target"
 }
 
+# Only this version's packages stay: SHA256SUMS names them, and the release attaches dist/.
+rm -f -- "$out"/rsagemaker_*.tar.gz "$out"/rsagemaker_cli-*-py3-none-any.whl
 log "rsagemaker $version: R CMD build"
 copy_tree rsagemaker
 (cd "$work/src" && R CMD build --no-build-vignettes --no-manual --resave-data=no rsagemaker >"$work/r-build.log" 2>&1) ||

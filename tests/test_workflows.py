@@ -797,15 +797,16 @@ def test_the_release_rebuilds_dist_and_refuses_what_the_pins_do_not_name(tmp_pat
 
 def test_the_release_attaches_the_checked_files_and_nothing_else(tmp_path):
     """The attach job gets dist/ from the build job (which holds no write token) and checks it again
-    before `gh release create` (a stand-in that records its arguments); a changed file attaches
-    nothing."""
+    before `gh release create` (a stand-in that records its arguments): it attaches what SHA256SUMS
+    names, not a stray file; a changed file attaches nothing."""
     release = load(TEMPLATE / ".github" / "workflows" / "release.yml")
     assert release["jobs"]["attach"]["needs"] == "build"
     assert release["jobs"]["build"]["permissions"] == {"contents": "read"}
     step = next(step for _, step in steps(release) if step.get("name") == "Attach the files to the release")
     files = tmp_path / "dist"
     shutil.copytree(dist(), files)
-    names = sorted(path.name for path in files.iterdir() if path.name != "SHA256SUMS")
+    names = sorted(line.split("  ", 1)[1] for line in (files / "SHA256SUMS").read_text().splitlines())
+    (files / "rsagemaker_0.0.1.tar.gz").write_text("a stray file SHA256SUMS does not name\n")
     shim = tmp_path / "bin" / "gh"
     shim.parent.mkdir()
     shim.write_text(f'#!/bin/sh\nprintf "%s\\n" "$@" > {tmp_path}/gh-arguments\n')
