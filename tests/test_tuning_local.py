@@ -4,6 +4,7 @@ make tune and config/tuning.json's checks are tested against moto in cli/tests/t
 
 import json
 import re
+import sys
 from shutil import copytree, ignore_patterns
 
 import pytest
@@ -18,7 +19,9 @@ def test_local_tune_keeps_the_best_model_for_local_serve(built_project, tmp_path
     copytree(default, project, ignore=ignore_patterns("build", ".venv"))
     image = images["training"]
 
-    tuned = make(project, "local-tune", TRIALS=3, SEED=1, TRAINING_IMAGE=image)
+    outcome = tmp_path / "outcome.json"  # --json: what R's project_local_tune() reads
+    cli = f"{sys.executable} -m rsagemaker_cli --json {outcome}"
+    tuned = make(project, "local-tune", TRIALS=3, SEED=1, TRAINING_IMAGE=image, CLI=cli)
     out = tuned.stdout
     assert "3 of 3 trial(s) completed" in out, out + tuned.stderr
     # Three draws of config/tuning.json's ranges, then the table best first.
@@ -32,6 +35,12 @@ def test_local_tune_keeps_the_best_model_for_local_serve(built_project, tmp_path
     best = results["trials"][0]
     assert best["name"] == rows[0][1] and best["objective"] == objectives[0]
     assert f"==> Best: {best['name']}" in out and "Next: make local-serve" in out
+    reported = json.loads(outcome.read_text())["result"]
+    assert reported["training_jobs"] == results["trials"]
+    assert (reported["metric"], reported["type"]) == (
+        results["objective"]["metric"],
+        results["objective"]["type"],
+    )
     kept = project / "build" / "model.tar.gz"
     assert kept.read_bytes() == (project / "build" / "tuning" / best["name"] / "model.tar.gz").read_bytes()
 

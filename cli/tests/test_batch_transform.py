@@ -2,20 +2,27 @@
 The batching of local-transform is tested with the serving image (tests/contract/test_transform.py).
 """
 
+import json
+
 import pytest
 from cli_support import BUCKET, REGISTRY, SLUG, TAG, digest_of, s3_objects, s3_read, the_only
 
 TRAIN = ("remote-train", "--image", f"{SLUG}-training:{TAG}", "--tag", TAG)
 
 
-def test_remote_transform_creates_the_job_sagemaker_runs(in_ecr, cli):
+def test_remote_transform_creates_the_job_sagemaker_runs(in_ecr, cli, tmp_path):
     assert cli(*TRAIN).code == 0
     sagemaker = in_ecr.client("sagemaker")
     training_job = the_only(sagemaker.list_training_jobs()["TrainingJobSummaries"])["TrainingJobName"]
     trained = sagemaker.describe_training_job(TrainingJobName=training_job)
-    result = cli("remote-transform")
+    outcome = tmp_path / "outcome.json"
+    result = cli("--json", outcome, "remote-transform")
     assert result.code == 0, result.err
     name = the_only(sagemaker.list_transform_jobs()["TransformJobSummaries"])["TransformJobName"]
+    reported = json.loads(outcome.read_text())["result"]  # what R's project_remote_transform() returns
+    assert (reported["job_name"], reported["status"]) == (name, "Completed")
+    assert reported["output_uri"] == f"s3://{BUCKET}/{SLUG}/output/{name}/"
+    assert reported["job_arn"].endswith(f":transform-job/{name}")
     assert name.startswith(f"{SLUG}-transform-")
     input_uri = f"s3://{BUCKET}/{SLUG}/jobs/{name}/input/"
     output_uri = f"s3://{BUCKET}/{SLUG}/output/{name}/"

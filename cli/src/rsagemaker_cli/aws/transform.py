@@ -94,9 +94,12 @@ def remote_transform(args):
         f"output: {output_uri}"
     )
     production_note(settings)
+    args.result = {"job_name": name, "output_uri": output_uri, "status": None}  # --json
     code, description = follow_job(
         "transform", name, lambda: sagemaker.describe_transform_job(TransformJobName=name), args.no_wait
     )
+    if description:
+        args.result.update(status=description["TransformJobStatus"], job_arn=description["TransformJobArn"])
     if description and code == 0:
         print(f"Output: one <file>.out per input file in {output_uri}")
         print(f"Next: aws s3 ls --recursive {output_uri}; aws sagemaker delete-model --model-name {name}")

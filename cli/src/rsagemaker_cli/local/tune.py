@@ -96,22 +96,26 @@ def local_tune(args):
         f"==> Local tuning: {sum(t.status == 'Completed' for t in results)} of {len(results)} trial(s) completed"
     )
     print(table)
+    trials_run = [
+        {"name": t.name, "status": t.status, "objective": t.objective, "hyperparameters": t.hyperparameters}
+        for t in ordered
+    ]
     write_json(
         folder / "results.json",
         {
             "objective": {"metric": tuning.metric, "type": tuning.objective_type},
             "seed": args.seed,
-            "trials": [
-                {
-                    "name": t.name,
-                    "status": t.status,
-                    "objective": t.objective,
-                    "hyperparameters": t.hyperparameters,
-                }
-                for t in ordered
-            ],
+            "trials": trials_run,
         },
     )
+    # --json: the shape tune-results reports, so that R reads a local search as a remote one.
+    args.result = {
+        "tuning_job_name": "local",
+        "status": "Completed",
+        "metric": tuning.metric,
+        "type": tuning.objective_type,
+        "training_jobs": trials_run,
+    }
     best = ordered[0]
     if best.objective is None:
         print(
