@@ -1,11 +1,13 @@
 #' The project's commands from R
 #'
-#' Every `make` target of a project made from the r-sagemaker template has an R function here
-#' (`make deploy` is [project_deploy()], ...). Each one runs that very target, `make -C path TARGET`,
-#' so make and R share one implementation: the Makefile computes the image references and the tag,
-#' and calls the project CLI (`rsagemaker`, the Python package rsagemaker-cli), which R asks for a
-#' JSON outcome (`rsagemaker --json FILE`) to return R data. A failure is an R error of class
-#' `rsagemaker_command_error` whose message is the command's one error line.
+#' The commands of a project made from the r-sagemaker template, its `make` targets, have R
+#' functions here (`make deploy` is [project_deploy()], ...); [project_command()] runs any other
+#' target (`autoscale`, `invoke-async`, `local-pipeline`, ...). Each one runs that very target,
+#' `make -C path TARGET`, so make and R share one implementation: the Makefile computes the image
+#' references and the tag, and calls the project CLI (`rsagemaker`, the Python package
+#' rsagemaker-cli), which R asks for a JSON outcome (`rsagemaker --json FILE`) to return R data.
+#' A failure is an R error of class `rsagemaker_command_error` whose message is the command's one
+#' error line.
 #'
 #' The command's output is shown as it runs (`quiet = TRUE` hides it). With the package processx
 #' installed, each line goes through R as it comes: standard output to R's [stdout()], standard
@@ -411,6 +413,33 @@ project_local_transform <- function(path = ".", input = NULL, quiet = FALSE) {
   invisible(file.path(project_root(path), "build", "transform", "output"))
 }
 
+#' Run a batch transform job on SageMaker
+#'
+#' `make remote-transform`: the model [project_deploy()] would serve (or the one named), over
+#' `data/` (or `transform.input_s3_uri`), one `<file>.out` per input file. No Docker needed;
+#' [project_local_transform()] runs the same here.
+#' @inheritParams project_command
+#' @param training_job,model_package transform with this training job's model, or this model
+#'   package (an ARN).
+#' @param no_wait `TRUE` returns once the job is created.
+#' @return The job's name, with attributes `status`, `arn` and `output_uri` (where the `.out`
+#'   files are), invisibly. A failed job is an error with its failure reason.
+#' @concept project
+#' @examples
+#' \dontrun{
+#' job <- project_remote_transform("my-project")
+#' attr(job, "output_uri")
+#' }
+#' @export
+project_remote_transform <- function(path = ".", training_job = NULL, model_package = NULL, no_wait = FALSE,
+                                     quiet = FALSE) {
+  result <- project_command("remote-transform",
+    TRAINING_JOB = as_name(training_job), MODEL_PACKAGE = as_name(model_package), NO_WAIT = no_wait,
+    path = path, quiet = quiet
+  )
+  invisible(named_with(result$job_name, status = result$status, arn = result$job_arn, output_uri = result$output_uri))
+}
+
 #' Send sample rows to an endpoint: the local one, or the one on SageMaker
 #'
 #' `make predict` (the local endpoint of [project_local_serve()]) and `make invoke` (the endpoint of
@@ -548,7 +577,8 @@ project_approve <- function(path = ".", version, quiet = FALSE) {
 #' Tune the model's hyperparameters on SageMaker
 #'
 #' `make tune` runs a tuning job over `config/tuning.json`; `make tune-results` lists a tuning
-#' job's training jobs, best first. No Docker needed.
+#' job's training jobs, best first. No Docker needed. `make local-tune` searches the same ranges
+#' here, in local training runs.
 #' @inheritParams project_command
 #' @param tuning_job the tuning job, `NULL` for the last one `project_tune()` started.
 #' @param no_wait `TRUE` returns once the tuning job is created.
@@ -564,6 +594,15 @@ project_approve <- function(path = ".", version, quiet = FALSE) {
 #' @export
 project_tune_results <- function(path = ".", tuning_job = NULL, quiet = FALSE) {
   tuning_frame(project_command("tune-results", TUNING_JOB = as_name(tuning_job), path = path, quiet = quiet))
+}
+
+#' @rdname project_tune_results
+#' @param trials,seed `project_local_tune()`: how many training runs (TRIALS, default 3) and the
+#'   draw's seed (SEED), in the training image here (Docker); the best model becomes
+#'   `build/model.tar.gz`.
+#' @export
+project_local_tune <- function(path = ".", trials = NULL, seed = NULL, quiet = FALSE) {
+  tuning_frame(project_command("local-tune", TRIALS = trials, SEED = seed, path = path, quiet = quiet))
 }
 
 #' @rdname project_tune_results

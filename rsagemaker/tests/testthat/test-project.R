@@ -160,6 +160,12 @@ test_that("remote-train, deploy, invoke, undeploy against moto return the job, e
   expect_s3_class(attr(job, "metrics"), "data.frame")
   expect_named(attr(job, "metrics"), c("name", "value", "timestamp"))
 
+  transform <- project_remote_transform(project, training_job = job, quiet = TRUE)
+  expect_match(transform, "^r-on-sagemaker-transform-")
+  expect_identical(attr(transform, "status"), "Completed")
+  expect_match(attr(transform, "arn"), paste0(":transform-job/", transform, "$"))
+  expect_identical(attr(transform, "output_uri"), sprintf("s3://r-test-bucket/r-on-sagemaker/output/%s/", transform))
+
   endpoint <- project_deploy(project, training_job = job, quiet = TRUE)
   expect_identical(as.vector(endpoint), "r-on-sagemaker")
   expect_identical(attr(endpoint, "status"), "InService")
@@ -405,4 +411,21 @@ test_that("monitor, its schedule and the schedule's role against moto", {
   expect_identical(as.vector(schedule), "r-on-sagemaker-monitor")
   expect_identical(attr(schedule, "expression"), "rate(1 day)")
   expect_match(attr(schedule, "arn"), ":schedule/default/r-on-sagemaker-monitor$")
+})
+
+test_that("local-tune: the trials best first as tune-results gives them (a stand-in CLI)", {
+  project <- local_test_project()
+  cli <- local_fake_cli(list(exit_status = 0, result = list(
+    tuning_job_name = "local", status = "Completed", metric = "validation:accuracy", type = "Maximize",
+    training_jobs = list(
+      list(name = "trial-2", status = "Completed", objective = 0.96, hyperparameters = list(maxdepth = 4, cp = 0.01)),
+      list(name = "trial-1", status = "Completed", objective = 0.9, hyperparameters = list(maxdepth = 2, cp = 0.1))
+    )
+  )))
+  trials <- project_local_tune(project, trials = 2, seed = 7, quiet = TRUE)
+  expect_identical(fake_cli_arguments(cli), c("local-tune", "--image", "r-on-sagemaker-training:test", "--trials", "2", "--seed", "7"))
+  expect_identical(trials$name, c("trial-2", "trial-1"))
+  expect_identical(trials$objective, c(0.96, 0.9))
+  expect_identical(trials$maxdepth, c("4", "2"))
+  expect_identical(attr(trials, "metric"), "validation:accuracy")
 })
