@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Cut release vVERSION of the three artifacts: set the one version in rsagemaker/DESCRIPTION,
-# cli/pyproject.toml and cookiecutter.json, build the packages (scripts/dist.sh, reproducible), pin
-# their checksums in cookiecutter.json (what every bake of this tag writes to plumbing.sha256),
-# commit and tag. NEWS.md must have a "## VERSION" entry first.
+# cli/pyproject.toml (and the CLI's __version__) and cookiecutter.json, build the packages
+# (scripts/dist.sh, reproducible), pin their checksums in cookiecutter.json (what every bake of
+# this tag writes to plumbing.sha256), commit and tag. NEWS.md must have a "## VERSION" entry first.
 #   usage: scripts/release.sh VERSION        e.g. scripts/release.sh 0.3.1
 # Then push the commit and the tag: .github/workflows/release.yml rebuilds dist/ from the tag, checks
 # the bytes against these pins and attaches the files to the GitHub release.
@@ -21,6 +21,7 @@ grep -qx "## $version" NEWS.md || die "NEWS.md has no '## $version' entry: write
 log "setting version $version"
 sed -i "s/^Version: .*/Version: $version/" rsagemaker/DESCRIPTION
 sed -i "0,/^version = \".*\"/s//version = \"$version\"/" cli/pyproject.toml
+sed -i "s/^__version__ = \".*\"/__version__ = \"$version\"/" cli/src/rsagemaker_cli/__init__.py
 
 bash scripts/dist.sh
 sum_of() { sed -n "s/^\([0-9a-f]\{64\}\)  $1\$/\1/p" dist/SHA256SUMS; }
@@ -40,7 +41,7 @@ config["_cli_sha256"] = cli_sum
 path.write_text(json.dumps(config, indent=2) + "\n")
 EOF
 
-git add rsagemaker/DESCRIPTION cli/pyproject.toml cookiecutter.json
+git add rsagemaker/DESCRIPTION cli/pyproject.toml cli/src/rsagemaker_cli/__init__.py cookiecutter.json
 git commit --quiet -m "Release v$version" -m "The pins of this release's packages (scripts/dist.sh):
 $(cat dist/SHA256SUMS)"
 git tag -a "v$version" -m "r-sagemaker $version"

@@ -26,8 +26,13 @@ def test_the_three_artifacts_have_one_version():
         r"^Version: (\S+)$", (TEMPLATE / "rsagemaker/DESCRIPTION").read_text(), re.MULTILINE
     )
     cli = re.search(r'^version = "(\S+)"$', (TEMPLATE / "cli/pyproject.toml").read_text(), re.MULTILINE)
+    module = re.search(
+        r'^__version__ = "(\S+)"$',
+        (TEMPLATE / "cli/src/rsagemaker_cli/__init__.py").read_text(),
+        re.MULTILINE,
+    )
     template = json.loads((TEMPLATE / "cookiecutter.json").read_text())["_plumbing_version"]
-    assert {description.group(1), cli.group(1), template, version_of_news()} == {template}
+    assert {description.group(1), cli.group(1), module.group(1), template, version_of_news()} == {template}
 
 
 def test_dist_builds_the_same_bytes_twice(tmp_path):

@@ -9,4 +9,4 @@ The package is grouped by where a command acts, over a small core:
 cli.py holds the command table; `rsagemaker --help` lists the commands.
 """
 
-__version__ = "0.3.0"
+__version__ = "0.3.1"
