@@ -60,7 +60,10 @@ def test_models_and_approve_report_rows_and_the_arn(registered, cli, outcome):  
 
 def test_tune_results_reports_the_jobs_best_first(project, in_ecr, sagemaker_answers, cli, outcome):  # noqa: F811
     path, read = outcome
-    name = cli(*TUNE, "--no-wait").request("CreateHyperParameterTuningJob")["HyperParameterTuningJobName"]
+    name = cli("--json", path, *TUNE, "--no-wait").request("CreateHyperParameterTuningJob")[
+        "HyperParameterTuningJobName"
+    ]
+    assert read()["result"] == {"tuning_job_name": name, "status": None}  # R's project_tune(no_wait = TRUE)
     assert cli("--json", path, "tune-results", "--tuning-job", name).code == 0
     result = read()["result"]
     assert (result["tuning_job_name"], result["metric"], result["type"]) == (

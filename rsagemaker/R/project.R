@@ -609,9 +609,8 @@ project_local_tune <- function(path = ".", trials = NULL, seed = NULL, quiet = F
 #' @export
 project_tune <- function(path = ".", no_wait = FALSE, quiet = FALSE) {
   result <- project_command("tune", NO_WAIT = no_wait, path = path, quiet = quiet)
-  if (is.null(result)) {
-    root <- project_root(path)
-    return(invisible(jsonlite::read_json(file.path(root, "build", "last-tuning-job.json"))$tuning_job_name))
+  if (isTRUE(no_wait)) {
+    return(invisible(result$tuning_job_name))
   }
   tuning_frame(result)
 }

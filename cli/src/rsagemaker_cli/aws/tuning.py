@@ -157,6 +157,7 @@ def tune(args):
     training_settings_note(settings, prepared["checkpoints"])
     hint = f"Follow it: make tune-results TUNING_JOB={name}"
     if args.no_wait:
+        args.result = {"tuning_job_name": name, "status": None}  # --json; tune-results reports the rest
         print(hint)
         return 0
 
