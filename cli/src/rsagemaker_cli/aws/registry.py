@@ -81,11 +81,10 @@ def models(args):
     group = args.group or args.project.resource_name
     require_group(sagemaker, group)
     versions = list_versions(sagemaker, group)
+    args.result = {"group": group, "versions": []}  # --json: one entry per version listed below
     if not versions:
-        args.result = {"group": group, "versions": []}
         print(f"Model package group {group} has no versions yet. Next: make pipeline")
         return 0
-    args.result = {"group": group, "versions": []}
     read_json = s3_json_reader(session.client("s3"))
     print(f"Model package group {group} ({settings['region']}), newest first:")
     print(f"  {'version':>7}  {'status':<21}  {'accuracy':>8}  created")
